@@ -1,0 +1,1 @@
+"""The torch-free runtime: model contract, preprocessing and onnxruntime inference."""

@@ -1,0 +1,133 @@
+"""The model contract: the one source of truth for classes and preprocessing.
+
+It travels in every checkpoint (as a plain dict) and in every ONNX file (as JSON in
+metadata_props under CONTRACT_KEY), so the runtime needs nothing but the model file.
+Preprocessing is implemented here once, in numpy/OpenCV, and used both by the runtime
+and by training's evaluation path, so both see the same tensor for the same image.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+
+# Kaggle "ASL Alphabet" folder order (sorted as its folders list).
+KAGGLE_CLASSES = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + ["del", "nothing", "space"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained on (x*255 - 127) / 128.
+LITE_MEAN = (127.0 / 255,) * 3
+LITE_STD = (128.0 / 255,) * 3
+
+CONTRACT_KEY = "asl_edge.contract"
+CONTRACT_VERSION = 1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    classes: tuple = tuple(KAGGLE_CLASSES)
+    input_size: int = 224
+    color_order: str = "RGB"
+    # center_crop: take the largest centred square, then resize to input_size x input_size.
+    resize: str = "center_crop"
+    interpolation: str = "area_down_linear_up"
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    layout: str = "NCHW"
+    # "float": the graph takes normalised float32 NCHW; "uint8": the graph takes uint8 NHWC
+    # RGB at input_size and normalises inside (the runtime then only resizes).
+    input_format: str = "float"
+    version: int = CONTRACT_VERSION
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":
+            raise UserError(f"unsupported model contract {self.to_dict()}: this asl-edge knows RGB, center_crop, NCHW")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["classes"] = list(self.classes)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelContract":
+        known = {f for f in cls.__dataclass_fields__}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except TypeError as e:
+            raise UserError(f"malformed model contract: {e}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelContract":
+        try:
+            return cls.from_dict(json.loads(text))
+        except (ValueError, AttributeError) as e:
+            raise UserError(f"malformed model contract JSON: {e}") from None
+
+    def with_input_format(self, fmt: str) -> "ModelContract":
+        d = self.to_dict()
+        d["input_format"] = fmt
+        return ModelContract.from_dict(d)
+
+    # --- preprocessing -------------------------------------------------------------
+
+    def resize_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 HxWx3 -> RGB uint8 SxSx3 (centre square crop, then resize)."""
+        h, w = rgb.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        square = rgb[top:top + side, left:left + side]
+        s = self.input_size
+        if side == s:
+            return np.ascontiguousarray(square)
+        # INTER_AREA antialiases when shrinking; linear when enlarging (area == nearest there).
+        interp = cv2.INTER_AREA if side > s else cv2.INTER_LINEAR
+        return cv2.resize(square, (s, s), interpolation=interp)
+
+    def normalize(self, rgb_sized: np.ndarray) -> np.ndarray:
+        """RGB uint8 SxSx3 (or NxSxSx3) -> float32 3xSxS (or Nx3xSxS), normalised."""
+        x = rgb_sized.astype(np.float32) * np.float32(1.0 / 255.0)
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 HxWx3 -> the model's input for one image (no batch axis)."""
+        sized = self.resize_rgb(rgb)
+        return sized if self.input_format == "uint8" else self.normalize(sized)
+
+    def preprocess_batch(self, images_rgb) -> np.ndarray:
+        return np.stack([self.preprocess(im) for im in images_rgb])
+
+
+def read_rgb(path) -> np.ndarray:
+    """Decode an image file to RGB uint8 HxWx3; UserError when it cannot be read."""
+    path = Path(path)
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    if data is None:
+        raise UserError(f"image not found: {path}")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise UserError(f"cannot decode image {path}: not an image file or corrupt")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def bgr_to_rgb(frame_bgr: np.ndarray) -> np.ndarray:
+    """OpenCV frames are BGR; the contract is RGB. Convert once, here."""
+    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
