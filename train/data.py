@@ -1,0 +1,215 @@
+"""Finding, validating and splitting image folders laid out like Kaggle's ASL Alphabet."""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import zipfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
+from asl_edge.runtime.errors import UserError
+
+CACHE_ROOT = Path(os.environ.get("ASL_EDGE_CACHE", Path.home() / ".cache" / "asl-edge"))
+
+# Roboflow exports name augmented copies <photo>_jpg.rf.<hash>.jpg: group by <photo>.
+_ROBOFLOW = re.compile(r"^(?P<group>.+?)_(jpe?g|png)\.rf\.[0-9a-f]+", re.IGNORECASE)
+# Kaggle frames are <CLASS><frame number>.jpg: consecutive numbers are near-duplicates.
+_FRAME = re.compile(r"^(?P<cls>[A-Za-z_]+?)(?P<num>\d+)$")
+
+
+@dataclass
+class Sample:
+    path: str
+    label: int
+    source: int = 0
+    box: tuple | None = None  # hand box (x0, y0, x1, y1) in pixels, when the source has boxes.csv
+
+
+@dataclass
+class SourceReport:
+    root: Path
+    counts: dict = field(default_factory=dict)
+    empty: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
+
+
+def _unzip(path: Path) -> Path:
+    """Extract a Kaggle zip once into the cache; reuse on later runs."""
+    digest = hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    dest = CACHE_ROOT / "unzipped" / digest
+    if not (dest / ".complete").exists():
+        try:
+            with zipfile.ZipFile(path) as zf:
+                tmp = dest.with_name(dest.name + ".tmp")
+                zf.extractall(tmp)
+                if dest.exists():
+                    import shutil
+                    shutil.rmtree(dest)
+                tmp.rename(dest)
+        except zipfile.BadZipFile:
+            raise UserError(f"{path} is not a readable zip file") from None
+        (dest / ".complete").touch()
+    return dest
+
+
+def find_class_root(path, classes) -> Path:
+    """The folder that holds the class folders: accepts the folder itself, a zip, and Kaggle's
+    doubled nesting (asl_alphabet_train/asl_alphabet_train/A/...)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"data path not found: {path}")
+    if path.is_file():
+        if path.suffix.lower() != ".zip":
+            raise UserError(f"data path {path} is a file; pass a folder with one subfolder per class, or a .zip")
+        path = _unzip(path)
+    known = set(classes)
+    for _ in range(4):
+        subdirs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith((".", "__"))]
+        if any(d.name in known for d in subdirs):
+            return path
+        if len(subdirs) == 1:
+            path = subdirs[0]
+            continue
+        break
+    raise UserError(f"no class folders found in {path}: expected subfolders named like {', '.join(list(classes)[:3])}, ..., "
+                    f"{list(classes)[-1]} (Kaggle 'ASL Alphabet' layout)")
+
+
+def load_boxes(root: Path) -> dict:
+    """boxes.csv (file,class,x_min,y_min,x_max,y_max) beside the class folders, if present."""
+    import csv
+
+    f = root / "boxes.csv"
+    if not f.is_file():
+        return {}
+    boxes = {}
+    with open(f, newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                boxes[str((root / row["file"]).resolve())] = tuple(float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+            except (KeyError, ValueError):
+                raise UserError(f"{f}: expected columns file,class,x_min,y_min,x_max,y_max") from None
+    return boxes
+
+
+def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=print):
+    """List the images of one source. Unknown class folders are an error; empty folders and
+    unreadable images are reported and skipped."""
+    root = find_class_root(path, classes)
+    index = {c: i for i, c in enumerate(classes)}
+    report = SourceReport(root=root)
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
+    unknown = [d.name for d in dirs if d.name not in index]
+    if unknown and strict_classes:
+        raise UserError(f"unknown class folder(s) in {root}: {', '.join(unknown[:8])}; "
+                        f"expected only {', '.join(classes)}")
+    boxes = load_boxes(root)
+    samples = []
+    for d in dirs:
+        if d.name not in index:
+            continue
+        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not files:
+            report.empty.append(d.name)
+            continue
+        n = 0
+        for p in files:
+            if check_images and cv2.imread(str(p), cv2.IMREAD_REDUCED_COLOR_8) is None:
+                report.unreadable.append(str(p))
+                continue
+            samples.append(Sample(str(p), index[d.name], source_index, boxes.get(str(p.resolve()))))
+            n += 1
+        report.counts[d.name] = n
+    if report.empty:
+        log(f"warning: {root}: empty class folder(s) skipped: {', '.join(report.empty)}")
+    if report.unreadable:
+        log(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s), e.g. {report.unreadable[0]}")
+    if not samples:
+        raise UserError(f"no readable images in {root}")
+    return samples, report
+
+
+def group_key(path: str) -> tuple:
+    """Images in one group are near-duplicates and must stay on one side of a split."""
+    stem = Path(path).stem
+    m = _ROBOFLOW.match(stem)
+    if m:
+        return ("photo", m.group("group"))
+    m = _FRAME.match(stem)
+    if m:
+        return ("frame", int(m.group("num")))
+    return ("file", stem)
+
+
+def split_samples(samples, val_fraction=0.2, seed=0, blocks_per_class=10, random_split=False):
+    """Leak-free split: per class and source, frames are sorted by number and cut into
+    contiguous blocks (whole blocks go to val); other groups (e.g. Roboflow's augmented
+    copies of one photo) go whole to one side. Seeded and stratified."""
+    rng = random.Random(seed)
+    by_stratum = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_stratum[(s.source, s.label)].append(i)
+    val = set()
+    for key in sorted(by_stratum):
+        idx = by_stratum[key]
+        if random_split:
+            k = round(len(idx) * val_fraction)
+            val.update(rng.sample(idx, k))
+            continue
+        groups = defaultdict(list)
+        for i in idx:
+            groups[group_key(samples[i].path)].append(i)
+        ordered = [groups[g] for g in sorted(groups)]
+        if all(g[0] == "frame" for g in groups) and len(ordered) >= blocks_per_class:
+            # contiguous frame-number blocks of (nearly) equal size
+            bounds = np.linspace(0, len(ordered), blocks_per_class + 1).astype(int)
+            units = [sum(ordered[a:b], []) for a, b in zip(bounds[:-1], bounds[1:])]
+        else:
+            units = ordered
+        n_val_units = max(1, round(len(units) * val_fraction)) if len(units) > 1 else 0
+        for u in rng.sample(range(len(units)), n_val_units):
+            val.update(units[u])
+    train_idx = [i for i in range(len(samples)) if i not in val]
+    val_idx = sorted(val)
+    return train_idx, val_idx
+
+
+def class_counts(samples, idx, classes):
+    c = Counter(samples[i].label for i in idx)
+    return {classes[k]: c.get(k, 0) for k in range(len(classes))}
+
+
+def load_image(sample: Sample, box_margin: float = 0.25, jitter: float = 0.0, rng=None) -> np.ndarray:
+    """Decode to RGB; when the sample has a hand box, crop a square around it (with margin,
+    optional jitter) so training sees the same framing as the runtime's hand crop."""
+    rgb = read_rgb(sample.path)
+    if sample.box is None:
+        return rgb
+    return crop_box(rgb, sample.box, box_margin, jitter, rng)
+
+
+def crop_box(rgb, box, margin=0.25, jitter=0.0, rng=None):
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max(x1 - x0, y1 - y0) * (1 + margin)
+    if jitter and rng is not None:
+        side *= float(rng.uniform(1 - jitter, 1 + jitter))
+        cx += float(rng.uniform(-jitter, jitter)) * side / 2
+        cy += float(rng.uniform(-jitter, jitter)) * side / 2
+    side = min(side, max(h, w))
+    a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = int(round(side))
+    # pad with edge replication where the square leaves the image
+    pad = max(0, -a, -b, a + s - w, b + s - h)
+    if pad:
+        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        a, b = a + pad, b + pad
+    return np.ascontiguousarray(rgb[b:b + s, a:a + s])

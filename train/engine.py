@@ -1,0 +1,325 @@
+"""The plain train loop: cached-feature head training or end-to-end, checkpoints, resume."""
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
+from asl_edge.runtime.errors import UserError
+
+from . import data as D
+from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
+from .features import ImageDataset, cached_features, weights_identity
+from .models import (NORMALIZATION, backbone_is_frozen, build_model, freeze_batchnorm_of_frozen,
+                     set_trainable)
+from .presets import EvalPreset, TrainPreset
+
+
+@dataclass
+class TrainConfig:
+    data: list
+    val_data: list = field(default_factory=list)
+    arch: str = "resnet50"
+    weights: str = "imagenet"
+    init: str | None = None
+    unfreeze: int = 0
+    augment: tuple = ()
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 32
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/train"
+    img_size: int = 224
+    val_fraction: float = 0.2
+    random_split: bool = False
+    max_per_class: int = 0
+    source_weights: tuple = ()
+    box_margin: float = 0.25
+    box_jitter: float = 0.15
+    feature_engine: str = "auto"
+    cache_dir: str | None = None
+    resume: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"unknown --device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def subsample(samples, max_per_class):
+    """Evenly spaced picks per (source, class): a bounded subset that still spans each video."""
+    if not max_per_class:
+        return samples
+    groups = {}
+    for s in samples:
+        groups.setdefault((s.source, s.label), []).append(s)
+    out = []
+    for key in sorted(groups):
+        g = groups[key]
+        idx = np.linspace(0, len(g) - 1, min(max_per_class, len(g))).round().astype(int)
+        out += [g[i] for i in sorted(set(idx))]
+    return out
+
+
+def _fmt_time(s):
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log=print):
+        self.log = log
+        resume_ckpt = None
+        if cfg.resume:
+            resume_ckpt = load_checkpoint(cfg.resume)
+            saved = dict(resume_ckpt.get("config", {}))
+            # the run's identity comes from the checkpoint; only how long and where may change
+            for k in ("epochs", "out", "workers", "device", "cache_dir", "resume", "feature_engine"):
+                saved.pop(k, None)
+            cfg = TrainConfig(**{**asdict(cfg), **saved})
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.out = Path(cfg.out)
+
+        init_ckpt = load_checkpoint(cfg.init) if cfg.init else None
+        if init_ckpt is not None:
+            self.contract = checkpoint_contract(init_ckpt)
+            if init_ckpt["arch"] != cfg.arch:
+                log(f"note: --init checkpoint is {init_ckpt['arch']}; using that arch")
+                cfg.arch = init_ckpt["arch"]
+        else:
+            mean, std = NORMALIZATION.get(cfg.arch, (None, None))
+            if mean is None:
+                raise UserError(f"unknown --arch {cfg.arch!r}")
+            self.contract = ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=cfg.img_size, mean=mean, std=std)
+        classes = list(self.contract.classes)
+
+        self.samples, self.val_samples = self._load_data(classes, resume_ckpt)
+        self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size)
+        if init_ckpt is not None:
+            self.model.load_state_dict(init_ckpt["model_state_dict"])
+        set_trainable(self.model, cfg.unfreeze)
+        self.feature_mode = backbone_is_frozen(self.model) and not cfg.augment
+        self.model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        self.criterion = nn.CrossEntropyLoss(reduction="none")
+        self.start_epoch, self.history = 0, []
+        self.best_acc, self.best_epoch = -1.0, 0
+        self.feature_info = None
+        if resume_ckpt is not None:
+            self.model.load_state_dict(resume_ckpt["model_state_dict"])
+            self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
+            self.start_epoch = int(resume_ckpt["epoch"])
+            self.history = list(resume_ckpt.get("history", []))
+            self.best_acc = float(resume_ckpt.get("best_val_acc", -1.0))
+            self.best_epoch = int(resume_ckpt.get("best_epoch", 0))
+            log(f"resumed from {cfg.resume} at epoch {self.start_epoch}")
+
+    # --- data --------------------------------------------------------------------------
+
+    def _load_data(self, classes, resume_ckpt):
+        cfg = self.cfg
+        samples = []
+        for i, src in enumerate(cfg.data):
+            found, report = D.scan_source(src, classes, source_index=i, log=self.log)
+            found = subsample(found, cfg.max_per_class)
+            counts = D.class_counts(found, range(len(found)), classes)
+            self.log(f"source {i}: {report.root}: {len(found)} images, "
+                     f"{sum(1 for v in counts.values() if v)} classes")
+            samples += found
+        val_samples = []
+        for j, src in enumerate(cfg.val_data):
+            found, _ = D.scan_source(src, classes, source_index=len(cfg.data) + j, log=self.log)
+            val_samples += subsample(found, cfg.max_per_class)
+        if resume_ckpt is not None and resume_ckpt.get("split", {}).get("val_files") is not None:
+            val_set = set(resume_ckpt["split"]["val_files"])
+            train = [s for s in samples if s.path not in val_set]
+            val = [s for s in samples if s.path in val_set] + val_samples
+            self.split_method = resume_ckpt["split"].get("method", "resumed")
+        elif val_samples:
+            train, val, self.split_method = samples, val_samples, "val-data"
+        elif cfg.val_fraction > 0:
+            tr, va = D.split_samples(samples, cfg.val_fraction, cfg.seed, random_split=cfg.random_split)
+            train, val = [samples[i] for i in tr], [samples[i] for i in va]
+            self.split_method = "random" if cfg.random_split else "frame-blocks"
+        else:
+            train, val, self.split_method = samples, [], "none"
+        present = {s.label for s in train}
+        missing = [c for k, c in enumerate(classes) if k not in present]
+        if missing:
+            self.log(f"warning: no training images for class(es) {', '.join(missing)}; the model will never predict them")
+        self.log(f"split ({self.split_method}): {len(train)} train, {len(val)} val")
+        return train, val
+
+    def _write_manifest(self):
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["split", "class", "source", "path"])
+        for name, ss in (("train", self.samples), ("val", self.val_samples)):
+            for s in ss:
+                w.writerow([name, self.contract.classes[s.label], s.source, s.path])
+        atomic_write(self.out / "split.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+
+    def _sample_weights(self, samples):
+        sw = self.cfg.source_weights
+        return torch.tensor([float(sw[s.source]) if s.source < len(sw) else 1.0 for s in samples])
+
+    # --- epochs ------------------------------------------------------------------------
+
+    def _epoch_generator(self, epoch):
+        return torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+
+    def _prepare(self):
+        cfg = self.cfg
+        if self.feature_mode:
+            wid = "init:" + weights_identity(cfg.init, cfg.seed) if cfg.init else weights_identity(cfg.weights, cfg.seed)
+            all_samples = self.samples + self.val_samples
+            feats, self.feature_info = cached_features(
+                self.model, all_samples, cfg.arch, wid, self.contract, self.device, cfg.cache_dir, log=self.log,
+                batch_size=32, workers=cfg.workers, engine=cfg.feature_engine)
+            n = len(self.samples)
+            labels = torch.tensor([s.label for s in all_samples])
+            self.train_set = TensorDataset(feats[:n], labels[:n], self._sample_weights(self.samples))
+            self.val_set = TensorDataset(feats[n:], labels[n:]) if self.val_samples else None
+        else:
+            self.train_set = ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
+                                          box_jitter=cfg.box_jitter if cfg.augment else 0.0, seed=cfg.seed)
+            self.val_set = ImageDataset(self.val_samples, EvalPreset(self.contract)) if self.val_samples else None
+            self.train_weights = self._sample_weights(self.samples)
+
+    def _head_or_model(self):
+        return self.model.head if self.feature_mode else self.model
+
+    def train_epoch(self, epoch):
+        from tqdm import tqdm
+
+        g = self._epoch_generator(epoch)
+        torch.manual_seed(self.cfg.seed * 100_003 + epoch)
+        if self.feature_mode:
+            loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=g)
+        else:
+            self.train_set.epoch = epoch
+            loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=g,
+                                num_workers=self.cfg.workers, persistent_workers=False, drop_last=False)
+        net = self._head_or_model()
+        net.train()
+        if not self.feature_mode:
+            freeze_batchnorm_of_frozen(self.model)
+        total, correct, loss_sum = 0, 0, 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, disable=None)
+        for batch in bar:
+            if self.feature_mode:
+                x, y, w = batch
+            else:
+                x, y, idx = batch
+                w = self.train_weights[idx]
+            x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
+            logits = net(x)
+            loss = (self.criterion(logits, y) * w).sum() / w.sum()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            total += len(y)
+            bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
+        return loss_sum / max(1, total), correct / max(1, total)
+
+    @torch.no_grad()
+    def evaluate(self):
+        if self.val_set is None:
+            return float("nan"), float("nan"), {}
+        net = self._head_or_model().eval()
+        loader = DataLoader(self.val_set, batch_size=64, shuffle=False,
+                            num_workers=0 if self.feature_mode else self.cfg.workers)
+        preds, losses = [], []
+        for batch in loader:
+            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            logits = net(x)
+            losses.append(nn.functional.cross_entropy(logits, y, reduction="none").cpu())
+            preds.append(logits.argmax(1).cpu())
+        pred = torch.cat(preds)
+        labels = torch.tensor([s.label for s in self.val_samples])
+        sources = np.array([s.source for s in self.val_samples])
+        hit = (pred == labels).numpy()
+        by_source = {int(k): float(hit[sources == k].mean()) for k in np.unique(sources)}
+        return torch.cat(losses).mean().item(), float(hit.mean()), by_source
+
+    def _state(self, epoch, train_loss):
+        return {
+            "epoch": epoch,
+            "model_state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "train_loss": float(train_loss),
+            "arch": self.cfg.arch,
+            "contract": self.contract.to_dict(),
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.cfg).items()},
+            "split": {"method": self.split_method, "val_fraction": self.cfg.val_fraction, "seed": self.cfg.seed,
+                      "val_files": [s.path for s in self.val_samples],
+                      "val_labels": [s.label for s in self.val_samples],
+                      "train_count": len(self.samples)},
+            "history": self.history,
+            "best_val_acc": float(self.best_acc),
+            "best_epoch": int(self.best_epoch),
+            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        }
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._prepare()
+        self._write_manifest()
+        mode = "cached features, head only" if self.feature_mode else "end to end"
+        self.log(f"training {cfg.arch} ({mode}) on {self.device} for epochs {self.start_epoch + 1}..{cfg.epochs}")
+        times = [h["seconds"] for h in self.history]
+        last = None
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                tr_loss, tr_acc = self.train_epoch(epoch)
+                va_loss, va_acc, by_source = self.evaluate()
+                dt = time.perf_counter() - t0
+                times.append(dt)
+                self.history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,
+                                     "val_loss": va_loss, "val_acc": va_acc, "seconds": dt,
+                                     "val_acc_by_source": {str(k): v for k, v in by_source.items()}})
+                score = va_acc if va_acc == va_acc else -tr_loss  # no val set: lowest train loss
+                improved = score > self.best_acc
+                if improved:
+                    self.best_acc, self.best_epoch = score, epoch + 1
+                state = self._state(epoch + 1, tr_loss)
+                last = save_checkpoint(state, self.out / "last.ckpt")
+                if improved:
+                    save_checkpoint(state, self.out / "best.ckpt")
+                eta = np.mean(times[-3:]) * (cfg.epochs - epoch - 1)
+                src = "" if len(by_source) < 2 else " (" + ", ".join(f"src{k} {v:.3f}" for k, v in by_source.items()) + ")"
+                self.log(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
+                         f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
+                         + ("  *" if improved else ""))
+        except KeyboardInterrupt:
+            done = len(self.history)
+            where = f"{self.out / 'last.ckpt'} holds epoch {done}" if done else "no epoch finished, nothing saved"
+            self.log(f"interrupted: {where}; continue with asl-train --resume {self.out / 'last.ckpt'}")
+            raise SystemExit(130)
+        best = self.out / "best.ckpt"
+        self.log(f"done: best epoch {self.best_epoch} (val acc {self.best_acc:.4f}) -> {best}; last -> {last}")
+        return {"best": str(best), "last": str(last) if last else None, "best_epoch": self.best_epoch,
+                "best_val_acc": self.best_acc, "history": self.history, "feature_info": self.feature_info}

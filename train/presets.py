@@ -1,0 +1,72 @@
+"""Preprocessing pipelines, one small class each (as in torchvision's references)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from asl_edge.runtime.contract import ModelContract
+
+AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray")
+DEFAULT_AUGMENT = ("flip", "color", "crop", "rotate")
+
+
+def parse_augment(text: str | None) -> tuple:
+    from asl_edge.runtime.errors import UserError
+
+    if not text or text == "none":
+        return ()
+    if text == "default":
+        return DEFAULT_AUGMENT
+    if text == "all":
+        return AUGMENTATIONS
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [n for n in names if n not in AUGMENTATIONS]
+    if bad:
+        raise UserError(f"unknown augmentation(s) {', '.join(bad)}: choose from {', '.join(AUGMENTATIONS)}, default, all, none")
+    return names
+
+
+class EvalPreset:
+    """Exactly the runtime's preprocessing (the contract's numpy code), as a tensor."""
+
+    def __init__(self, contract: ModelContract):
+        self.contract = contract.with_input_format("float")
+
+    def __call__(self, rgb: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.contract.preprocess(rgb))
+
+
+class TrainPreset:
+    """Augmentations aimed at hands, rooms and cameras other than the training signer's.
+    Horizontal flip mirrors the signing hand (left-handed signers); the ASL letters are
+    shaped the same with either hand, so the label is kept."""
+
+    def __init__(self, contract: ModelContract, augment: tuple):
+        s = contract.input_size
+        ops = [v2.ToImage()]
+        if "crop" in augment:
+            ops.append(v2.RandomResizedCrop(s, scale=(0.55, 1.0), ratio=(0.8, 1.25), antialias=True))
+        else:
+            ops += [_CenterSquare(), v2.Resize((s, s), antialias=True)]
+        if "rotate" in augment:
+            ops.append(v2.RandomRotation(12))
+        if "flip" in augment:
+            ops.append(v2.RandomHorizontalFlip())
+        if "color" in augment:
+            ops.append(v2.ColorJitter(brightness=0.35, contrast=0.35, saturation=0.35, hue=0.04))
+        if "gray" in augment:
+            ops.append(v2.RandomGrayscale(p=0.15))
+        if "blur" in augment:
+            ops.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.3))
+        ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(contract.mean), list(contract.std))]
+        self.transform = v2.Compose(ops)
+
+    def __call__(self, rgb: np.ndarray) -> torch.Tensor:
+        return self.transform(rgb)
+
+
+class _CenterSquare(torch.nn.Module):
+    def forward(self, img):
+        h, w = img.shape[-2:]
+        return v2.functional.center_crop(img, [min(h, w), min(h, w)])
