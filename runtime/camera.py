@@ -143,8 +143,8 @@ class LatestFrameSource:
         self._frame, self._seq, self._taken = None, 0, 0
         self._ended, self._stop = False, False
         self.dropped = 0
+        # Started by the first read(), so frames that arrive while the model loads are not counted.
         self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
-        self._thread.start()
 
     def _run(self):
         while not self._stop:
@@ -162,7 +162,18 @@ class LatestFrameSource:
                 self._frame, self._seq = frame, self._seq + 1
                 self._cond.notify_all()
 
+    @property
+    def grabbed(self) -> int:
+        """Frames read from the device so far."""
+        return self._seq
+
+    def start(self):
+        if self._thread.ident is None:
+            self._thread.start()
+
     def read(self, timeout: float = FIRST_FRAME_TIMEOUT_S):
+        """-> (newest BGR frame, wall-clock timestamp), or None when the stream has ended."""
+        self.start()
         with self._cond:
             if not self._cond.wait_for(lambda: self._seq > self._taken or self._ended, timeout):
                 raise UserError(f"{self.name} delivered no frame for {timeout:.0f} s; {CAMERA_HINT}")
@@ -173,7 +184,8 @@ class LatestFrameSource:
 
     def close(self):
         self._stop = True
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
         try:
             self._release()
         except Exception:

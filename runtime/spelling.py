@@ -82,6 +82,9 @@ class Speller:
 
         if self._blocked is not None:
             if current == self._blocked:
+                # Back to the blocked label: the gap ran until now (this frame not included).
+                if self._gap_since is not None and clock - self._gap_since >= self.rearm.amount:
+                    self._blocked = None
                 self._gap_since = None
             else:
                 if self._gap_since is None:

@@ -46,7 +46,8 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        why = next((l for l in lines if "Unpickler error" in l), lines[0] if lines else type(e).__name__)[:200]
         raise UserError(f"cannot load checkpoint {path}: not a readable torch checkpoint, or it holds more than "
                         f"tensors and plain types ({why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or any(k not in ckpt for k in REQUIRED):

@@ -279,7 +279,7 @@ class Trainer:
             "history": self.history,
             "best_val_acc": float(self.best_acc),
             "best_epoch": int(self.best_epoch),
-            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+            "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
         }
 
     def fit(self) -> dict:

@@ -49,11 +49,11 @@ class _Pooled(nn.Module):
 
 
 class _LiteFeatures(nn.Module):
-    """EfficientNet-Lite0 trunk from efficientnet-lite-pytorch, with plain (exportable) swish."""
+    """EfficientNet-Lite0 trunk from efficientnet-lite-pytorch. Lite uses ReLU6 (quantizes
+    well); never call the package's set_swish(), which would replace it with swish."""
 
     def __init__(self, net):
         super().__init__()
-        net.set_swish(memory_efficient=False)  # the memory-efficient one is a custom autograd op
         self.net = net
         self.pool = nn.AdaptiveAvgPool2d(1)
 

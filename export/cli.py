@@ -1,0 +1,166 @@
+"""asl-export: checkpoint -> verified FP32 ONNX, plus INT8 and FP16 variants."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from asl_edge.runtime.errors import UserError, cli_errors
+
+
+def _mb(path):
+    return os.path.getsize(path) / 1e6
+
+
+def _pct(x):
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _held_out(ckpt, classes, eval_data, limit, log):
+    """Labelled images the model did not train on: --eval-data, else the checkpoint's val split."""
+    from .images import checkpoint_val_samples, folder_samples, stratified
+
+    if eval_data:
+        return stratified(folder_samples(eval_data, classes, log), limit), f"{eval_data}"
+    val = checkpoint_val_samples(ckpt)
+    if val:
+        return stratified(val, limit), "the checkpoint's val split"
+    return [], None
+
+
+def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
+               reduce_range, log=print):
+    import numpy as np
+
+    from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+
+    from . import onnx_export as X
+    from .images import checkpoint_train_samples, folder_samples, load_batch, stratified
+    from .quantize import MIN_CALIB_IMAGES, convert_fp16, quantize_int8
+
+    ckpt = load_checkpoint(ckpt_path)
+    model, contract = model_from_checkpoint(ckpt)
+    classes = list(contract.classes)
+    out = Path(out) if out else Path(ckpt_path).with_suffix(".onnx")
+    if out.suffix != ".onnx":
+        raise UserError(f"output path must end in .onnx: {out}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=".asl-export-", dir=out.parent))
+    except OSError as e:
+        raise UserError(f"cannot write to {out.parent}: {e.strerror}") from None
+    settings = {"opset": opset, "exporter": "torch.onnx dynamo", "input": "float32 NCHW normalised"}
+    try:
+        # --- images: held-out for parity/accuracy, training-side for calibration ---
+        held, held_name = _held_out(ckpt, classes, eval_data, eval_count, log)
+        if held:
+            eval_batch = load_batch(held, contract)
+            labels = np.array([s.label for s in held])
+            log(f"parity images: {len(held)} real images from {held_name}")
+        else:
+            rng = np.random.default_rng(0)
+            s = contract.input_size
+            eval_batch = contract.normalize(rng.integers(0, 256, (16, s, s, 3), dtype=np.uint8)).astype(np.float32)
+            labels = None
+            log("parity images: no real images found (no --eval-data, val split not on disk); using 16 random images")
+        ref = X.torch_logits(model, eval_batch)
+        ckpt_sha = file_sha256(ckpt_path)
+
+        # --- FP32 ---
+        t0 = time.perf_counter()
+        tmp32 = workdir / "model.onnx"
+        X.export_fp32(model, contract, tmp32, opset)
+        X.add_metadata(tmp32, X.build_metadata(ckpt, contract, ckpt_sha, dict(settings, precision="fp32")))
+        fp32_logits = X.ort_logits(tmp32, eval_batch)
+        stats = X.compare(ref, fp32_logits)
+        X.check_fp32_parity(stats, ref)
+        results = [("fp32", out, tmp32, time.perf_counter() - t0, stats, X.accuracy(fp32_logits, labels))]
+        acc_torch = X.accuracy(ref, labels)
+
+        # --- INT8 ---
+        if "int8" in quantize:
+            t0 = time.perf_counter()
+            if calib_data:
+                pool = folder_samples(calib_data, classes, log)
+                calib_name = str(calib_data)
+            else:
+                pool = checkpoint_train_samples(ckpt, classes, log)
+                calib_name = "the checkpoint's training images"
+                if not pool:
+                    raise UserError("INT8 needs real calibration images: pass --calib-data DIR (a folder laid out by class)")
+            calib = stratified(pool, calib_count, seed=1)
+            if len(calib) < MIN_CALIB_IMAGES:
+                log(f"warning: only {len(calib)} calibration images (fewer than {MIN_CALIB_IMAGES}); "
+                    "INT8 ranges may be poor, pass --calib-data with more images")
+            log(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
+            tmp8 = workdir / "model.int8.onnx"
+            quantize_int8(tmp32, tmp8, load_batch(calib, contract), calib_method, reduce_range)
+            X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(
+                settings, precision="int8", quant_format="QDQ", per_channel=True, activation_type="uint8",
+                weight_type="int8", reduce_range=reduce_range, calibration_method=calib_method,
+                calibration_images=len(calib))))
+            q_logits = X.ort_logits(tmp8, eval_batch)
+            results.append(("int8", out.with_suffix(".int8.onnx"), tmp8, time.perf_counter() - t0,
+                            X.compare(fp32_logits, q_logits), X.accuracy(q_logits, labels)))
+
+        # --- FP16 ---
+        if "fp16" in quantize:
+            t0 = time.perf_counter()
+            tmp16 = workdir / "model.fp16.onnx"
+            convert_fp16(tmp32, tmp16)
+            X.add_metadata(tmp16, X.build_metadata(ckpt, contract, ckpt_sha, dict(settings, precision="fp16")))
+            try:
+                h_logits = X.ort_logits(tmp16, eval_batch)
+                h_stats, h_acc = X.compare(fp32_logits, h_logits), X.accuracy(h_logits, labels)
+            except Exception as e:  # CPU kernels for some fp16 ops may be missing; the file is for GPUs
+                log(f"note: FP16 model could not run on this CPU for parity ({type(e).__name__}); check it on a GPU")
+                h_stats, h_acc = None, None
+            results.append(("fp16", out.with_suffix(".fp16.onnx"), tmp16, time.perf_counter() - t0, h_stats, h_acc))
+
+        # --- all checks passed: move into place, one line each ---
+        if acc_torch is not None:
+            log(f"held-out accuracy: PyTorch {_pct(acc_torch)} on {len(labels)} images")
+        for kind, final, tmp, seconds, st, acc in results:
+            os.replace(tmp, final)
+            ref_name = "PyTorch" if kind == "fp32" else "FP32"
+            parity = ("parity not checked" if st is None else
+                      f"vs {ref_name}: max|diff| {st['max_abs_diff']:.2e}, top-1 agree {_pct(st['top1_agreement'])}")
+            log(f"{kind:>5}  {final}  {_mb(final):.1f} MB  {seconds:.1f}s  {parity}  accuracy {_pct(acc)}")
+        return [r[1] for r in results]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", default=None, help="FP32 output path (.onnx); variants get .int8.onnx / .fp16.onnx.")
+@click.option("--quantize", multiple=True, type=click.Choice(["none", "int8", "fp16"]), default=["none"],
+              show_default=True, help="Extra variants (repeatable). INT8 is static, QDQ, per-channel.")
+@click.option("--calib-data", default=None, type=click.Path(), help="Calibration images (by-class folder). "
+              "Default: the checkpoint's training images.")
+@click.option("--calib-count", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True)
+@click.option("--reduce-range/--no-reduce-range", default=True, show_default=True,
+              help="7-bit INT8 weights: avoids U8S8 saturation on x86 CPUs without VNNI.")
+@click.option("--opset", default=20, show_default=True, type=click.IntRange(13, 23))
+@click.option("--eval-data", default=None, type=click.Path(), help="Held-out images for parity and accuracy. "
+              "Default: the checkpoint's val split.")
+@click.option("--eval-count", default=300, show_default=True, type=click.IntRange(1))
+@cli_errors
+def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, reduce_range, opset, eval_data, eval_count):
+    """Export CHECKPOINT (from asl-train) to ONNX, verified against PyTorch on real images.
+
+    INT8 uses onnxruntime.quantization (static QDQ); onnxruntime-tools is a transformer tool
+    and dynamic quantization of convolutions (ConvInteger) is slow, so neither is offered."""
+    quantize = {q for q in quantize if q != "none"}
+    run_export(checkpoint, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
+               reduce_range)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""PyTorch checkpoint -> one self-contained FP32 ONNX file with the model contract inside."""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+import asl_edge
+from asl_edge.runtime.contract import CONTRACT_KEY
+from asl_edge.runtime.errors import UserError
+
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+DEFAULT_OPSET = 20
+
+
+def export_fp32(model, contract, path, opset=DEFAULT_OPSET):
+    """Export with the dynamo exporter (torch.export): it is torch's default and maintained
+    path, while the TorchScript exporter is deprecated; weights are embedded
+    (external_data=False) so the model is one file."""
+    s = contract.input_size
+    dummy = torch.zeros(2, 3, s, s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model.eval(), (dummy,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            dynamo=True, external_data=False, opset_version=opset, verbose=False, optimize=True)
+    program.save(str(path), external_data=False)
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def add_metadata(path, meta: dict):
+    """Write metadata_props (string values) into an ONNX file in place."""
+    m = onnx.load(str(path))
+    existing = {p.key: p for p in m.metadata_props}
+    for k, v in meta.items():
+        v = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+        if k in existing:
+            existing[k].value = v
+        else:
+            m.metadata_props.add(key=k, value=v)
+    m.producer_name = "asl-edge"
+    m.producer_version = asl_edge.__version__
+    onnx.save(m, str(path))
+
+
+def build_metadata(ckpt, contract, ckpt_sha, settings: dict) -> dict:
+    hist = ckpt.get("history") or []
+    metrics = {"best_val_acc": ckpt.get("best_val_acc"), "best_epoch": ckpt.get("best_epoch"),
+               "epochs": ckpt.get("epoch"), "split": ckpt.get("split", {}).get("method"),
+               "last": hist[-1] if hist else None}
+    return {
+        CONTRACT_KEY: contract.to_json(),
+        "asl_edge.arch": ckpt["arch"],
+        "asl_edge.source_checkpoint_sha256": ckpt_sha,
+        "asl_edge.train_metrics": metrics,
+        "asl_edge.export": settings,
+        "asl_edge.version": asl_edge.__version__,
+        "asl_edge.created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def ort_session(path, threads=None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def ort_logits(path_or_session, batch, chunk=32):
+    sess = ort_session(path_or_session) if isinstance(path_or_session, (str, Path)) else path_or_session
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: batch[i:i + chunk]})[0] for i in range(0, len(batch), chunk)])
+
+
+@torch.no_grad()
+def torch_logits(model, batch, chunk=32):
+    return np.concatenate([model(torch.from_numpy(batch[i:i + chunk])).numpy() for i in range(0, len(batch), chunk)])
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    diff = np.abs(reference - candidate)
+    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "top1_agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()), "n": int(len(reference))}
+
+
+def accuracy(logits, labels) -> float | None:
+    if labels is None or len(labels) == 0:
+        return None
+    return float((logits.argmax(1) == np.asarray(labels)).mean())
+
+
+def check_fp32_parity(stats: dict, ref_logits: np.ndarray, tol: float = 1e-3):
+    """FP32 ONNX must match PyTorch: every top-1 equal, logits within tol (relative to their scale)."""
+    scale = max(1.0, float(np.abs(ref_logits).max()))
+    if stats["top1_agreement"] < 1.0 or stats["max_abs_diff"] > tol * scale:
+        raise UserError(f"FP32 ONNX disagrees with PyTorch (max |logit diff| {stats['max_abs_diff']:.3g}, "
+                        f"top-1 agreement {100 * stats['top1_agreement']:.1f}%); the file was not kept")

@@ -1,0 +1,62 @@
+"""INT8 (static, QDQ, calibrated on real images) and FP16 variants of an FP32 ONNX model."""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+MIN_CALIB_IMAGES = 100
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+
+
+class _BatchReader:
+    """onnxruntime.quantization CalibrationDataReader over preprocessed images."""
+
+    def __init__(self, input_name, batch, chunk=16):
+        self._it = iter([{input_name: batch[i:i + chunk]} for i in range(0, len(batch), chunk)])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax", reduce_range=True):
+    """Static INT8 in QDQ format with per-channel weights, after quant_pre_process.
+
+    Types: uint8 activations with int8 weights (U8S8), ORT's fast default on x86-64 and ARM.
+    On x86-64 CPUs without VNNI, U8S8 uses VPMADDUBSW whose int16 sums can saturate;
+    reduce_range=True (7-bit weights) avoids that at a small cost, so it is the default.
+    """
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+             "percentile": CalibrationMethod.Percentile}[method]
+    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+    with tempfile.TemporaryDirectory(prefix="asl-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+        reader = _BatchReader(input_name, calib_batch)
+        CalibrationDataReader.register(_BatchReader)
+        # the quantizer logs a WARNING per tensor (e.g. tiny-bias notes); keep the console readable
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=calib,
+                            extra_options={"CalibMovingAverage": False, "CalibPercentile": 99.99})
+        finally:
+            root.setLevel(level)
+
+
+def convert_fp16(fp32_path, out_path):
+    """FP16 weights and activations for GPUs; inputs and outputs stay float32 for the caller."""
+    from onnxconverter_common import float16
+
+    m = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    onnx.save(m, str(out_path))

@@ -1,0 +1,139 @@
+"""asl-run: classify images, folders and videos, or spell from a camera, with an asl-edge ONNX model.
+
+Torch-free on purpose: this is what runs on a Raspberry Pi (onnxruntime, numpy, OpenCV, click).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import cv2
+
+from .camera import GuideBox, open_source
+from .errors import UserError, cli_errors
+from .files import FilesRun, collect_inputs
+from .live import run_live, summary_line
+from .model import OnnxClassifier
+from .overlay import Window, display_unavailable_reason
+from .spelling import Hold, Speller
+
+
+def info(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_model(model, provider, threads) -> tuple[OnnxClassifier, float]:
+    clf = OnnxClassifier(model, provider=provider, threads=threads, log=info)
+    first = clf.warmup()  # the first run pays for graph optimisation; keep it out of the timings
+    c = clf.contract
+    info(f"model {clf.path}: {c.num_classes} classes, {c.input_size}px {c.input_format} input, "
+         f"on {clf.providers[0]}; load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
+    return clf, first
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ONNX model made by asl-export (default: the shipped model).")
+@click.option("--camera", "-c", default=None, metavar="INDEX|PATH|URL|picam",
+              help="Camera mode: a camera index, a video file (read frame by frame), a stream URL, "
+                   "or picam. Default when no INPUTS are given: 0.")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="onnxruntime execution provider; auto uses CUDA when available.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads (default: onnxruntime's choice).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (summary goes to stderr).")
+@click.option("--no-display", is_flag=True, help="Camera mode: never open a window; print to the terminal.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None,
+              help="Stop after N frames (camera mode; in files mode, per video).")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Files mode: classify every Nth frame of a video.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Files mode: images per onnxruntime call.")
+@click.option("--hold", default="0.6s", show_default=True,
+              help="Spelling: how long a letter must stay top-1: frames (8) or seconds (0.6s).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Spelling: minimum top-1 probability for a letter to count.")
+@click.option("--roi", default="0.6", show_default=True,
+              help="Camera mode: guide box, a centred square as a fraction of the shorter side, "
+                   "'full', or pixels x,y,w,h.")
+def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
+        batch_size, hold, threshold, roi):
+    """Classify INPUTS (images, folders, videos), or spell from --camera.
+
+    In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
+    scored: the summary then includes accuracy. In camera mode, press q to quit and c to
+    clear the text; headless, stop with Ctrl-C or --max-frames.
+    """
+    if inputs and camera is not None:
+        raise UserError("give either INPUTS (files mode) or --camera (camera mode), not both")
+    if inputs:
+        run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames)
+    else:
+        if camera is None:
+            info("no INPUTS given: opening camera 0 (see --camera)")
+            camera = "0"
+        run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
+                   hold, threshold, roi)
+
+
+def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames):
+    found = collect_inputs(inputs)  # bad paths fail before the model loads
+    clf, _ = load_model(model, provider, threads)
+    run = FilesRun(clf, top_k=top_k, as_json=as_json, batch_size=batch_size, every=every,
+                   max_frames=max_frames)
+    run.run(found)
+    for line in run.summary_lines():
+        print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
+def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
+               hold, threshold, roi):
+    try:
+        speller = Speller(threshold=threshold, hold=Hold.parse(hold))
+    except ValueError as e:
+        raise UserError(f"--hold: {e}") from None
+    guide = GuideBox.parse(roi)
+    source = open_source(camera)  # before the model: a wrong --camera fails at once, in one line
+    try:
+        clf, first = load_model(model, provider, threads)
+        window = open_window(no_display)
+        info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
+             f"; hold {speller.hold}, threshold {threshold:g}")
+        try:
+            stats = run_live(clf, source, speller, guide, top_k=top_k, window=window,
+                             max_frames=max_frames, as_json=as_json)
+        finally:
+            if window is not None:
+                window.close()
+    finally:
+        source.close()
+    print(summary_line(stats, first, source.dropped, speller.text),
+          file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
+def open_window(no_display) -> Window | None:
+    if no_display:
+        info("display off (--no-display): printing predictions; stop with Ctrl-C or --max-frames")
+        return None
+    reason = display_unavailable_reason()
+    if reason:
+        info(f"no window: {reason}; printing predictions instead")
+        return None
+    return Window()
+
+
+@cli_errors
+def main(argv=None):
+    # Keep OpenCV's own logging to real errors; UserError lines are the user-facing messages.
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # builds without the logging bindings
+        pass
+    cli.main(args=argv, prog_name="asl-run")
+
+
+if __name__ == "__main__":
+    main()

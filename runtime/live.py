@@ -1,0 +1,97 @@
+"""Camera mode: classify the guide box of each frame, spell letters into text, show or print it."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from .camera import GuideBox
+from .contract import bgr_to_rgb
+from .model import softmax
+from .overlay import Window, draw_overlay
+from .spelling import Speller
+
+STATUS_EVERY_S = 2.0  # headless: how often to print an FPS line
+
+
+class LiveStats:
+    def __init__(self):
+        self.frames = 0
+        self.model_s = 0.0       # onnxruntime only
+        self.preprocess_s = 0.0  # crop, colour convert, resize, normalise
+        self.started = None
+        self.ended = None
+
+    @property
+    def seconds(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended or time.perf_counter()) - self.started
+
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.frames and self.seconds > 0 else 0.0
+
+
+def run_live(clf, source, speller: Speller, guide: GuideBox, *, top_k=3, window: Window | None = None,
+             max_frames=None, as_json=False, out=None) -> LiveStats:
+    """The loop. Stops at end of a video, on q / window close, at max_frames, or on Ctrl-C."""
+    out = out or sys.stdout
+    k = min(top_k, len(clf.classes))
+    stats = LiveStats()
+    last_status = time.perf_counter()
+    try:
+        while max_frames is None or stats.frames < max_frames:
+            got = source.read()
+            if got is None:
+                break
+            frame, timestamp = got
+            if stats.started is None:
+                stats.started = time.perf_counter()
+            if window is not None and window.clear_requested:
+                speller.reset()
+                window.clear_requested = False
+
+            t0 = time.perf_counter()
+            box = guide.box(frame.shape[1], frame.shape[0])
+            x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
+            t1 = time.perf_counter()
+            probs = softmax(clf.run(x))[0]
+            t2 = time.perf_counter()
+            stats.preprocess_s += t1 - t0
+            stats.model_s += t2 - t1
+            stats.frames += 1
+
+            top = clf.top_k(probs, k)
+            label, prob = top[0]
+            accepted = speller.update(label, prob, timestamp)
+
+            if as_json:
+                print(json.dumps({"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
+                                  "top_k": [[n, round(p, 6)] for n, p in top],
+                                  "accepted": accepted, "text": speller.text}), file=out, flush=True)
+            elif window is None and accepted is not None:
+                print(f"frame {stats.frames - 1}: accepted {accepted} ({prob:.2f})  text: {speller.text!r}",
+                      file=out, flush=True)
+
+            if window is not None:
+                draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
+                             threshold=speller.threshold, progress=speller.progress(timestamp))
+                if not window.show(frame):
+                    break
+            elif not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
+                last_status = time.perf_counter()
+                print(f"frame {stats.frames - 1}: {stats.fps():.1f} fps, model "
+                      f"{1000 * stats.model_s / stats.frames:.1f} ms; top {label} {prob:.2f}; "
+                      f"text: {speller.text!r}", file=out, flush=True)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the headless way to stop: still print the summary
+    stats.ended = time.perf_counter()
+    return stats
+
+
+def summary_line(stats: LiveStats, first_inference_s: float, dropped: int, text: str) -> str:
+    n = max(stats.frames, 1)
+    return (f"summary: {stats.frames} frames in {stats.seconds:.2f} s, {stats.fps():.1f} fps end-to-end; "
+            f"model {1000 * stats.model_s / n:.2f} ms/frame (+{1000 * stats.preprocess_s / n:.2f} ms preprocess); "
+            f"first inference {1000 * first_inference_s:.1f} ms; dropped {dropped} camera frames; "
+            f"text: {text!r}")
