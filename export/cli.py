@@ -101,7 +101,7 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
             quantize_int8(tmp32, tmp8, load_batch(calib, contract), calib_method, reduce_range)
             X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(
                 settings, precision="int8", quant_format="QDQ", per_channel=True, activation_type="uint8",
-                weight_type="int8", reduce_range=reduce_range, calibration_method=calib_method,
+                weight_type="int8", float_layers="first conv, classifier", reduce_range=reduce_range, calibration_method=calib_method,
                 calibration_images=len(calib))))
             q_logits = X.ort_logits(tmp8, eval_batch)
             results.append(("int8", out.with_suffix(".int8.onnx"), tmp8, time.perf_counter() - t0,
@@ -145,8 +145,8 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
 @click.option("--calib-count", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
               show_default=True)
-@click.option("--reduce-range/--no-reduce-range", default=True, show_default=True,
-              help="7-bit INT8 weights: avoids U8S8 saturation on x86 CPUs without VNNI.")
+@click.option("--reduce-range/--no-reduce-range", default=False, show_default=True,
+              help="7-bit INT8 weights: avoids U8S8 saturation on x86 CPUs without VNNI (AVX2 only).")
 @click.option("--opset", default=20, show_default=True, type=click.IntRange(13, 23))
 @click.option("--eval-data", default=None, type=click.Path(), help="Held-out images for parity and accuracy. "
               "Default: the checkpoint's val split.")

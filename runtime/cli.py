@@ -26,10 +26,13 @@ def info(msg: str):
 def load_model(model, provider, threads) -> tuple[OnnxClassifier, float]:
     clf = OnnxClassifier(model, provider=provider, threads=threads, log=info)
     first = clf.warmup()  # the first run pays for graph optimisation; keep it out of the timings
-    c = clf.contract
-    info(f"model {clf.path}: {c.num_classes} classes, {c.input_size}px {c.input_format} input, "
-         f"on {clf.providers[0]}; load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
     return clf, first
+
+
+def describe_model(clf, first) -> str:
+    c = clf.contract
+    return (f"model {clf.path}: {c.num_classes} classes, {c.input_size}px {c.input_format} input, "
+            f"on {clf.providers[0]}; load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,11 +84,12 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
 
 def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
-    clf, _ = load_model(model, provider, threads)
+    clf, first = load_model(model, provider, threads)
     run = FilesRun(clf, top_k=top_k, as_json=as_json, batch_size=batch_size, every=every,
                    max_frames=max_frames)
     run.run(found)
-    for line in run.summary_lines():
+    # Reported at the end, so a bad file named on the command line still fails in one line.
+    for line in [describe_model(clf, first)] + run.summary_lines():
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
 
 
@@ -99,6 +103,7 @@ def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max
     source = open_source(camera)  # before the model: a wrong --camera fails at once, in one line
     try:
         clf, first = load_model(model, provider, threads)
+        info(describe_model(clf, first))
         window = open_window(no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
              f"; hold {speller.hold}, threshold {threshold:g}")

@@ -40,6 +40,7 @@ class Window:
     def __init__(self):
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         self.clear_requested = False
+        self._close_button_works = None  # some GUI backends cannot report visibility (-1)
 
     def show(self, frame_bgr) -> bool:
         cv2.imshow(WINDOW, frame_bgr)
@@ -49,9 +50,12 @@ class Window:
         if key in (ord("q"), 27):  # q or Esc
             return False
         try:  # the window's close button
-            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
+            visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE)
         except cv2.error:
             return False
+        if self._close_button_works is None:
+            self._close_button_works = visible >= 0
+        return visible >= 1 or not self._close_button_works
 
     def close(self):
         try:

@@ -69,9 +69,14 @@ class Speller:
             return self._frame
         return time.monotonic() if now is None else now
 
+    def _until(self, since, clock) -> float:
+        """Time from since up to (not including) this frame. Seconds get a microsecond of
+        slack: video time 1.4 - 0.9 is 0.49999999999999994 in floats."""
+        return clock - since if self.hold.unit == "frames" else clock - since + 1e-6
+
     def _elapsed(self, since, clock) -> float:
         # Frames are counted inclusively: a label seen on 8 frames has been held 8 frames.
-        return clock - since + 1 if self.hold.unit == "frames" else clock - since
+        return self._until(since, clock) + (self.hold.unit == "frames")
 
     def update(self, label: str, prob: float, now: float | None = None) -> str | None:
         """One frame's top-1. Returns the label accepted on this frame, or None."""
@@ -83,7 +88,7 @@ class Speller:
         if self._blocked is not None:
             if current == self._blocked:
                 # Back to the blocked label: the gap ran until now (this frame not included).
-                if self._gap_since is not None and clock - self._gap_since >= self.rearm.amount:
+                if self._gap_since is not None and self._until(self._gap_since, clock) >= self.rearm.amount:
                     self._blocked = None
                 self._gap_since = None
             else:

@@ -4,6 +4,7 @@ torch is used here to build the models; the runtime under test never imports it.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -92,9 +93,11 @@ def make_tiny_onnx(path, contract: ModelContract | None = None, kind: str = "ran
     else:
         example = torch.zeros(1, 3, s, s)
     net.eval()
-    torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=17,
-                      input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and fine for this
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     if with_contract:
         model = onnx.load(str(path))
         entry = model.metadata_props.add()

@@ -38,7 +38,8 @@ def test_files_mode_prints_a_line_per_image_and_accuracy(color_model, dataset):
     r = run_cli("--model", color_model, dataset / "set", dataset / "loose.png", "--top-k", "2")
     assert r.returncode == 0, r.stderr
     lines = stdout_lines(r)
-    preds, summary = lines[:-2], lines[-2:]
+    preds, summary = lines[:-3], lines[-2:]
+    assert lines[-3].startswith(f"model {color_model}: 6 classes, 64px float input")
     assert len(preds) == 7
     assert any("A/solid.png  A 1.000  top2: A 1.000" in p and p.endswith("true A ok") for p in preds)
     assert any(p.startswith(str(dataset / "loose.png") + "  A ") and "true" not in p for p in preds)
@@ -80,7 +81,7 @@ def test_uint8_input_model(tmp_path, dataset):
                            contract=ModelContract(classes=COLOR_CLASSES, input_size=48, input_format="uint8"))
     r = run_cli("--model", model, dataset / "set")
     assert r.returncode == 0, r.stderr
-    assert "accuracy: 0.8000 (4/5 " in r.stdout and "48px uint8 input" in r.stderr
+    assert "accuracy: 0.8000 (4/5 " in r.stdout and "48px uint8 input" in r.stdout
 
 
 def test_runtime_never_imports_torch_or_onnx(color_model, dataset):

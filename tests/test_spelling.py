@@ -114,3 +114,9 @@ def test_hold_parse(text, expected):
 def test_hold_parse_rejects(text):
     with pytest.raises(ValueError):
         Hold.parse(text)
+
+
+def test_seconds_survive_float_rounding_of_video_time():
+    sp = Speller(threshold=0.7, hold="0.5s")
+    got = [sp.update("B", 0.9, now=i / 10) for i in range(9, 15)]  # 1.4 - 0.9 < 0.5 in floats
+    assert got[-1] == "B"
