@@ -4,7 +4,7 @@ PY ?= python3
 ASL_DATA ?= $(firstword $(wildcard ../shared/data/asl_alphabet) )
 DEMO_OUT ?= demo_out
 
-.PHONY: setup demo test
+.PHONY: setup demo test default-model
 
 setup:
 	$(PY) -m pip install -q -e ".[train,test,plots]"
@@ -14,3 +14,12 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The shipped default model (runtime/models/default.onnx): Kaggle + Roboflow hands, frozen
+# EfficientNet-Lite0 + linear head, INT8. Needs both data sets (see runtime/models/MODEL_CARD.md).
+SHARED ?= ../shared/data
+default-model: setup
+	asl-train --data $(SHARED)/asl_alphabet/train --data $(SHARED)/roboflow_asl_letters/train \
+	  --source-weights 1,4 --arch efficientnet_lite0 --epochs 20 --seed 0 --out runs/default
+	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
+	cp runs/default/best.int8.onnx runtime/models/default.onnx
