@@ -9,7 +9,16 @@ import numpy as np
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size so far. On Linux it is VmHWM: ru_maxrss survives
+    fork+exec, so a worker would report at least its parent's size (asl-bench's parent holds
+    torch and the images). Elsewhere ru_maxrss (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

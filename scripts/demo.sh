@@ -26,11 +26,12 @@ echo "== 2/4 export: FP32 ONNX (verified against PyTorch) and INT8 (calibrated o
 asl-export "$OUT/run/best.ckpt" --quantize int8
 
 echo "== 3/4 bench: accuracy parity and latency, side by side"
-BENCH_DATA=("--data" "$OUT/run/val")
+# Kaggle's official test images when present; else (a sample of) the training folder
+BENCH_DATA=("--data" "$DATA/train")
 if [ -d "$DATA/test" ]; then BENCH_DATA=("--data" "$DATA/test"); fi
 asl-bench --ckpt "$OUT/run/best.ckpt" --onnx "$OUT/run/best.onnx" --onnx "$OUT/run/best.int8.onnx" \
   "${BENCH_DATA[@]}" --threads 2 --runs 50 --out "$OUT/bench"
 
 echo "== 4/4 run: the torch-free runtime on the images"
-asl-run --model "$OUT/run/best.int8.onnx" "${BENCH_DATA[1]}" --threads 2 | tail -n 5
+asl-run --model "$OUT/run/best.int8.onnx" "${BENCH_DATA[1]}" --threads 2 | tail -n 4
 echo "Done. Models in $OUT/run, benchmark report in $OUT/bench/bench.md"

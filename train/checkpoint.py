@@ -2,36 +2,16 @@
 loaded with weights_only=True so a stranger's file cannot run code."""
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.fileio import atomic_write, file_sha256  # noqa: F401 (re-exported)
 
 FORMAT = "asl-edge-checkpoint/1"
 REQUIRED = ("epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "arch", "contract")
-
-
-def atomic_write(path, write_fn) -> Path:
-    """write_fn(tmp_path) writes the file; it then replaces `path` in one rename."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise UserError(f"cannot write to {path.parent}: {e.strerror}") from None
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(state: dict, path) -> Path:
@@ -57,14 +37,6 @@ def load_checkpoint(path) -> dict:
 
 def checkpoint_contract(ckpt: dict) -> ModelContract:
     return ModelContract.from_dict(ckpt["contract"])
-
-
-def file_sha256(path, chunk=1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_from_checkpoint(ckpt: dict):

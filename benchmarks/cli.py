@@ -1,0 +1,58 @@
+"""asl-bench: accuracy, agreement, latency, throughput, size and memory of a checkpoint and its ONNX files."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+import click
+
+from asl_edge.runtime.errors import UserError, cli_errors
+
+DEFAULT_RUNS = 100
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--ckpt", default=None, metavar="CKPT", help="PyTorch checkpoint from asl-train (the reference when given).")
+@click.option("--onnx", "onnx", multiple=True, metavar="MODEL.onnx", help="ONNX model from asl-export; repeatable.")
+@click.option("--data", "data", multiple=True, required=True, metavar="DIR",
+              help="Labelled images, one subfolder per class; repeatable, each reported separately.")
+@click.option("--threads", default=None, show_default="all cores", type=click.IntRange(1),
+              help="torch.set_num_threads / onnxruntime intra_op_num_threads.")
+@click.option("--providers", default="auto", show_default=True, metavar="auto|cpu,cuda",
+              help="Where to run: auto = CPU, plus CUDA where torch / onnxruntime have it.")
+@click.option("--runs", default=None, type=click.IntRange(1), help=f"Timed batch-1 runs [default: {DEFAULT_RUNS}].")
+@click.option("--time-budget", default=None, type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Instead of --runs: time batch-1 runs for this long (and throughput for half as long).")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0), help="Untimed runs first.")
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Batch size for throughput.")
+@click.option("--max-images", default=300, show_default=True, type=click.IntRange(0),
+              help="Images per data set, spread over classes; 0 = all.")
+@click.option("--out", default="runs/bench", show_default=True, type=click.Path(file_okay=False),
+              help="Writes bench.json, bench.md and plots/ here.")
+@click.option("--min-agreement", default=None, type=click.FloatRange(0, 100), metavar="PCT",
+              help="Fail (exit 1) when a model's top-1 agreement with the reference is below PCT.")
+@click.option("--max-drop", default=None, type=click.FloatRange(0), metavar="PCT",
+              help="Fail (exit 1) when a model's top-1 accuracy is more than PCT points below the reference's.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="PNG plots (needs matplotlib).")
+@cli_errors
+def main(ckpt, onnx, data, threads, providers, runs, time_budget, warmup, batch, max_images, out, min_agreement,
+         max_drop, plots):
+    """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process.
+
+    The reference for agreement and accuracy drop is --ckpt, or else the first --onnx."""
+    from .bench import BenchConfig, run_bench
+
+    if runs is not None and time_budget is not None:
+        raise UserError("give --runs or --time-budget, not both")
+    if time_budget is None and runs is None:
+        runs = DEFAULT_RUNS
+    cfg = BenchConfig(ckpt=ckpt, onnx=list(onnx), data=list(data), threads=threads or os.cpu_count() or 1, providers=providers, runs=runs,
+                      time_budget=time_budget, warmup=warmup, batch=batch, max_images=max_images, out=out,
+                      min_agreement=min_agreement, max_drop=max_drop, plots=plots,
+                      command=shlex.join(["asl-bench", *sys.argv[1:]]))
+    raise SystemExit(run_bench(cfg))
+
+
+if __name__ == "__main__":
+    main()
