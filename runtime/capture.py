@@ -1,0 +1,118 @@
+"""asl-capture: record your own hand, letter by letter, into the Kaggle folder layout, so
+`asl-train --data my_hand/ --init CKPT` can adapt a model to it."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import cv2
+
+from .camera import GuideBox, open_source
+from .contract import KAGGLE_CLASSES
+from .errors import UserError, cli_errors
+from .fileio import atomic_write
+from .overlay import display_unavailable_reason
+
+
+def _next_index(folder: Path, cls: str) -> int:
+    """Continue numbering after earlier sessions instead of overwriting them."""
+    nums = [int(p.stem.rsplit("_", 1)[-1]) for p in folder.glob(f"{cls}_capture_*.jpg")
+            if p.stem.rsplit("_", 1)[-1].isdigit()]
+    return max(nums, default=0) + 1
+
+
+def _save_jpeg(path: Path, image_bgr):
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise UserError(f"could not encode a frame for {path}")
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
+
+
+def _prompt(frame, box, text, sub):
+    x0, y0, x1, y1 = box
+    cv2.rectangle(frame, (x0, y0), (x1, y1), (0, 200, 255), 2)
+    cv2.putText(frame, text, (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (0, 200, 255), 2, cv2.LINE_AA)
+    cv2.putText(frame, sub, (10, 75), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    return frame
+
+
+def capture(source, out: Path, classes, per_class: int, countdown: float, interval: float, roi: GuideBox,
+            window=None, log=print) -> dict:
+    """For each class: a countdown to get the sign ready, then `per_class` crops of the guide
+    box, `interval` seconds apart (source time: video time for files, wall time for cameras)."""
+    saved = {c: 0 for c in classes}
+    queue = list(classes)
+    phase_start, last_save, announced = None, None, None
+    while queue:
+        item = source.read()
+        if item is None:
+            break
+        frame, t = item
+        cls = queue[0]
+        if announced != cls:
+            log(f"{cls}: make the sign for '{cls}' inside the box ({countdown:g} s to get ready)")
+            announced, phase_start, last_save = cls, t, None
+        box = roi.box(frame.shape[1], frame.shape[0])
+        ready = t - phase_start >= countdown
+        if ready and (last_save is None or t - last_save >= interval):
+            folder = out / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            x0, y0, x1, y1 = box
+            _save_jpeg(folder / f"{cls}_capture_{_next_index(folder, cls):04d}.jpg", frame[y0:y1, x0:x1])
+            saved[cls] += 1
+            last_save = t
+            if saved[cls] >= per_class:
+                log(f"{cls}: saved {saved[cls]} images in {out / cls}")
+                queue.pop(0)
+        if window is not None:
+            left = max(0.0, countdown - (t - phase_start))
+            sub = f"get ready: {left:.1f} s" if not ready else f"recording {saved[cls]}/{per_class}"
+            if not window.show(_prompt(frame.copy(), box, f"Sign: {cls}", sub + "   (q quits)")):
+                break
+    return saved
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--camera", default="0", show_default=True, help="Camera index, video file, URL or picam.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder to fill: OUT/<CLASS>/*.jpg")
+@click.option("--classes", default=",".join(KAGGLE_CLASSES), show_default=False,
+              help="Comma list of classes to record, in order (default: all 29).")
+@click.option("--per-class", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--countdown", default=3.0, show_default=True, type=click.FloatRange(0), help="Seconds before recording each class.")
+@click.option("--interval", default=0.15, show_default=True, type=click.FloatRange(0), help="Seconds between saved frames.")
+@click.option("--roi", default="0.6", show_default=True, help="Guide box: fraction of the shorter side, full, or x,y,w,h.")
+@click.option("--no-display", is_flag=True, help="Print prompts instead of opening a window.")
+@cli_errors
+def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
+    """Guide a signer through the letters and save crops of the guide box in the Kaggle layout."""
+    wanted = [c.strip() for c in classes.split(",") if c.strip()]
+    bad = [c for c in wanted if c not in KAGGLE_CLASSES]
+    if bad or not wanted:
+        raise UserError(f"unknown class(es) {', '.join(bad) or '(none given)'}: use names from {', '.join(KAGGLE_CLASSES)}")
+    box = GuideBox.parse(roi)
+    source = open_source(camera)
+    window = None
+    try:
+        reason = "--no-display" if no_display else display_unavailable_reason()
+        if reason is None:
+            from .overlay import Window
+            window = Window()
+        else:
+            print(f"no window ({reason}); prompts go to the terminal", file=sys.stderr)
+        saved = capture(source, Path(out), wanted, per_class, countdown, interval, box, window)
+    finally:
+        source.close()
+        if window is not None:
+            window.close()
+    done = [c for c in wanted if saved[c] >= per_class]
+    print(f"summary: {sum(saved.values())} images saved in {out} for {len(done)}/{len(wanted)} classes")
+    if len(done) < len(wanted):
+        missing = [c for c in wanted if saved[c] < per_class]
+        print(f"warning: the source ended before {', '.join(missing)} were complete; run again to add more",
+              file=sys.stderr)
+    print(f"next: asl-train --data {out} --init CKPT --epochs 5 --out runs/my_hand")
+
+
+if __name__ == "__main__":
+    main()
