@@ -19,17 +19,28 @@ def save_checkpoint(state: dict, path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path) -> dict:
+def safe_torch_load(path, what: str, hint: str):
+    """torch.load with weights_only=True (a stranger's file cannot run code); a missing or
+    unreadable file becomes one line naming `what` and `hint`."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+        raise UserError(f"{what} not found: {path}{hint}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-        why = next((l for l in lines if "Unpickler error" in l), lines[0] if lines else type(e).__name__)[:200]
-        raise UserError(f"cannot load checkpoint {path}: not a readable torch checkpoint, or it holds more than "
-                        f"tensors and plain types ({why})") from None
+        # torch's own text wraps the cause in advice; keep the line that says what was wrong
+        at = next((i for i, l in enumerate(lines) if "Unpickler error" in l), None)
+        if at is not None and lines[at].endswith("error:") and at + 1 < len(lines):
+            at += 1
+        why = (lines[at].split("Unpickler error:")[-1].strip() if at is not None else
+               lines[0] if lines else type(e).__name__)[:200]
+        raise UserError(f"cannot load {what} {path}: not a readable torch file, or it holds more than "
+                        f"tensors and plain types ({why}){hint}") from None
+
+
+def load_checkpoint(path) -> dict:
+    ckpt = safe_torch_load(path, "checkpoint", "")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or any(k not in ckpt for k in REQUIRED):
         raise UserError(f"{path} is not an asl-edge checkpoint (made by asl-train)")
     return ckpt

@@ -92,13 +92,9 @@ def _lite_imagenet_state():
 
 
 def _load_state_file(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path} (use --weights imagenet|none|PATH)")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot load weights from {path}: {type(e).__name__} (expected a state dict saved with torch.save)") from None
+    from .checkpoint import safe_torch_load
+
+    sd = safe_torch_load(path, "weights file", " (--weights takes imagenet, none, or a state dict saved with torch.save)")
     if isinstance(sd, dict) and "model_state_dict" in sd:  # one of our checkpoints
         sd = sd["model_state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
