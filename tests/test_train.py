@@ -1,6 +1,7 @@
 """asl-train on real images: accuracy above chance, the feature cache, resume, weights, bad input."""
 from __future__ import annotations
 
+import shutil
 import zipfile
 
 import cv2
@@ -10,7 +11,7 @@ import torch
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, read_rgb
 from asl_edge.train import data as D
-from asl_edge.train.checkpoint import load_checkpoint
+from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
 from asl_edge.train.engine import TrainConfig, Trainer
 
 from conftest import KAGGLE_TRAIN, assert_one_line_error, need, run_cli
@@ -59,10 +60,10 @@ def test_resume_matches_straight_run(tmp_path, cache_dir):
 def test_end_to_end_augmented_training_runs(tmp_path):
     need(KAGGLE_TRAIN)
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", img_size=64, max_per_class=2, epochs=1,
-                      augment=("flip", "color", "crop", "rotate"), unfreeze=1, out=str(tmp_path), workers=0,
+                      augment=("flip", "color", "crop", "rotate"), unfreeze=1, views=0, out=str(tmp_path), workers=0,
                       val_fraction=0.0)
     t = Trainer(cfg, **QUIET)
-    assert not t.feature_mode
+    assert not t.feature_mode  # --views 0: augmentation on the fly, whole network every step
     before = t.model.head.weight.detach().clone()
     blk = [p.detach().clone() for p in t.model.blocks()[-1].parameters()]
     first = [p.detach().clone() for p in t.model.blocks()[0].parameters()]
@@ -70,6 +71,63 @@ def test_end_to_end_augmented_training_runs(tmp_path):
     assert not torch.equal(before, t.model.head.weight)
     assert any(not torch.equal(a, b) for a, b in zip(blk, t.model.blocks()[-1].parameters()))
     assert all(torch.equal(a, b) for a, b in zip(first, t.model.blocks()[0].parameters()))
+
+
+def test_cached_views_train_the_unfrozen_blocks_of_the_model_itself(tmp_path, cache_dir):
+    need(KAGGLE_TRAIN)
+    cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", img_size=64, max_per_class=3, epochs=2,
+                      augment=("flip", "crop"), views=2, unfreeze=2, out=str(tmp_path), workers=0,
+                      cache_dir=str(cache_dir))
+    t = Trainer(cfg, **QUIET)
+    assert t.feature_mode
+    last = [p.detach().clone() for p in t.model.blocks()[-1].parameters()]
+    first = [p.detach().clone() for p in t.model.blocks()[0].parameters()]
+    summary = t.fit()
+    info = summary["feature_info"]
+    # 19 Lite0 stages: the last 2 blocks and the pooling train, the 16 before them are cached
+    assert (info["stages_cached"], info["stages_trained"]) == (16, 3)
+    assert t.train_set.features.shape[0] == 2 and t.train_set.features.shape[2:] == (192, 2, 2)  # block 14 output at 64 px
+    assert any(not torch.equal(a, b) for a, b in zip(last, t.model.blocks()[-1].parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(first, t.model.blocks()[0].parameters()))
+    # what trained on cached maps is the checkpoint's model: full forward == suffix(prefix)
+    from asl_edge.train.models import StageRange, backbone_stages
+    model, _ = model_from_checkpoint(load_checkpoint(tmp_path / "last.ckpt"))
+    stages = backbone_stages(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), StageRange(stages[16:], model.head)(StageRange(stages[:16])(x)))
+
+
+def test_views_are_reproducible_and_differ_from_each_other():
+    need(KAGGLE_TRAIN)
+    from asl_edge.runtime.contract import ModelContract
+    from asl_edge.train.features import ImageDataset
+    from asl_edge.train.presets import TrainPreset
+
+    samples, _ = D.scan_source(KAGGLE_TRAIN, KAGGLE_CLASSES, log=lambda *_: None)
+    preset = TrainPreset(ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=64), ("crop", "color", "rotate"))
+    a = ImageDataset(samples[:2], preset, seed=1, view=0)
+    torch.manual_seed(123)
+    first = a[1][0]
+    torch.manual_seed(999)  # the global RNG does not matter: the view is a function of (seed, view, index)
+    torch.testing.assert_close(first, a[1][0])
+    assert not torch.equal(first, ImageDataset(samples[:2], preset, seed=1, view=1)[1][0])
+
+
+def test_adding_a_source_reuses_the_cached_features_of_the_others(tmp_path, cache_dir):
+    need(KAGGLE_TRAIN)
+    extra = tmp_path / "extra"
+    for cls in ("A", "B"):
+        (extra / cls).mkdir(parents=True)
+        for f in sorted((KAGGLE_TRAIN / cls).iterdir())[:3]:
+            shutil.copy(f, extra / cls / f.name)
+    common = dict(arch="efficientnet_lite0", img_size=64, max_per_class=4, epochs=1, workers=0,
+                  cache_dir=str(tmp_path / "cache"), val_fraction=0.0)
+    first = Trainer(TrainConfig(data=[str(KAGGLE_TRAIN)], out=str(tmp_path / "one"), **common), **QUIET).fit()
+    both = Trainer(TrainConfig(data=[str(KAGGLE_TRAIN), str(extra)], out=str(tmp_path / "two"), **common), **QUIET).fit()
+    assert first["feature_info"]["computed"] == 1
+    assert (both["feature_info"]["loaded"], both["feature_info"]["computed"]) == (1, 1)
+    assert both["feature_info"]["images"] == 6  # only the new source went through the backbone
 
 
 def test_weights_from_a_local_state_dict(tmp_path):

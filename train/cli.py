@@ -31,7 +31,10 @@ def _unfreeze(value: str) -> int:
 @click.option("--init", "init", default=None, metavar="CKPT", help="Start from an asl-edge checkpoint (adapt a model to new data).")
 @click.option("--unfreeze", default="0", show_default=True, metavar="N|all", help="Fine-tune the last N backbone blocks.")
 @click.option("--augment", default="none", show_default=True,
-              help=f"Comma list of {','.join(AUGMENTATIONS)}, or default|all|none. Trains end to end.")
+              help=f"Comma list of {','.join(AUGMENTATIONS)}, or default|all|none.")
+@click.option("--views", default=4, show_default=True, type=click.IntRange(0),
+              help="Augmented copies of each image cached through the frozen backbone; each epoch draws one. "
+                   "0: augment on the fly and run the whole network every step (slow on CPU).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
@@ -49,7 +52,7 @@ def _unfreeze(value: str) -> int:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache folder.")
 @click.option("--resume", default=None, metavar="CKPT", help="Continue a run from its last.ckpt.")
 @cli_errors
-def main(data, val_data, arch, weights, init, unfreeze, augment, epochs, lr, batch_size, workers, seed, device, out,
+def main(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, batch_size, workers, seed, device, out,
          img_size, val_fraction, random_split, max_per_class, source_weights, feature_engine, cache_dir, resume):
     """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
     from .engine import TrainConfig, Trainer
@@ -61,7 +64,7 @@ def main(data, val_data, arch, weights, init, unfreeze, augment, epochs, lr, bat
     if sw and len(sw) != len(data):
         raise UserError(f"--source-weights has {len(sw)} value(s) for {len(data)} --data source(s)")
     cfg = TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
-                      unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), epochs=epochs, lr=lr,
+                      unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs, lr=lr,
                       batch_size=batch_size, workers=workers, seed=seed, device=device, out=out, img_size=img_size,
                       val_fraction=val_fraction, random_split=random_split, max_per_class=max_per_class,
                       source_weights=sw, feature_engine=feature_engine, cache_dir=cache_dir, resume=resume)

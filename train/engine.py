@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
 from asl_edge.runtime.errors import UserError
 
 from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
-from .features import ImageDataset, cached_features, weights_identity
-from .models import (NORMALIZATION, backbone_is_frozen, build_model, freeze_batchnorm_of_frozen,
-                     set_trainable)
+from .features import FeatureStore, ImageDataset, ViewDataset
+from .models import (NORMALIZATION, StageRange, backbone_stages, build_model, first_trainable_stage,
+                     freeze_batchnorm_of_frozen, set_trainable)
 from .presets import EvalPreset, TrainPreset
 
 
@@ -33,6 +33,7 @@ class TrainConfig:
     init: str | None = None
     unfreeze: int = 0
     augment: tuple = ()
+    views: int = 4
     epochs: int = 10
     lr: float = 1e-3
     batch_size: int = 32
@@ -116,7 +117,9 @@ class Trainer:
         if init_ckpt is not None:
             self.model.load_state_dict(init_ckpt["model_state_dict"])
         set_trainable(self.model, cfg.unfreeze)
-        self.feature_mode = backbone_is_frozen(self.model) and not cfg.augment
+        # The frozen prefix of the backbone is cached (augmented as `views` copies); only
+        # --unfreeze all, or --views 0 with augmentation, runs the whole network every step.
+        self.feature_mode = cfg.unfreeze != -1 and (not cfg.augment or cfg.views > 0)
         self.model.to(self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
@@ -190,15 +193,29 @@ class Trainer:
     def _prepare(self):
         cfg = self.cfg
         if self.feature_mode:
-            wid = "init:" + weights_identity(cfg.init, cfg.seed) if cfg.init else weights_identity(cfg.weights, cfg.seed)
-            all_samples = self.samples + self.val_samples
-            feats, self.feature_info = cached_features(
-                self.model, all_samples, cfg.arch, wid, self.contract, self.device, cfg.cache_dir, log=self.log,
-                batch_size=32, workers=cfg.workers, engine=cfg.feature_engine)
-            n = len(self.samples)
-            labels = torch.tensor([s.label for s in all_samples])
-            self.train_set = TensorDataset(feats[:n], labels[:n], self._sample_weights(self.samples))
-            self.val_set = TensorDataset(feats[n:], labels[n:]) if self.val_samples else None
+            stages = backbone_stages(self.model)
+            cut = first_trainable_stage(stages)
+            self.net = StageRange(stages[cut:], self.model.head)  # what trains: suffix + head
+            store = FeatureStore(StageRange(stages[:cut]), cfg.arch, self.contract, self.device, cfg.cache_dir,
+                                 cfg.feature_engine, cfg.workers, log=self.log)
+            if cfg.augment:
+                train = store.view_features(self.samples, cfg.augment, cfg.views, cfg.seed, cfg.box_jitter)
+            else:
+                train = store.eval_features(self.samples)
+            labels = torch.tensor([s.label for s in self.samples])
+            self.train_set = ViewDataset(train, labels, self._sample_weights(self.samples))
+            self.val_set = None
+            if self.val_samples:
+                vl = torch.tensor([s.label for s in self.val_samples])
+                self.val_set = ViewDataset(store.eval_features(self.val_samples), vl, torch.ones(len(vl)))
+            info = store.info
+            self.feature_info = {**info, "cache_hit": store.cache_hit, "stages_cached": cut,
+                                 "stages_trained": len(stages) - cut}
+            if info["computed"]:
+                self.log(f"feature cache: computed {info['computed']} and reused {info['loaded']} file(s); "
+                         f"{info['images']} images in {info['seconds']:.1f}s")
+            else:
+                self.log(f"feature cache: hit ({info['loaded']} file(s))")
         else:
             self.train_set = ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
                                           box_jitter=cfg.box_jitter if cfg.augment else 0.0, seed=cfg.seed)
@@ -206,7 +223,7 @@ class Trainer:
             self.train_weights = self._sample_weights(self.samples)
 
     def _head_or_model(self):
-        return self.model.head if self.feature_mode else self.model
+        return self.net if self.feature_mode else self.model
 
     def train_epoch(self, epoch):
         from tqdm import tqdm
@@ -214,6 +231,7 @@ class Trainer:
         g = self._epoch_generator(epoch)
         torch.manual_seed(self.cfg.seed * 100_003 + epoch)
         if self.feature_mode:
+            self.train_set.set_epoch(g)
             loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=g)
         else:
             self.train_set.epoch = epoch
@@ -287,7 +305,13 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self._prepare()
         self._write_manifest()
-        mode = "cached features, head only" if self.feature_mode else "end to end"
+        if self.feature_mode:
+            views = f", {cfg.views} augmented views" if cfg.augment else ""
+            mode = (f"cached features{views}, training "
+                    + (f"the last {self.feature_info['stages_trained'] - 1} stage(s) and the head"
+                       if self.feature_info["stages_trained"] > 1 else "the head"))
+        else:
+            mode = "end to end"
         self.log(f"training {cfg.arch} ({mode}) on {self.device} for epochs {self.start_epoch + 1}..{cfg.epochs}")
         times = [h["seconds"] for h in self.history]
         last = None

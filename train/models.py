@@ -174,3 +174,78 @@ def freeze_batchnorm_of_frozen(model: AslNet) -> None:
     for m in model.backbone.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
             m.eval()
+
+
+# --- stages: the backbone as an ordered list, so a frozen prefix can be cached ---------
+
+class _LiteStem(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.conv, self.bn, self.act = net._conv_stem, net._bn0, net._swish  # _swish is ReLU6 in Lite
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class _LiteBlock(nn.Module):
+    """One MBConv block with the drop-connect rate extract_features would give it."""
+
+    def __init__(self, net, idx):
+        super().__init__()
+        self.block = net._blocks[idx]
+        rate = net._global_params.drop_connect_rate
+        self.rate = rate * float(idx) / len(net._blocks) if rate else rate
+
+    def forward(self, x):
+        return self.block(x, drop_connect_rate=self.rate)
+
+
+class _LiteHeadConv(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.conv, self.bn, self.act = net._conv_head, net._bn1, net._swish
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class _PoolFlatten(nn.Module):
+    def forward(self, x):
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+def backbone_stages(model: AslNet) -> list:
+    """The backbone's forward as consecutive modules (image -> ... -> pooled vector). They hold
+    the model's own submodules, so training them trains the model; the model's state dict is
+    unchanged. Each --unfreeze block is exactly one stage."""
+    bb = model.backbone
+    if isinstance(bb, _LiteFeatures):
+        net = bb.net
+        return ([_LiteStem(net)] + [_LiteBlock(net, i) for i in range(len(net._blocks))]
+                + [_LiteHeadConv(net), _PoolFlatten()])
+    if isinstance(bb, _Pooled):
+        return list(bb.features) + [_PoolFlatten()]
+    stem = nn.Sequential(bb.conv1, bb.bn1, bb.relu, bb.maxpool)  # resnet
+    return [stem, bb.layer1, bb.layer2, bb.layer3, bb.layer4, _PoolFlatten()]
+
+
+def first_trainable_stage(stages: list) -> int:
+    """Index of the first stage with a trainable parameter (len(stages) when all are frozen)."""
+    for i, st in enumerate(stages):
+        if any(p.requires_grad for p in st.parameters()):
+            return i
+    return len(stages)
+
+
+class StageRange(nn.Module):
+    """Runs stages[lo:hi]; with a head, stages then the head (the trainable suffix)."""
+
+    def __init__(self, stages: list, head: nn.Module | None = None):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+
+    def forward(self, x):
+        for st in self.stages:
+            x = st(x)
+        return self.head(x) if self.head is not None else x
