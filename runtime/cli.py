@@ -13,6 +13,7 @@ import cv2
 from .camera import GuideBox, open_source
 from .errors import UserError, cli_errors
 from .files import FilesRun, collect_inputs
+from .hands import ROI_FINDERS, HandRoi, make_finder
 from .live import run_live, summary_line
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason
@@ -61,7 +62,10 @@ def describe_model(clf, first) -> str:
               help="Spelling: minimum top-1 probability for a letter to count.")
 @click.option("--roi", default="0.6", show_default=True,
               help="Camera mode: guide box, a centred square as a fraction of the shorter side, "
-                   "'full', or pixels x,y,w,h.")
+                   "'full', or pixels x,y,w,h; or find the hand: 'hand' (MediaPipe, pip install "
+                   "\"asl-edge[hands]\") or 'skin' (OpenCV skin colour, no extra install), with the "
+                   "0.6 guide box when no hand is found. Files mode: only hand and skin apply "
+                   "(crop each image to the hand; whole image when none).")
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
         batch_size, hold, threshold, roi):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
@@ -73,7 +77,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     if inputs and camera is not None:
         raise UserError("give either INPUTS (files mode) or --camera (camera mode), not both")
     if inputs:
-        run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames)
+        run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi)
     else:
         if camera is None:
             info("no INPUTS given: opening camera 0 (see --camera)")
@@ -82,12 +86,34 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
                    hold, threshold, roi)
 
 
-def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames):
+def hand_kind(roi) -> str | None:
+    kind = str(roi).strip().lower()
+    return kind if kind in ROI_FINDERS else None
+
+
+def parse_region(roi) -> GuideBox | HandRoi:
+    """--roi -> the fixed guide box, or a hand finder that falls back to the default guide box."""
+    kind = hand_kind(roi)
+    if kind is not None:
+        return HandRoi(make_finder(kind, video=True), GuideBox())
+    try:
+        return GuideBox.parse(roi)
+    except UserError as e:
+        raise UserError(f"{e}; or 'hand' / 'skin' to find the hand") from None
+
+
+def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi="0.6"):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
+    kind = hand_kind(roi)
+    finder = make_finder(kind, video=False) if kind else None
     clf, first = load_model(model, provider, threads)
     run = FilesRun(clf, top_k=top_k, as_json=as_json, batch_size=batch_size, every=every,
-                   max_frames=max_frames)
-    run.run(found)
+                   max_frames=max_frames, finder=finder)
+    try:
+        run.run(found)
+    finally:
+        if finder is not None:
+            finder.close()
     # Reported at the end, so a bad file named on the command line still fails in one line.
     for line in [describe_model(clf, first)] + run.summary_lines():
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
@@ -99,7 +125,17 @@ def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max
         speller = Speller(threshold=threshold, hold=Hold.parse(hold))
     except ValueError as e:
         raise UserError(f"--hold: {e}") from None
-    guide = GuideBox.parse(roi)
+    guide = parse_region(roi)
+    try:
+        run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
+                          speller, threshold, guide)
+    finally:
+        if isinstance(guide, HandRoi):
+            guide.close()
+
+
+def run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
+                      speller, threshold, guide):
     source = open_source(camera)  # before the model: a wrong --camera fails at once, in one line
     try:
         clf, first = load_model(model, provider, threads)
@@ -107,6 +143,9 @@ def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max
         window = open_window(no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
              f"; hold {speller.hold}, threshold {threshold:g}")
+        if isinstance(guide, HandRoi):
+            info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
+                 "when none is found")
         try:
             stats = run_live(clf, source, speller, guide, top_k=top_k, window=window,
                              max_frames=max_frames, as_json=as_json)

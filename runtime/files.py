@@ -28,6 +28,7 @@ class Item:
     rgb: object
     true: str | None
     frame: int | None = None
+    hand: tuple | None = None  # square (x, y, w, h) that was classified, with --roi hand / skin
 
 
 def collect_inputs(raw_inputs) -> list[Input]:
@@ -73,8 +74,12 @@ def warn(msg: str):
 class FilesRun:
     """Reads inputs, classifies them in batches and prints one line (or JSON line) each."""
 
-    def __init__(self, clf, *, top_k=3, as_json=False, batch_size=16, every=1, max_frames=None, out=None):
+    def __init__(self, clf, *, top_k=3, as_json=False, batch_size=16, every=1, max_frames=None, out=None,
+                 finder=None):
         self.clf, self.k, self.as_json = clf, min(top_k, len(clf.classes)), as_json
+        self.finder = finder  # a hands.HandFinder: classify the hand's square (whole image when none)
+        self.hands_found = 0
+        self.hand_seconds = 0.0
         self.batch_size, self.every, self.max_frames = batch_size, every, max_frames
         self.out = out or sys.stdout
         self.count = self.frames = self.skipped = self.labelled = self.correct = 0
@@ -134,9 +139,26 @@ class FilesRun:
             self._classify(batch)
         self.seconds = time.perf_counter() - t0
 
-    def _classify(self, batch):
+    def _crop_hands(self, batch) -> list:
+        if self.finder is None:
+            return [it.rgb for it in batch]
         t0 = time.perf_counter()
-        x = self.clf.contract.preprocess_batch([it.rgb for it in batch])
+        crops = []
+        for it in batch:
+            it.hand = self.finder.find(it.rgb)
+            if it.hand is None:
+                crops.append(it.rgb)
+                continue
+            self.hands_found += 1
+            x, y, w, h = it.hand
+            crops.append(it.rgb[y:y + h, x:x + w])
+        self.hand_seconds += time.perf_counter() - t0
+        return crops
+
+    def _classify(self, batch):
+        images = self._crop_hands(batch)
+        t0 = time.perf_counter()
+        x = self.clf.contract.preprocess_batch(images)
         t1 = time.perf_counter()
         probs = softmax(self.clf.run(x))
         self.preprocess_seconds += t1 - t0
@@ -159,12 +181,16 @@ class FilesRun:
                 rec["frame"] = it.frame
             if it.true is not None:
                 rec["true"] = it.true
+            if self.finder is not None:
+                rec["hand"] = None if it.hand is None else [int(v) for v in it.hand]
             print(json.dumps(rec), file=self.out, flush=True)
             return
         name = it.name if it.frame is None else f"{it.name}[{it.frame}]"
         tops = ", ".join(f"{n} {p:.3f}" for n, p in top)
+        hand = "" if self.finder is None else (
+            "  no hand (whole image)" if it.hand is None else "  hand " + ",".join(str(int(v)) for v in it.hand))
         verdict = "" if it.true is None else f"  true {it.true} {'ok' if label == it.true else 'WRONG'}"
-        print(f"{name}  {label} {prob:.3f}  top{self.k}: {tops}{verdict}", file=self.out, flush=True)
+        print(f"{name}  {label} {prob:.3f}  top{self.k}: {tops}{hand}{verdict}", file=self.out, flush=True)
 
     def summary_lines(self) -> list[str]:
         secs = max(self.seconds, 1e-9)
@@ -175,6 +201,10 @@ class FilesRun:
                  f"model {ms:.2f} ms/img in batches of up to {self.batch_size}, "
                  f"+{pre_ms:.2f} ms preprocess); "
                  f"skipped {self.skipped} unreadable"]
+        if self.finder is not None:
+            lines.append(f"hands: found in {self.hands_found}/{self.count} images by {self.finder.name} "
+                         f"({1000 * self.hand_seconds / max(self.count, 1):.1f} ms/img); "
+                         "the whole image was classified where none was found")
         if self.labelled:
             lines.append(f"accuracy: {self.correct / self.labelled:.4f} "
                          f"({self.correct}/{self.labelled} images in class-named folders)")

@@ -7,6 +7,7 @@ import time
 
 from .camera import GuideBox
 from .contract import bgr_to_rgb
+from .hands import HandRoi
 from .model import softmax
 from .overlay import Window, draw_overlay
 from .spelling import Speller
@@ -19,6 +20,8 @@ class LiveStats:
         self.frames = 0
         self.model_s = 0.0       # onnxruntime only
         self.preprocess_s = 0.0  # crop, colour convert, resize, normalise
+        self.hand_s = 0.0        # hand finding (--roi hand / skin)
+        self.hand_frames = None  # frames where a hand gave the box; None without hand finding
         self.started = None
         self.ended = None
 
@@ -32,12 +35,17 @@ class LiveStats:
         return self.frames / self.seconds if self.frames and self.seconds > 0 else 0.0
 
 
-def run_live(clf, source, speller: Speller, guide: GuideBox, *, top_k=3, window: Window | None = None,
-             max_frames=None, as_json=False, out=None) -> LiveStats:
-    """The loop. Stops at end of a video, on q / window close, at max_frames, or on Ctrl-C."""
+def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=3,
+             window: Window | None = None, max_frames=None, as_json=False, out=None) -> LiveStats:
+    """The loop. Stops at end of a video, on q / window close, at max_frames, or on Ctrl-C.
+
+    guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none)."""
     out = out or sys.stdout
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
+    hands = guide if isinstance(guide, HandRoi) else None
+    if hands is not None:
+        stats.hand_frames = 0
     last_status = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
@@ -52,8 +60,17 @@ def run_live(clf, source, speller: Speller, guide: GuideBox, *, top_k=3, window:
                 window.clear_requested = False
 
             t0 = time.perf_counter()
-            box = guide.box(frame.shape[1], frame.shape[0])
-            x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
+            if hands is not None:
+                rgb = bgr_to_rgb(frame)
+                box = hands.box(rgb)
+                stats.hand_frames += hands.found
+                th = time.perf_counter()
+                stats.hand_s += th - t0
+                t0 = th
+                x = clf.contract.preprocess(rgb[box[1]:box[3], box[0]:box[2]])[None]
+            else:
+                box = guide.box(frame.shape[1], frame.shape[0])
+                x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
             t1 = time.perf_counter()
             probs = softmax(clf.run(x))[0]
             t2 = time.perf_counter()
@@ -66,16 +83,20 @@ def run_live(clf, source, speller: Speller, guide: GuideBox, *, top_k=3, window:
             accepted = speller.update(label, prob, timestamp)
 
             if as_json:
-                print(json.dumps({"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
-                                  "top_k": [[n, round(p, 6)] for n, p in top],
-                                  "accepted": accepted, "text": speller.text}), file=out, flush=True)
+                rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
+                       "top_k": [[n, round(p, 6)] for n, p in top],
+                       "accepted": accepted, "text": speller.text}
+                if hands is not None:
+                    rec["hand"], rec["box"] = hands.found, [int(v) for v in box]
+                print(json.dumps(rec), file=out, flush=True)
             elif window is None and accepted is not None:
                 print(f"frame {stats.frames - 1}: accepted {accepted} ({prob:.2f})  text: {speller.text!r}",
                       file=out, flush=True)
 
             if window is not None:
                 draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
-                             threshold=speller.threshold, progress=speller.progress(timestamp))
+                             threshold=speller.threshold, progress=speller.progress(timestamp),
+                             hand=None if hands is None else hands.found)
                 if not window.show(frame):
                     break
             elif not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
@@ -91,7 +112,9 @@ def run_live(clf, source, speller: Speller, guide: GuideBox, *, top_k=3, window:
 
 def summary_line(stats: LiveStats, first_inference_s: float, dropped: int, text: str) -> str:
     n = max(stats.frames, 1)
+    hand = "" if stats.hand_frames is None else (
+        f"; hand found in {stats.hand_frames}/{stats.frames} frames ({1000 * stats.hand_s / n:.2f} ms/frame)")
     return (f"summary: {stats.frames} frames in {stats.seconds:.2f} s, {stats.fps():.1f} fps end-to-end; "
-            f"model {1000 * stats.model_s / n:.2f} ms/frame (+{1000 * stats.preprocess_s / n:.2f} ms preprocess); "
+            f"model {1000 * stats.model_s / n:.2f} ms/frame (+{1000 * stats.preprocess_s / n:.2f} ms preprocess){hand}; "
             f"first inference {1000 * first_inference_s:.1f} ms; dropped {dropped} camera frames; "
             f"text: {text!r}")

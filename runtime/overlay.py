@@ -10,6 +10,7 @@ import numpy as np
 WINDOW = "asl-run (q to quit, c to clear)"
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 GREEN, GREY, WHITE, BLACK, AMBER = (60, 200, 60), (160, 160, 160), (255, 255, 255), (0, 0, 0), (0, 190, 255)
+CYAN = (230, 200, 0)
 
 
 def opencv_gui() -> str:
@@ -72,14 +73,23 @@ def _label(img, text, org, scale, color, thickness=1):
 
 
 def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
-                 threshold: float, progress: float = 0.0) -> np.ndarray:
-    """Draw on frame_bgr in place (and return it). box = (x0, y0, x1, y1); top_k = [(label, prob)]."""
+                 threshold: float, progress: float = 0.0, hand: bool | None = None) -> np.ndarray:
+    """Draw on frame_bgr in place (and return it). box = (x0, y0, x1, y1); top_k = [(label, prob)].
+
+    hand: None without hand finding; True when box is the found hand (drawn with a cyan
+    frame around it), False when no hand was found and box is the guide box."""
     h, w = frame_bgr.shape[:2]
     s = max(0.4, h / 480)  # scale everything with the frame height
     label, prob = top_k[0]
     confident = prob >= threshold
     x0, y0, x1, y1 = box
     cv2.rectangle(frame_bgr, (x0, y0), (x1, y1), GREEN if confident else GREY, max(1, int(2 * s)))
+    if hand is not None:
+        if hand:
+            t = max(1, int(2 * s))
+            cv2.rectangle(frame_bgr, (x0 - 2 * t, y0 - 2 * t), (x1 + 2 * t, y1 + 2 * t), CYAN, t)
+        _label(frame_bgr, "hand" if hand else "no hand: guide box", (x0 + int(4 * s), max(int(12 * s), y0 - int(6 * s))),
+               0.5 * s, CYAN if hand else GREY)
     if progress > 0:  # how far the held letter is towards being typed
         cv2.rectangle(frame_bgr, (x0, y1 + 3), (x0 + int((x1 - x0) * progress), y1 + int(8 * s)), AMBER, -1)
 
