@@ -199,7 +199,7 @@ class Trainer:
             store = FeatureStore(StageRange(stages[:cut]), cfg.arch, self.contract, self.device, cfg.cache_dir,
                                  cfg.feature_engine, cfg.workers, log=self.log)
             if cfg.augment:
-                train = store.view_features(self.samples, cfg.augment, cfg.views, cfg.seed, cfg.box_jitter)
+                train = store.view_features(self.samples, cfg.augment, cfg.views, cfg.seed, self._box_jitter())
             else:
                 train = store.eval_features(self.samples)
             labels = torch.tensor([s.label for s in self.samples])
@@ -218,9 +218,12 @@ class Trainer:
                 self.log(f"feature cache: hit ({info['loaded']} file(s))")
         else:
             self.train_set = ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
-                                          box_jitter=cfg.box_jitter if cfg.augment else 0.0, seed=cfg.seed)
+                                          box_jitter=self._box_jitter(), seed=cfg.seed)
             self.val_set = ImageDataset(self.val_samples, EvalPreset(self.contract)) if self.val_samples else None
             self.train_weights = self._sample_weights(self.samples)
+
+    def _box_jitter(self):
+        return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0
 
     def _head_or_model(self):
         return self.net if self.feature_mode else self.model

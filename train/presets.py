@@ -7,8 +7,9 @@ from torchvision.transforms import v2
 
 from asl_edge.runtime.contract import ModelContract
 
-AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray")
-DEFAULT_AUGMENT = ("flip", "color", "crop", "rotate")
+# jitter: move and scale the boxes.csv hand crop (sources with boxes only)
+AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter")
+DEFAULT_AUGMENT = ("flip", "color", "crop", "rotate", "jitter")
 
 
 def parse_augment(text: str | None) -> tuple:

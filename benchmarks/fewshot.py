@@ -1,0 +1,193 @@
+"""Few-shot personal calibration curve: how much do k images per sign of one person help on
+other photos of that same person, and what does it cost on everyone else?
+
+Protocol (all seeded):
+1. base model: trained on --base-data (other people), split by source photo; its held-out
+   photos measure "everyone else".
+2. the person: --person (one signer's frames, e.g. Kaggle's). Split by frame blocks; the
+   held-out blocks (and --person-test, e.g. Kaggle's official test images) measure the person.
+   Calibration images come from the other blocks: k *consecutive* frames per sign, like one
+   burst of asl-capture, not k frames spread over a whole session.
+3. for each k: "adapt" = asl-train --init BASE --data my_hand (head only, seconds);
+   "retrain" = the base recipe on base train photos + my_hand (my_hand weighted).
+
+    python -m asl_edge.benchmarks.fewshot --base-data roboflow_asl_letters/train \\
+        --person asl_alphabet/train --person-test asl_alphabet/test --shots 0,5,20 --out runs/fewshot
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from asl_edge.runtime.contract import KAGGLE_CLASSES
+from asl_edge.runtime.fileio import atomic_write
+
+QUIET = lambda *_: None  # noqa: E731
+
+
+def _link_folder(root: Path, samples, classes, boxes_from: Path | None = None):
+    """A Kaggle-layout folder of symlinks to the chosen samples (no image copies)."""
+    if root.exists():
+        shutil.rmtree(root)
+    for s in samples:
+        d = root / classes[s.label]
+        d.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.abspath(s.path), d / Path(s.path).name)
+    if boxes_from is not None and (boxes_from / "boxes.csv").is_file():
+        shutil.copy(boxes_from / "boxes.csv", root / "boxes.csv")
+    return root
+
+
+@torch.no_grad()
+def evaluate(ckpt_path, folder, cache_dir, letters_only=False) -> dict:
+    """Top-1 of a checkpoint on a folder: frozen prefix features from the shared cache, then the
+    checkpoint's own trainable stages and head."""
+    from asl_edge.train import data as D
+    from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from asl_edge.train.features import FeatureStore
+    from asl_edge.train.models import StageRange, backbone_stages, first_trainable_stage, set_trainable
+
+    ckpt = load_checkpoint(ckpt_path)
+    model, contract = model_from_checkpoint(ckpt)
+    set_trainable(model, int(ckpt["config"].get("unfreeze", 0)))
+    stages = backbone_stages(model)
+    cut = first_trainable_stage(stages)
+    samples, _ = D.scan_source(folder, contract.classes, check_images=False, log=QUIET)
+    if letters_only:
+        samples = [s for s in samples if len(contract.classes[s.label]) == 1]
+    store = FeatureStore(StageRange(stages[:cut]), ckpt["arch"], contract, torch.device("cpu"), cache_dir,
+                         workers=2, log=QUIET)
+    feats = store.eval_features(samples)[0]
+    suffix = StageRange(stages[cut:], model.head).eval()
+    pred = torch.cat([suffix(feats[i:i + 64].float()).argmax(1) for i in range(0, len(feats), 64)])
+    labels = torch.tensor([s.label for s in samples])
+    return {"n": len(samples), "top1": float((pred == labels).float().mean())}
+
+
+def _train(log, **kw):
+    from asl_edge.train.engine import TrainConfig, Trainer
+
+    return Trainer(TrainConfig(**kw), log=log).fit()
+
+
+def _options(text: str) -> dict:
+    """The recipe options this script passes on (a small subset of asl-train's)."""
+    args, out = shlex.split(text), {}
+    names = {"--augment": "augment", "--unfreeze": "unfreeze", "--views": "views", "--epochs": "epochs",
+             "--arch": "arch", "--img-size": "img_size"}
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag not in names:
+            raise click.BadParameter(f"unsupported option {flag}", param_hint="--recipe")
+        out[names[flag]] = value
+    from asl_edge.train.cli import _unfreeze
+    from asl_edge.train.presets import parse_augment
+    if "augment" in out:
+        out["augment"] = parse_augment(out["augment"])
+    for k in ("unfreeze",):
+        if k in out:
+            out[k] = _unfreeze(out[k])
+    for k in ("views", "epochs", "img_size"):
+        if k in out:
+            out[k] = int(out[k])
+    return out
+
+
+@click.command()
+@click.option("--base-data", required=True, help="Other people's photos (the base model's training source).")
+@click.option("--person", required=True, help="One person's frames, Kaggle layout.")
+@click.option("--person-test", default=None, help="More images of the same person (evaluation only).")
+@click.option("--shots", default="0,5,20", show_default=True)
+@click.option("--recipe", default="--arch efficientnet_lite0 --epochs 15", show_default=True,
+              help="asl-train options of the base model and the retrain (--arch --augment --unfreeze --views --epochs).")
+@click.option("--adapt-epochs", default=20, show_default=True, type=int)
+@click.option("--mine-weight", default=4.0, show_default=True, type=float, help="Loss weight of my_hand in the retrain.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--cache-dir", default=None)
+@click.option("--out", default="runs/fewshot", type=click.Path(file_okay=False))
+def main(base_data, person, person_test, shots, recipe, adapt_epochs, mine_weight, seed, cache_dir, out):
+    from asl_edge.train import data as D
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(KAGGLE_CLASSES)
+    rec = {"arch": "efficientnet_lite0", **_options(recipe)}
+    common = dict(cache_dir=cache_dir, workers=2, seed=seed)
+
+    # 1. base model on other people, held-out photos kept aside
+    t0 = time.perf_counter()
+    base = _train(QUIET, data=[base_data], out=str(out / "base"), val_fraction=0.2, **rec, **common)
+    base_s = time.perf_counter() - t0
+    rows = list(csv.DictReader(open(out / "base" / "split.csv")))
+    base_root = D.find_class_root(base_data, classes)
+    base_samples, _ = D.scan_source(base_data, classes, check_images=False, log=QUIET)
+    by_path = {s.path: s for s in base_samples}
+    others_train = _link_folder(out / "others_train", [by_path[r["path"]] for r in rows if r["split"] == "train"],
+                                classes, base_root)
+    others_test = _link_folder(out / "others_test", [by_path[r["path"]] for r in rows if r["split"] == "val"],
+                               classes, base_root)
+
+    # 2. the person: held-out frame blocks for testing, the rest is the calibration pool
+    person_samples, _ = D.scan_source(person, classes, check_images=False, log=QUIET)
+    tr, va = D.split_samples(person_samples, 0.2, seed)
+    person_heldout = _link_folder(out / "person_test", [person_samples[i] for i in va], classes)
+    pool = {}
+    for i in tr:
+        pool.setdefault(person_samples[i].label, []).append(person_samples[i])
+    for lab in pool:
+        pool[lab].sort(key=lambda s: D.group_key(s.path))
+    rng = random.Random(seed)
+
+    def measure(ckpt):
+        r = {"person_heldout": evaluate(ckpt, person_heldout, cache_dir),
+             "person_heldout_letters": evaluate(ckpt, person_heldout, cache_dir, letters_only=True),
+             "others_heldout": evaluate(ckpt, others_test, cache_dir)}
+        if person_test:
+            r["person_test"] = evaluate(ckpt, person_test, cache_dir)
+        return r
+
+    results = {"recipe": recipe, "base_seconds": base_s, "runs": []}
+    for k in [int(x) for x in shots.split(",")]:
+        if k == 0:
+            results["runs"].append({"shots": 0, "method": "base", "seconds": base_s, **measure(base["best"])})
+            continue
+        burst = []
+        for lab, frames in sorted(pool.items()):
+            start = rng.randrange(0, max(1, len(frames) - k + 1))
+            burst += frames[start:start + k]
+        mine = _link_folder(out / f"my_hand_{k}", burst, classes)
+        t0 = time.perf_counter()
+        adapted = _train(QUIET, data=[str(mine)], init=base["best"], out=str(out / f"adapt_{k}"), val_fraction=0.0,
+                         epochs=adapt_epochs, arch=rec["arch"], **common)
+        results["runs"].append({"shots": k, "method": "adapt (--init base, head only)",
+                                "seconds": time.perf_counter() - t0, **measure(adapted["best"])})
+        t0 = time.perf_counter()
+        retrained = _train(QUIET, data=[str(others_train), str(mine)], source_weights=(1.0, mine_weight),
+                           out=str(out / f"retrain_{k}"), val_fraction=0.0, **rec, **common)
+        results["runs"].append({"shots": k, "method": f"retrain (others + mine x{mine_weight:g})",
+                                "seconds": time.perf_counter() - t0, **measure(retrained["best"])})
+        print(f"fewshot: {k} shots done")
+
+    text = json.dumps(results, indent=1)
+    atomic_write(out / "fewshot.json", lambda tmp: Path(tmp).write_text(text))
+    cols = ["person_heldout", "person_heldout_letters"] + (["person_test"] if person_test else []) + ["others_heldout"]
+    lines = ["| images per sign | method | " + " | ".join(cols) + " | train s |", "|---" * (len(cols) + 3) + "|"]
+    for r in results["runs"]:
+        lines.append(f"| {r['shots']} | {r['method']} | "
+                     + " | ".join(f"{100 * r[c]['top1']:.1f}% ({r[c]['n']})" for c in cols) + f" | {r['seconds']:.0f} |")
+    md = "\n".join(lines) + "\n"
+    atomic_write(out / "fewshot.md", lambda tmp: Path(tmp).write_text(md))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
