@@ -84,8 +84,8 @@ def _write_npy(path, samples, make, shape, dtype):
 
 def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
     """Scan, sample (stratified, --max-images) and preprocess each --data folder once."""
-    from asl_edge.export.images import load_batch, stratified
-    from asl_edge.train.data import load_image, scan_source
+    from asl_edge.export.images import load_batch, load_uint8_batch, stratified
+    from asl_edge.train.data import scan_source
 
     classes = list(contract.classes)
     s = contract.input_size
@@ -100,8 +100,7 @@ def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
             _write_npy(npy["float"], samples, lambda ss: load_batch(ss, contract), (3, s, s), np.float32)
         if "uint8" in formats:
             npy["uint8"] = tmp / f"data{i}.uint8.npy"
-            _write_npy(npy["uint8"], samples, lambda ss: np.stack([contract.resize_rgb(load_image(x)) for x in ss]),
-                       (s, s, 3), np.uint8)
+            _write_npy(npy["uint8"], samples, lambda ss: load_uint8_batch(ss, contract), (s, s, 3), np.uint8)
         counts = {classes[k]: int(n) for k, n in zip(*np.unique(labels, return_counts=True))}
         out.append(DataSet(str(d), str(report.root), [x.path for x in samples], labels, counts, npy))
         log(f"data {d}: {len(samples)} images, {len(counts)} of {len(classes)} classes")

@@ -33,17 +33,20 @@ def _held_out(ckpt, classes, eval_data, limit, log):
 
 
 def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               reduce_range, log=print):
+               reduce_range, input_format="float", log=print):
     import numpy as np
 
     from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 
     from . import onnx_export as X
-    from .images import checkpoint_train_samples, folder_samples, load_batch, stratified
+    from .images import checkpoint_train_samples, folder_samples, load_input_batch, stratified
     from .quantize import MIN_CALIB_IMAGES, convert_fp16, quantize_int8
 
     ckpt = load_checkpoint(ckpt_path)
-    model, contract = model_from_checkpoint(ckpt)
+    net, train_contract = model_from_checkpoint(ckpt)
+    # The module exported (the network, or it behind the uint8 NHWC normalisation) and the
+    # contract stored in every file; PyTorch and onnxruntime get the same batches of that format.
+    model, contract = X.for_input_format(net.eval(), train_contract.with_input_format("float"), input_format)
     classes = list(contract.classes)
     out = Path(out) if out else Path(ckpt_path).with_suffix(".onnx")
     if out.suffix != ".onnx":
@@ -53,18 +56,20 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
         workdir = Path(tempfile.mkdtemp(prefix=".asl-export-", dir=out.parent))
     except OSError as e:
         raise UserError(f"cannot write to {out.parent}: {e.strerror}") from None
-    settings = {"opset": opset, "exporter": "torch.onnx dynamo", "input": "float32 NCHW normalised"}
+    settings = {"opset": opset, "exporter": "torch.onnx dynamo", "input": X.INPUT_DESCRIPTION[input_format]}
     try:
         # --- images: held-out for parity/accuracy, training-side for calibration ---
         held, held_name = _held_out(ckpt, classes, eval_data, eval_count, log)
         if held:
-            eval_batch = load_batch(held, contract)
+            eval_batch = load_input_batch(held, contract)
             labels = np.array([s.label for s in held])
             log(f"parity images: {len(held)} real images from {held_name}")
         else:
             rng = np.random.default_rng(0)
             s = contract.input_size
-            eval_batch = contract.normalize(rng.integers(0, 256, (16, s, s, 3), dtype=np.uint8)).astype(np.float32)
+            eval_batch = rng.integers(0, 256, (16, s, s, 3), dtype=np.uint8)
+            if input_format == "float":
+                eval_batch = contract.normalize(eval_batch).astype(np.float32)
             labels = None
             log("parity images: no real images found (no --eval-data, val split not on disk); using 16 random images")
         ref = X.torch_logits(model, eval_batch)
@@ -98,10 +103,11 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
                     "INT8 ranges may be poor, pass --calib-data with more images")
             log(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
             tmp8 = workdir / "model.int8.onnx"
-            quantize_int8(tmp32, tmp8, load_batch(calib, contract), calib_method, reduce_range)
+            quantize_int8(tmp32, tmp8, load_input_batch(calib, contract), calib_method, reduce_range)
             X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(
                 settings, precision="int8", quant_format="QDQ", per_channel=True, activation_type="uint8",
-                weight_type="int8", float_layers="first conv, classifier", reduce_range=reduce_range, calibration_method=calib_method,
+                weight_type="int8", float_layers=("input normalisation, " if input_format == "uint8" else "")
+                + "first conv, classifier", reduce_range=reduce_range, calibration_method=calib_method,
                 calibration_images=len(calib))))
             q_logits = X.ort_logits(tmp8, eval_batch)
             results.append(("int8", out.with_suffix(".int8.onnx"), tmp8, time.perf_counter() - t0,
@@ -151,15 +157,19 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
 @click.option("--eval-data", default=None, type=click.Path(), help="Held-out images for parity and accuracy. "
               "Default: the checkpoint's val split.")
 @click.option("--eval-count", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--input-format", type=click.Choice(["float", "uint8"]), default="float", show_default=True,
+              help="float: the graph takes normalised float32 NCHW. uint8: it takes uint8 NHWC RGB at the "
+              "input size and normalises inside (every variant; the runtime then only crops and resizes).")
 @cli_errors
-def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, reduce_range, opset, eval_data, eval_count):
+def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, reduce_range, opset, eval_data, eval_count,
+         input_format):
     """Export CHECKPOINT (from asl-train) to ONNX, verified against PyTorch on real images.
 
     INT8 uses onnxruntime.quantization (static QDQ); onnxruntime-tools is a transformer tool
     and dynamic quantization of convolutions (ConvInteger) is slow, so neither is offered."""
     quantize = {q for q in quantize if q != "none"}
     run_export(checkpoint, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               reduce_range)
+               reduce_range, input_format)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,45 @@ from asl_edge.runtime.errors import UserError
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 DEFAULT_OPSET = 20
+INPUT_FORMATS = ("float", "uint8")
+INPUT_DESCRIPTION = {"float": "float32 NCHW normalised", "uint8": "uint8 NHWC RGB, normalised in the graph"}
+
+
+class Uint8Input(torch.nn.Module):
+    """uint8 NHWC RGB at input_size (what contract.resize_rgb gives) -> the contract's
+    normalisation and NHWC->NCHW transpose -> the network. Exported, these become the first
+    nodes of the graph (Transpose, Cast, Mul, Sub, Div), in the same order and float32
+    arithmetic as ModelContract.normalize, so both input formats see the same tensor."""
+
+    def __init__(self, net, contract):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(contract.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(contract.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        # contiguous(): a permuted NHWC tensor has channels-last strides, which torch.export
+        # carries through the network into an as_strided (Range, Gather) before the classifier.
+        x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32) * (1.0 / 255.0)
+        return self.net((x - self.mean) / self.std)
+
+
+def for_input_format(model, contract, input_format: str):
+    """The module to export and the contract to store for --input-format."""
+    if input_format not in INPUT_FORMATS:
+        raise UserError(f"unknown input format {input_format!r}: use float or uint8")
+    contract = contract.with_input_format(input_format)
+    return (Uint8Input(model, contract).eval() if input_format == "uint8" else model), contract
 
 
 def export_fp32(model, contract, path, opset=DEFAULT_OPSET):
     """Export with the dynamo exporter (torch.export): it is torch's default and maintained
     path, while the TorchScript exporter is deprecated; weights are embedded
-    (external_data=False) so the model is one file."""
+    (external_data=False) so the model is one file. The dummy input follows
+    contract.input_format: float32 NCHW, or uint8 NHWC for a model wrapped in Uint8Input."""
     s = contract.input_size
-    dummy = torch.zeros(2, 3, s, s)
+    dummy = (torch.zeros(2, s, s, 3, dtype=torch.uint8) if contract.input_format == "uint8"
+             else torch.zeros(2, 3, s, s))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

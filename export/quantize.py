@@ -12,8 +12,26 @@ MIN_CALIB_IMAGES = 100
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 
 
+def preprocessing_nodes(graph) -> list:
+    """Names of the nodes that compute the first convolution's input from the graph input: the
+    in-graph normalisation (Transpose, Cast, Mul, Sub, Div) of an input_format="uint8" model;
+    none for a float-input model, whose input feeds the first conv directly."""
+    first = next((n for n in graph.node if n.op_type == "Conv"), None)
+    if first is None:
+        return []
+    producer = {o: n for n in graph.node for o in n.output}
+    names, todo = set(), [first.input[0]]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is not None and node.name not in names:
+            names.add(node.name)
+            todo.extend(node.input)
+    return [n.name for n in graph.node if n.name in names]
+
+
 class _BatchReader:
-    """onnxruntime.quantization CalibrationDataReader over preprocessed images."""
+    """onnxruntime.quantization CalibrationDataReader over preprocessed images (float32 NCHW,
+    or uint8 NHWC for a model that normalises inside)."""
 
     def __init__(self, input_name, batch, chunk=16):
         self._it = iter([{input_name: batch[i:i + chunk]} for i in range(0, len(batch), chunk)])
@@ -31,7 +49,8 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
     saturate: reduce_range=True (7-bit weights) avoids that there, at some accuracy cost,
     so it is an option rather than the default. The first convolution (raw pixels) and
     the classifier layer (the logits) stay in float: both are tiny, and both are where
-    rounding hurts most.
+    rounding hurts most. So do the nodes before the first conv (the in-graph normalisation of
+    a uint8-input model): calib_batch is then uint8 NHWC, like the model's input.
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -48,7 +67,7 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
         graph = onnx.load(str(pre)).graph
         convs = [n.name for n in graph.node if n.op_type == "Conv"]
         heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
-        exclude = convs[:1] + heads[-1:]
+        exclude = preprocessing_nodes(graph) + convs[:1] + heads[-1:]
         CalibrationDataReader.register(_BatchReader)
         # the quantizer logs a WARNING per tensor (e.g. tiny-bias notes); keep the console readable
         root = logging.getLogger()
@@ -64,8 +83,12 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
 
 
 def convert_fp16(fp32_path, out_path):
-    """FP16 weights and activations for GPUs; inputs and outputs stay float32 for the caller."""
+    """FP16 weights and activations for GPUs; inputs and outputs keep their types for the caller
+    (float32, or a uint8 image input). The in-graph normalisation of a uint8-input model stays
+    float32 (the converter would retype the Cast's output but not its `to`, an invalid graph)
+    and is cast to float16 before the first conv."""
     from onnxconverter_common import float16
 
-    m = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    m = onnx.load(str(fp32_path))
+    m = float16.convert_float_to_float16(m, keep_io_types=True, node_block_list=preprocessing_nodes(m.graph))
     onnx.save(m, str(out_path))
