@@ -37,6 +37,7 @@ def _unfreeze(value: str) -> int:
                    "0: augment on the fly and run the whole network every step (slow on CPU).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--backbone-lr", default=None, type=float, help="Learning rate of unfrozen backbone blocks [default: lr/10].")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -52,7 +53,7 @@ def _unfreeze(value: str) -> int:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache folder.")
 @click.option("--resume", default=None, metavar="CKPT", help="Continue a run from its last.ckpt.")
 @cli_errors
-def main(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, batch_size, workers, seed, device, out,
+def main(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size, workers, seed, device, out,
          img_size, val_fraction, random_split, max_per_class, source_weights, feature_engine, cache_dir, resume):
     """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
     from .engine import TrainConfig, Trainer
@@ -64,7 +65,7 @@ def main(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, 
     if sw and len(sw) != len(data):
         raise UserError(f"--source-weights has {len(sw)} value(s) for {len(data)} --data source(s)")
     cfg = TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
-                      unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs, lr=lr,
+                      unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs, lr=lr, backbone_lr=backbone_lr,
                       batch_size=batch_size, workers=workers, seed=seed, device=device, out=out, img_size=img_size,
                       val_fraction=val_fraction, random_split=random_split, max_per_class=max_per_class,
                       source_weights=sw, feature_engine=feature_engine, cache_dir=cache_dir, resume=resume)

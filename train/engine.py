@@ -36,6 +36,7 @@ class TrainConfig:
     views: int = 4
     epochs: int = 10
     lr: float = 1e-3
+    backbone_lr: float | None = None  # unfrozen backbone blocks; None: lr / 10
     batch_size: int = 32
     workers: int = 2
     seed: int = 0
@@ -121,8 +122,12 @@ class Trainer:
         # --unfreeze all, or --views 0 with augmentation, runs the whole network every step.
         self.feature_mode = cfg.unfreeze != -1 and (not cfg.augment or cfg.views > 0)
         self.model.to(self.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        # pretrained blocks move at a tenth of the new head's rate: fine-tuning, not retraining
+        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
+        groups = [{"params": list(self.model.head.parameters()), "lr": cfg.lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr / 10})
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr)
         self.criterion = nn.CrossEntropyLoss(reduction="none")
         self.start_epoch, self.history = 0, []
         self.best_acc, self.best_epoch = -1.0, 0
