@@ -34,8 +34,9 @@ class AslNet(nn.Module):
         return self.head(self.backbone(x))
 
     def blocks(self):
+        """One module per block; a block named by a tuple (a conv and its BatchNorm) is a ModuleList."""
         mods = dict(self.backbone.named_modules())
-        return [mods[n] for n in self._block_names]
+        return [nn.ModuleList([mods[m] for m in n]) if isinstance(n, tuple) else mods[n] for n in self._block_names]
 
 
 class _Pooled(nn.Module):
@@ -134,7 +135,7 @@ def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_si
             net.load_state_dict(_lite_imagenet_state())
         net._fc = nn.Identity()
         backbone = _LiteFeatures(net)
-        dim, blocks = 1280, [f"net._blocks.{i}" for i in range(len(net._blocks))] + ["net._conv_head"]
+        dim, blocks = 1280, [f"net._blocks.{i}" for i in range(len(net._blocks))] + [("net._conv_head", "net._bn1")]
         if weights not in ("imagenet", "none"):
             _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("_fc.")}, weights)
         return AslNet(backbone, dim, num_classes, blocks)
