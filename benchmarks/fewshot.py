@@ -6,8 +6,8 @@ Protocol (all seeded):
    photos measure "everyone else".
 2. the person: --person (one signer's frames, e.g. Kaggle's). Split by frame blocks; the
    held-out blocks (and --person-test, e.g. Kaggle's official test images) measure the person.
-   Calibration images come from the other blocks: k *consecutive* frames per sign, like one
-   burst of asl-capture, not k frames spread over a whole session.
+   Calibration images come from the other blocks: by default k *consecutive* frames per sign,
+   like one burst of asl-capture (--pick spread: k frames spread over the whole pool instead).
 3. for each k: "adapt" = asl-train --init BASE --data my_hand (head only, seconds);
    "retrain" = the base recipe on base train photos + my_hand (my_hand weighted).
 
@@ -109,12 +109,14 @@ def _options(text: str) -> dict:
 @click.option("--shots", default="0,5,20", show_default=True)
 @click.option("--recipe", default="--arch efficientnet_lite0 --epochs 15", show_default=True,
               help="asl-train options of the base model and the retrain (--arch --augment --unfreeze --views --epochs).")
+@click.option("--pick", type=click.Choice(["burst", "spread"]), default="burst", show_default=True,
+              help="burst: k consecutive frames per sign (one asl-capture burst); spread: k frames evenly over the pool.")
 @click.option("--adapt-epochs", default=20, show_default=True, type=int)
 @click.option("--mine-weight", default=4.0, show_default=True, type=float, help="Loss weight of my_hand in the retrain.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--cache-dir", default=None)
 @click.option("--out", default="runs/fewshot", type=click.Path(file_okay=False))
-def main(base_data, person, person_test, shots, recipe, adapt_epochs, mine_weight, seed, cache_dir, out):
+def main(base_data, person, person_test, shots, recipe, pick, adapt_epochs, mine_weight, seed, cache_dir, out):
     from asl_edge.train import data as D
 
     out = Path(out)
@@ -125,8 +127,14 @@ def main(base_data, person, person_test, shots, recipe, adapt_epochs, mine_weigh
 
     # 1. base model on other people, held-out photos kept aside
     t0 = time.perf_counter()
-    base = _train(QUIET, data=[base_data], out=str(out / "base"), val_fraction=0.2, **rec, **common)
-    base_s = time.perf_counter() - t0
+    previous = out / "fewshot.json"
+    if (out / "base" / "best.ckpt").is_file() and previous.is_file() and json.loads(previous.read_text())["recipe"] == recipe:
+        base = {"best": str(out / "base" / "best.ckpt")}  # same recipe and seed: reuse the base model
+        base_s = json.loads(previous.read_text())["base_seconds"]
+        print(f"fewshot: reusing {base['best']}")
+    else:
+        base = _train(QUIET, data=[base_data], out=str(out / "base"), val_fraction=0.2, **rec, **common)
+        base_s = time.perf_counter() - t0
     rows = list(csv.DictReader(open(out / "base" / "split.csv")))
     base_root = D.find_class_root(base_data, classes)
     base_samples, _ = D.scan_source(base_data, classes, check_images=False, log=QUIET)
@@ -155,13 +163,16 @@ def main(base_data, person, person_test, shots, recipe, adapt_epochs, mine_weigh
             r["person_test"] = evaluate(ckpt, person_test, cache_dir)
         return r
 
-    results = {"recipe": recipe, "base_seconds": base_s, "runs": []}
+    results = {"recipe": recipe, "pick": pick, "base_seconds": base_s, "runs": []}
     for k in [int(x) for x in shots.split(",")]:
         if k == 0:
             results["runs"].append({"shots": 0, "method": "base", "seconds": base_s, **measure(base["best"])})
             continue
         burst = []
         for lab, frames in sorted(pool.items()):
+            if pick == "spread":
+                burst += [frames[i] for i in np.linspace(0, len(frames) - 1, min(k, len(frames))).round().astype(int)]
+                continue
             start = rng.randrange(0, max(1, len(frames) - k + 1))
             burst += frames[start:start + k]
         mine = _link_folder(out / f"my_hand_{k}", burst, classes)

@@ -128,6 +128,8 @@ def test_adding_a_source_reuses_the_cached_features_of_the_others(tmp_path, cach
     assert first["feature_info"]["computed"] == 1
     assert (both["feature_info"]["loaded"], both["feature_info"]["computed"]) == (1, 1)
     assert both["feature_info"]["images"] == 6  # only the new source went through the backbone
+    # no val set: best.ckpt is the lowest train loss, even when that loss is above 1 (first epoch)
+    assert first["history"][0]["train_loss"] > 1 and (tmp_path / "one" / "best.ckpt").is_file()
 
 
 def test_weights_from_a_local_state_dict(tmp_path):

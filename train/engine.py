@@ -130,14 +130,14 @@ class Trainer:
         self.optimizer = torch.optim.Adam(groups, lr=cfg.lr)
         self.criterion = nn.CrossEntropyLoss(reduction="none")
         self.start_epoch, self.history = 0, []
-        self.best_acc, self.best_epoch = -1.0, 0
+        self.best_acc, self.best_epoch = float("-inf"), 0  # a score: val acc, or -train loss without val
         self.feature_info = None
         if resume_ckpt is not None:
             self.model.load_state_dict(resume_ckpt["model_state_dict"])
             self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
             self.start_epoch = int(resume_ckpt["epoch"])
             self.history = list(resume_ckpt.get("history", []))
-            self.best_acc = float(resume_ckpt.get("best_val_acc", -1.0))
+            self.best_acc = float(resume_ckpt.get("best_val_acc", float("-inf")))
             self.best_epoch = int(resume_ckpt.get("best_epoch", 0))
             log(f"resumed from {cfg.resume} at epoch {self.start_epoch}")
 
@@ -352,6 +352,7 @@ class Trainer:
             self.log(f"interrupted: {where}; continue with asl-train --resume {self.out / 'last.ckpt'}")
             raise SystemExit(130)
         best = self.out / "best.ckpt"
-        self.log(f"done: best epoch {self.best_epoch} (val acc {self.best_acc:.4f}) -> {best}; last -> {last}")
+        by = f"val acc {self.best_acc:.4f}" if self.val_samples else f"train loss {-self.best_acc:.4f}, no val set"
+        self.log(f"done: best epoch {self.best_epoch} ({by}) -> {best}; last -> {last}")
         return {"best": str(best), "last": str(last) if last else None, "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_acc, "history": self.history, "feature_info": self.feature_info}
