@@ -23,24 +23,11 @@ from asl_edge.runtime.fileio import atomic_write
 
 
 def _train(common: list, extra: list, out: Path) -> dict:
-    """One asl-train run in this process, through the real CLI parser."""
-    from asl_edge.train import cli as train_cli
+    """One asl-train run in this process, its options parsed by asl-train itself."""
+    from asl_edge.train.cli import config_from_args
     from asl_edge.train.engine import Trainer
 
-    captured = {}
-    real_fit = Trainer.fit
-
-    def fit(self):
-        captured["summary"] = real_fit(self)
-        captured["config"] = self.cfg
-        return captured["summary"]
-
-    Trainer.fit = fit
-    try:
-        train_cli.main.main(common + extra + ["--out", str(out)], standalone_mode=False)
-    finally:
-        Trainer.fit = real_fit
-    return captured
+    return Trainer(config_from_args(common + extra + ["--out", str(out)])).fit()
 
 
 @click.command()
@@ -69,9 +56,8 @@ def main(data, source_weights, arch, epochs, max_per_class, seed, cache_dir, run
         if name in results["runs"]:
             continue
         t0 = time.perf_counter()
-        got = _train(common, shlex.split(opts), out / name)
+        s = _train(common, shlex.split(opts), out / name)
         wall = time.perf_counter() - t0
-        s = got["summary"]
         hist = s["history"]
         last = hist[-1]
         info = s["feature_info"] or {}

@@ -55,51 +55,29 @@ def evaluate(ckpt_path, folder, cache_dir, letters_only=False) -> dict:
     from asl_edge.train import data as D
     from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
     from asl_edge.train.features import FeatureStore
-    from asl_edge.train.models import StageRange, backbone_stages, first_trainable_stage, set_trainable
+    from asl_edge.train.models import set_trainable, split_frozen
 
     ckpt = load_checkpoint(ckpt_path)
     model, contract = model_from_checkpoint(ckpt)
     set_trainable(model, int(ckpt["config"].get("unfreeze", 0)))
-    stages = backbone_stages(model)
-    cut = first_trainable_stage(stages)
+    prefix, suffix = split_frozen(model)
     samples, _ = D.scan_source(folder, contract.classes, check_images=False, log=QUIET)
     if letters_only:
         samples = [s for s in samples if len(contract.classes[s.label]) == 1]
-    store = FeatureStore(StageRange(stages[:cut]), ckpt["arch"], contract, torch.device("cpu"), cache_dir,
-                         workers=2, log=QUIET)
+    store = FeatureStore(prefix, ckpt["arch"], contract, torch.device("cpu"), cache_dir, workers=2, log=QUIET)
     feats = store.eval_features(samples)[0]
-    suffix = StageRange(stages[cut:], model.head).eval()
+    suffix.eval()
     pred = torch.cat([suffix(feats[i:i + 64].float()).argmax(1) for i in range(0, len(feats), 64)])
     labels = torch.tensor([s.label for s in samples])
     return {"n": len(samples), "top1": float((pred == labels).float().mean())}
 
 
-def _train(log, **kw):
-    from asl_edge.train.engine import TrainConfig, Trainer
+def _train(*args):
+    """One asl-train run in this process, its options parsed by asl-train itself."""
+    from asl_edge.train.cli import config_from_args
+    from asl_edge.train.engine import Trainer
 
-    return Trainer(TrainConfig(**kw), log=log).fit()
-
-
-def _options(text: str) -> dict:
-    """The recipe options this script passes on (a small subset of asl-train's)."""
-    args, out = shlex.split(text), {}
-    names = {"--augment": "augment", "--unfreeze": "unfreeze", "--views": "views", "--epochs": "epochs",
-             "--arch": "arch", "--img-size": "img_size"}
-    for flag, value in zip(args[::2], args[1::2]):
-        if flag not in names:
-            raise click.BadParameter(f"unsupported option {flag}", param_hint="--recipe")
-        out[names[flag]] = value
-    from asl_edge.train.cli import _unfreeze
-    from asl_edge.train.presets import parse_augment
-    if "augment" in out:
-        out["augment"] = parse_augment(out["augment"])
-    for k in ("unfreeze",):
-        if k in out:
-            out[k] = _unfreeze(out[k])
-    for k in ("views", "epochs", "img_size"):
-        if k in out:
-            out[k] = int(out[k])
-    return out
+    return Trainer(config_from_args(args), log=QUIET).fit()
 
 
 @click.command()
@@ -108,7 +86,7 @@ def _options(text: str) -> dict:
 @click.option("--person-test", default=None, help="More images of the same person (evaluation only).")
 @click.option("--shots", default="0,5,20", show_default=True)
 @click.option("--recipe", default="--arch efficientnet_lite0 --epochs 15", show_default=True,
-              help="asl-train options of the base model and the retrain (--arch --augment --unfreeze --views --epochs).")
+              help="asl-train options of the base model and the retrain.")
 @click.option("--pick", type=click.Choice(["burst", "spread"]), default="burst", show_default=True,
               help="burst: k consecutive frames per sign (one asl-capture burst); spread: k frames evenly over the pool.")
 @click.option("--adapt-epochs", default=20, show_default=True, type=int)
@@ -122,8 +100,8 @@ def main(base_data, person, person_test, shots, recipe, pick, adapt_epochs, mine
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classes = list(KAGGLE_CLASSES)
-    rec = {"arch": "efficientnet_lite0", **_options(recipe)}
-    common = dict(cache_dir=cache_dir, workers=2, seed=seed)
+    rec = ["--arch", "efficientnet_lite0", *shlex.split(recipe)]  # a later --arch in the recipe wins
+    common = ["--workers", "2", "--seed", seed] + (["--cache-dir", cache_dir] if cache_dir else [])
 
     # 1. base model on other people, held-out photos kept aside
     t0 = time.perf_counter()
@@ -133,7 +111,7 @@ def main(base_data, person, person_test, shots, recipe, pick, adapt_epochs, mine
         base_s = json.loads(previous.read_text())["base_seconds"]
         print(f"fewshot: reusing {base['best']}")
     else:
-        base = _train(QUIET, data=[base_data], out=str(out / "base"), val_fraction=0.2, **rec, **common)
+        base = _train("--data", base_data, "--out", out / "base", "--val-fraction", 0.2, *rec, *common)
         base_s = time.perf_counter() - t0
     rows = list(csv.DictReader(open(out / "base" / "split.csv")))
     base_root = D.find_class_root(base_data, classes)
@@ -177,13 +155,13 @@ def main(base_data, person, person_test, shots, recipe, pick, adapt_epochs, mine
             burst += frames[start:start + k]
         mine = _link_folder(out / f"my_hand_{k}", burst, classes)
         t0 = time.perf_counter()
-        adapted = _train(QUIET, data=[str(mine)], init=base["best"], out=str(out / f"adapt_{k}"), val_fraction=0.0,
-                         epochs=adapt_epochs, arch=rec["arch"], **common)
+        adapted = _train("--data", mine, "--init", base["best"], "--out", out / f"adapt_{k}", "--val-fraction", 0,
+                         "--epochs", adapt_epochs, *common)
         results["runs"].append({"shots": k, "method": "adapt (--init base, head only)",
                                 "seconds": time.perf_counter() - t0, **measure(adapted["best"])})
         t0 = time.perf_counter()
-        retrained = _train(QUIET, data=[str(others_train), str(mine)], source_weights=(1.0, mine_weight),
-                           out=str(out / f"retrain_{k}"), val_fraction=0.0, **rec, **common)
+        retrained = _train("--data", others_train, "--data", mine, "--source-weights", f"1,{mine_weight:g}",
+                           "--out", out / f"retrain_{k}", "--val-fraction", 0, *rec, *common)
         results["runs"].append({"shots": k, "method": f"retrain (others + mine x{mine_weight:g})",
                                 "seconds": time.perf_counter() - t0, **measure(retrained["best"])})
         print(f"fewshot: {k} shots done")

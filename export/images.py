@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.contract import read_rgb
 from asl_edge.runtime.errors import UserError
 from asl_edge.train import data as D
 
@@ -51,17 +50,17 @@ def checkpoint_train_samples(ckpt, classes, log=print) -> list:
     return out
 
 
+def load_input_batch(samples, contract):
+    """Decode (cropped to the hand box where the sample has one) and preprocess into the batch a
+    model with this contract takes: float32 NCHW, or uint8 NHWC when its input_format is uint8."""
+    return contract.preprocess_batch([D.load_image(s) for s in samples])
+
+
 def load_batch(samples, contract):
-    """Decode and preprocess to normalised float32 NCHW, whatever the contract's input_format
-    (crop to the hand box where the sample has one)."""
-    return np.stack([contract.with_input_format("float").preprocess(D.load_image(s)) for s in samples]).astype(np.float32)
+    """Normalised float32 NCHW, whatever the contract's input_format."""
+    return load_input_batch(samples, contract.with_input_format("float"))
 
 
 def load_uint8_batch(samples, contract):
-    """Decode, crop and resize to uint8 NHWC RGB: the input of an input_format="uint8" model."""
-    return np.stack([contract.resize_rgb(D.load_image(s)) for s in samples]).astype(np.uint8)
-
-
-def load_input_batch(samples, contract):
-    """The batch a model with this contract takes: float32 NCHW or uint8 NHWC (input_format)."""
-    return load_uint8_batch(samples, contract) if contract.input_format == "uint8" else load_batch(samples, contract)
+    """Cropped and resized uint8 NHWC RGB: the input of an input_format="uint8" model."""
+    return load_input_batch(samples, contract.with_input_format("uint8"))

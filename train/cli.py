@@ -53,10 +53,17 @@ def _unfreeze(value: str) -> int:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache folder.")
 @click.option("--resume", default=None, metavar="CKPT", help="Continue a run from its last.ckpt.")
 @cli_errors
-def main(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size, workers, seed, device, out,
-         img_size, val_fraction, random_split, max_per_class, source_weights, feature_engine, cache_dir, resume):
+def main(**params):
     """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
-    from .engine import TrainConfig, Trainer
+    from .engine import Trainer
+
+    Trainer(build_config(**params)).fit()
+
+
+def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
+                 workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
+                 feature_engine, cache_dir, resume):
+    from .engine import TrainConfig
 
     try:
         sw = tuple(float(w) for w in source_weights.split(",") if w.strip())
@@ -64,12 +71,18 @@ def main(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, 
         raise UserError(f"--source-weights takes numbers like 1,0.5, not {source_weights!r}") from None
     if sw and len(sw) != len(data):
         raise UserError(f"--source-weights has {len(sw)} value(s) for {len(data)} --data source(s)")
-    cfg = TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
-                      unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs, lr=lr, backbone_lr=backbone_lr,
-                      batch_size=batch_size, workers=workers, seed=seed, device=device, out=out, img_size=img_size,
-                      val_fraction=val_fraction, random_split=random_split, max_per_class=max_per_class,
-                      source_weights=sw, feature_engine=feature_engine, cache_dir=cache_dir, resume=resume)
-    Trainer(cfg).fit()
+    return TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
+                       unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs,
+                       lr=lr, backbone_lr=backbone_lr, batch_size=batch_size, workers=workers, seed=seed,
+                       device=device, out=out, img_size=img_size, val_fraction=val_fraction,
+                       random_split=random_split, max_per_class=max_per_class, source_weights=sw,
+                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume)
+
+
+def config_from_args(args):
+    """asl-train's command line -> TrainConfig, for scripts that run several trainings."""
+    with main.make_context("asl-train", [str(a) for a in args]) as ctx:
+        return build_config(**ctx.params)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ from asl_edge.runtime.errors import UserError
 from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
-from .models import (NORMALIZATION, StageRange, backbone_stages, build_model, first_trainable_stage,
-                     freeze_batchnorm_of_frozen, set_trainable)
+from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset
 
 
@@ -198,10 +197,8 @@ class Trainer:
     def _prepare(self):
         cfg = self.cfg
         if self.feature_mode:
-            stages = backbone_stages(self.model)
-            cut = first_trainable_stage(stages)
-            self.net = StageRange(stages[cut:], self.model.head)  # what trains: suffix + head
-            store = FeatureStore(StageRange(stages[:cut]), cfg.arch, self.contract, self.device, cfg.cache_dir,
+            prefix, self.net = split_frozen(self.model)  # self.net (suffix + head) is what trains
+            store = FeatureStore(prefix, cfg.arch, self.contract, self.device, cfg.cache_dir,
                                  cfg.feature_engine, cfg.workers, log=self.log)
             if cfg.augment:
                 train = store.view_features(self.samples, cfg.augment, cfg.views, cfg.seed, self._box_jitter())
@@ -214,8 +211,8 @@ class Trainer:
                 vl = torch.tensor([s.label for s in self.val_samples])
                 self.val_set = ViewDataset(store.eval_features(self.val_samples), vl, torch.ones(len(vl)))
             info = store.info
-            self.feature_info = {**info, "cache_hit": store.cache_hit, "stages_cached": cut,
-                                 "stages_trained": len(stages) - cut}
+            self.feature_info = {**info, "cache_hit": store.cache_hit, "stages_cached": len(prefix.stages),
+                                 "stages_trained": len(self.net.stages)}
             if info["computed"]:
                 self.log(f"feature cache: computed {info['computed']} and reused {info['loaded']} file(s); "
                          f"{info['images']} images in {info['seconds']:.1f}s")

@@ -166,10 +166,6 @@ def set_trainable(model: AslNet, unfreeze: int) -> None:
         p.requires_grad = True
 
 
-def backbone_is_frozen(model: AslNet) -> bool:
-    return not any(p.requires_grad for p in model.backbone.parameters())
-
-
 def freeze_batchnorm_of_frozen(model: AslNet) -> None:
     """Keep BatchNorm statistics fixed in frozen parts (train() would update them)."""
     for m in model.backbone.modules():
@@ -250,3 +246,11 @@ class StageRange(nn.Module):
         for st in self.stages:
             x = st(x)
         return self.head(x) if self.head is not None else x
+
+
+def split_frozen(model: AslNet) -> tuple:
+    """(frozen prefix, trainable suffix + head) of the model, as set_trainable left it: the
+    prefix's output is what the feature cache stores, the suffix is what trains on it."""
+    stages = backbone_stages(model)
+    cut = first_trainable_stage(stages)
+    return StageRange(stages[:cut]), StageRange(stages[cut:], model.head)
