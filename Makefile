@@ -1,23 +1,49 @@
 # The two commands of the README: `make demo` and `make test`. Each sets itself up.
+#
+# Setup installs into a project virtual environment, .venv, unless one is already active:
+# Debian 12, Ubuntu 24.04 and Raspberry Pi OS refuse `pip install` into the system Python
+# (PEP 668, "externally-managed-environment"). The venv sees the system's site-packages, so what
+# is already installed there (torch on a dev machine; python3-picamera2 from apt on a Pi) is
+# reused, not downloaded again. PY is the Python that creates it.
 PY ?= python3
+ifneq ($(VIRTUAL_ENV),)
+  VENV := $(VIRTUAL_ENV)
+else
+  VENV := $(CURDIR)/.venv
+endif
+VPY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
 # Where the demo finds images (Kaggle "ASL Alphabet" layout: train/<CLASS>/, test/<CLASS>/).
 ASL_DATA ?= $(firstword $(wildcard ../shared/data/asl_alphabet) )
 DEMO_OUT ?= demo_out
+EXTRAS ?= train,test,plots
 
-.PHONY: setup demo test default-model
+.PHONY: venv setup setup-runtime demo test default-model pi-check
 
-setup:
-	$(PY) -m pip install -q -e ".[train,test,plots]"
+# `python3 -m venv` needs Debian's python3-venv package; say so instead of failing obscurely.
+$(VPY):
+	@$(PY) -c "import venv, ensurepip" 2>/dev/null || { echo "error: $(PY) cannot create a virtual environment: \
+	install it with 'sudo apt install python3-venv' (Debian, Ubuntu, Raspberry Pi OS), then run make again" >&2; exit 2; }
+	$(PY) -m venv --system-site-packages $(VENV)
+
+venv: $(VPY)
+
+setup: $(VPY)
+	$(VPY) -m pip install -q -e ".[$(EXTRAS)]"
+
+# The runtime alone (onnxruntime, numpy, OpenCV, click): what a Raspberry Pi needs.
+setup-runtime: $(VPY)
+	$(VPY) -m pip install -q -e .
 
 demo: setup
-	ASL_DATA="$(ASL_DATA)" DEMO_OUT="$(DEMO_OUT)" PY="$(PY)" bash scripts/demo.sh
+	ASL_DATA="$(ASL_DATA)" DEMO_OUT="$(DEMO_OUT)" PY="$(VPY)" bash scripts/demo.sh
 
 test: setup
-	$(PY) -m pytest -q
+	$(VPY) -m pytest -q
 
 # The shipped default model (runtime/models/default.onnx): Kaggle + Roboflow hands, EfficientNet-Lite0
-# with its last 5 blocks fine-tuned on cached augmented views, INT8. Needs both data sets (see
-# runtime/models/MODEL_CARD.md). About 20 minutes on 2 CPU cores.
+# with its last 5 blocks fine-tuned on cached augmented views, INT8 with pair-safe weights. Needs both
+# data sets (see runtime/models/MODEL_CARD.md). About 20 minutes on 2 CPU cores.
 SHARED ?= ../shared/data
 default-model: setup
 	asl-train --data $(SHARED)/asl_alphabet/train --data $(SHARED)/roboflow_asl_letters/train \
@@ -25,3 +51,9 @@ default-model: setup
 	  --out runs/default
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
+
+# Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,
+# compared with this machine. Needs root, apt, about 20 minutes the first time; not part of CI.
+PI_IMAGES ?= $(SHARED)/roboflow_asl_letters/train
+pi-check:
+	bash scripts/pi_check.sh $(PI_IMAGES)

@@ -78,10 +78,12 @@ def _gpus():
 def machine_info(threads: int) -> dict:
     import onnxruntime as ort
 
+    from asl_edge.runtime.cpu import int8_isa
+
     text = _cpuinfo()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": cpu_model(text), "logical_cores": os.cpu_count(), "usable_cores": usable,
+        "cpu": cpu_model(text), "int8_isa": int8_isa(), "logical_cores": os.cpu_count(), "usable_cores": usable,
         "physical_cores": physical_cores(text), "threads": threads, "memory_mb": _mem_total_mb(),
         "gpus": _gpus(), "os": platform.platform(), "machine": platform.machine(),
         "python": platform.python_version(),
@@ -115,7 +117,7 @@ def table_cells(bench: dict, ds: dict) -> list:
 def _title(bench, ds):
     return (f"data {ds['name']}: {ds['n_images']} images, {len(ds['class_counts'])} classes; "
             f"reference {bench['reference']}; batch-1 latency, throughput at batch {bench['settings']['batch']}, "
-            f"{bench['machine']['threads']} threads")
+            f"{bench['machine']['threads']} threads; INT8 on {bench['machine'].get('int8_isa', '?')}")
 
 
 def _notes(bench):
@@ -143,7 +145,7 @@ def markdown(bench: dict, plots: list) -> str:
     runs = f"{s['runs']} runs" if s["runs"] is not None else f"{s['time_budget_s']:g} s budget"
     lines = ["# asl-bench results", "",
              f"- date: {m['date']}", f"- command: `{bench['command']}`",
-             f"- CPU: {m['cpu']} ({m['physical_cores'] or '?'} physical / {m['logical_cores']} logical cores, "
+             f"- CPU: {m['cpu']}, INT8 instruction set {m.get('int8_isa', '?')} ({m['physical_cores'] or '?'} physical / {m['logical_cores']} logical cores, "
              f"{m['usable_cores']} usable), {m['memory_mb'] or '?'} MB RAM" + (f"; GPU: {', '.join(m['gpus'])}" if m["gpus"] else ""),
              f"- OS: {m['os']}; Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"- threads {s['threads']}, batch-1 latency over {runs} after {s['warmup']} warm-up runs, "

@@ -11,6 +11,8 @@ import click
 
 from asl_edge.runtime.errors import UserError, cli_errors
 
+from .quantize import WEIGHT_RANGES
+
 
 def _mb(path):
     return os.path.getsize(path) / 1e6
@@ -32,8 +34,30 @@ def _held_out(ckpt, classes, eval_data, limit, log):
     return [], None
 
 
+def _check_saturation(int8_path, batches, weight_range, log):
+    """Count, in numpy, the int16 pair sums that would overflow on an AVX2-only x86 CPU for these
+    images; refuse a file that overflows (only possible with --int8-weights 8bit)."""
+    import numpy as np
+
+    from .saturation import count_saturations, summary, unsafe_channels
+
+    layers = count_saturations(int8_path, np.concatenate(batches))
+    s = summary(layers)
+    can = sum(int(unsafe_channels(layer).sum()) for layer in layers)
+    log(f"AVX2 overflow check ({sum(len(b) for b in batches)} images, {s['layers']} integer layers): "
+        f"{s['saturated_pair_sums']} of {s['pair_sums']:,} pair sums overflow; "
+        f"{can} output channels could for some input")
+    if can and weight_range != "8bit":
+        raise UserError(f"--int8-weights {weight_range} left {can} output channels whose int16 pair sums can overflow "
+                        "on x86 CPUs without VNNI; this is a bug in asl-export, please report it")
+    if s["saturated_pair_sums"]:
+        raise UserError(f"--int8-weights {weight_range}: {s['layers_saturated']} layers overflow int16 on x86 CPUs "
+                        "without VNNI (AVX2 only), giving wrong answers there; use --int8-weights pair-safe (default)")
+    return {"avx2_overflow_pair_sums": 0, "channels_that_could_overflow": can}
+
+
 def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               reduce_range, input_format="float", log=print):
+               weight_range="pair-safe", input_format="float", log=print):
     import numpy as np
 
     from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
@@ -103,12 +127,14 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
                     "INT8 ranges may be poor, pass --calib-data with more images")
             log(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
             tmp8 = workdir / "model.int8.onnx"
-            quantize_int8(tmp32, tmp8, load_input_batch(calib, contract), calib_method, reduce_range)
+            calib_batch = load_input_batch(calib, contract)
+            quantize_int8(tmp32, tmp8, calib_batch, calib_method, weight_range)
+            overflow = _check_saturation(tmp8, [calib_batch, eval_batch], weight_range, log)
             X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(
                 settings, precision="int8", quant_format="QDQ", per_channel=True, activation_type="uint8",
                 weight_type="int8", float_layers=("input normalisation, " if input_format == "uint8" else "")
-                + "first conv, classifier", reduce_range=reduce_range, calibration_method=calib_method,
-                calibration_images=len(calib))))
+                + "first conv, classifier", weight_range=weight_range, calibration_method=calib_method,
+                calibration_images=len(calib), **overflow)))
             q_logits = X.ort_logits(tmp8, eval_batch)
             results.append(("int8", out.with_suffix(".int8.onnx"), tmp8, time.perf_counter() - t0,
                             X.compare(fp32_logits, q_logits), X.accuracy(q_logits, labels)))
@@ -151,8 +177,10 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
 @click.option("--calib-count", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
               show_default=True)
-@click.option("--reduce-range/--no-reduce-range", default=False, show_default=True,
-              help="7-bit INT8 weights: avoids U8S8 saturation on x86 CPUs without VNNI (AVX2 only).")
+@click.option("--int8-weights", "weight_range", type=click.Choice(WEIGHT_RANGES), default="pair-safe",
+              show_default=True, help="INT8 weight ranges. pair-safe: per channel, no AVX2 int16 pair sum can "
+              "overflow, near 8-bit resolution; 7bit: all weights in [-64, 64]; 8bit: full range, refused when it "
+              "overflows on x86 CPUs without VNNI.")
 @click.option("--opset", default=20, show_default=True, type=click.IntRange(13, 23))
 @click.option("--eval-data", default=None, type=click.Path(), help="Held-out images for parity and accuracy. "
               "Default: the checkpoint's val split.")
@@ -161,7 +189,7 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
               help="float: the graph takes normalised float32 NCHW. uint8: it takes uint8 NHWC RGB at the "
               "input size and normalises inside (every variant; the runtime then only crops and resizes).")
 @cli_errors
-def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, reduce_range, opset, eval_data, eval_count,
+def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, weight_range, opset, eval_data, eval_count,
          input_format):
     """Export CHECKPOINT (from asl-train) to ONNX, verified against PyTorch on real images.
 
@@ -169,7 +197,7 @@ def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, reduc
     and dynamic quantization of convolutions (ConvInteger) is slow, so neither is offered."""
     quantize = {q for q in quantize if q != "none"}
     run_export(checkpoint, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               reduce_range, input_format)
+               weight_range, input_format)
 
 
 if __name__ == "__main__":

@@ -40,15 +40,64 @@ class _BatchReader:
         return next(self._it, None)
 
 
-def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax", reduce_range=False):
+# How INT8 weights are ranged (see export/saturation.py for the CPU behaviour behind it):
+#   pair-safe: per output channel, the smallest scale at which every same-signed adjacent weight
+#              pair sums to <= 128 in magnitude, so AVX2's int16 pair sums can never overflow for
+#              any input; most channels keep (nearly) full 8-bit resolution. The default.
+#   7bit:      every weight in [-64, 64] (onnxruntime's reduce_range): safe too, half the resolution.
+#   8bit:      full [-127, 127]: the most precise where the CPU has VNNI or ARM dot products, but
+#              it overflows on AVX2-only x86; asl-export refuses it when the check finds overflows.
+WEIGHT_RANGES = ("pair-safe", "7bit", "8bit")
+
+
+def _kernel_order(weight: np.ndarray, op: str, trans_b: int = 0) -> tuple[np.ndarray, int]:
+    """(out_channels, K) in the order the integer kernel reduces, and the per-channel axis."""
+    if op == "Conv":
+        return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1), 0
+    return (weight, 0) if trans_b else (weight.T, 1)
+
+
+def pair_safe_overrides(graph, exclude=()) -> dict:
+    """TensorQuantOverrides giving each output channel of each quantizable Conv / MatMul / Gemm
+    weight a symmetric range whose int8 image has |q_k| + |q_k+1| <= 128 for every same-signed pair
+    (k even) and |q| <= 127. Depthwise convs (no pair sums) keep the quantizer's default range."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+    overrides = {}
+    for node in graph.node:
+        if node.op_type not in ("Conv", "MatMul", "Gemm") or node.name in exclude or len(node.input) < 2:
+            continue
+        if node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv" and attrs.get("group", 1) > 1 and w.shape[1] == 1:
+            continue
+        rows, axis = _kernel_order(w, node.op_type, attrs.get("transB", 0))
+        overrides[node.input[1]] = [{"axis": axis, "rmin": float(-a), "rmax": float(a)} for a in pair_safe_absmax(rows)]
+    return overrides
+
+
+def pair_safe_absmax(rows: np.ndarray) -> np.ndarray:
+    """Per row (output channel) of float weights in kernel order, the symmetric range bound whose
+    int8 scale (bound / 127) keeps every rounded same-signed adjacent pair at |q_k| + |q_k+1| <= 128."""
+    rows = np.asarray(rows, np.float64)
+    if rows.shape[1] % 2:
+        rows = np.concatenate([rows, np.zeros((rows.shape[0], 1))], axis=1)
+    even, odd = rows[:, 0::2], rows[:, 1::2]
+    same_sign_sum = np.where(even * odd > 0, np.abs(even) + np.abs(odd), 0).max(axis=1)
+    # |w_e| / scale + |w_o| / scale <= 127, and rounding adds at most 1
+    return np.maximum(np.maximum(np.abs(rows).max(axis=1), same_sign_sum), 1e-12)
+
+
+def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax", weight_range="pair-safe"):
     """Static INT8 in QDQ format with per-channel weights, after quant_pre_process.
 
-    Types: uint8 activations with int8 weights (U8S8): the fastest kernels on x86-64 with
-    VNNI and on ARM (measured here: U8S8 0.34 ms, S8S8 1.56 ms, U8U8 5.3 ms per image).
-    On x86-64 CPUs *without* VNNI (AVX2 only), U8S8 uses VPMADDUBSW whose int16 sums can
-    saturate: reduce_range=True (7-bit weights) avoids that there, at some accuracy cost,
-    so it is an option rather than the default. The first convolution (raw pixels) and
-    the classifier layer (the logits) stay in float: both are tiny, and both are where
+    Types: uint8 activations with int8 weights (U8S8): the fastest kernels on x86-64 and on ARM
+    (measured here: U8S8 0.34 ms, S8S8 1.56 ms, U8U8 5.3 ms per image). `weight_range` (see
+    WEIGHT_RANGES) keeps AVX2's saturating pair sums in range. The first convolution (raw pixels)
+    and the classifier layer (the logits) stay in float: both are tiny, and both are where
     rounding hurts most. So do the nodes before the first conv (the in-graph normalisation of
     a uint8-input model): calib_batch is then uint8 NHWC, like the model's input.
     """
@@ -56,6 +105,8 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if weight_range not in WEIGHT_RANGES:
+        raise ValueError(f"weight_range must be one of {WEIGHT_RANGES}, not {weight_range!r}")
     calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
@@ -68,6 +119,9 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
         convs = [n.name for n in graph.node if n.op_type == "Conv"]
         heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
         exclude = preprocessing_nodes(graph) + convs[:1] + heads[-1:]
+        extra = {"CalibMovingAverage": False, "CalibPercentile": 99.99}
+        if weight_range == "pair-safe":
+            extra["TensorQuantOverrides"] = pair_safe_overrides(graph, exclude)
         CalibrationDataReader.register(_BatchReader)
         # the quantizer logs a WARNING per tensor (e.g. tiny-bias notes); keep the console readable
         root = logging.getLogger()
@@ -75,9 +129,9 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
         root.setLevel(logging.ERROR)
         try:
             quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=calib, nodes_to_exclude=exclude,
-                            extra_options={"CalibMovingAverage": False, "CalibPercentile": 99.99})
+                            reduce_range=weight_range == "7bit", activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=calib, nodes_to_exclude=exclude,
+                            extra_options=extra)
         finally:
             root.setLevel(level)
 

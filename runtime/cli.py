@@ -15,6 +15,7 @@ from .errors import UserError, cli_errors
 from .files import FilesRun, collect_inputs
 from .hands import ROI_FINDERS, HandRoi, make_finder
 from .live import run_live, summary_line
+from .cpu import int8_isa
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason
 from .spelling import Hold, Speller
@@ -33,7 +34,7 @@ def load_model(model, provider, threads) -> tuple[OnnxClassifier, float]:
 def describe_model(clf, first) -> str:
     c = clf.contract
     return (f"model {clf.path}: {c.num_classes} classes, {c.input_size}px {c.input_format} input, "
-            f"on {clf.providers[0]}; load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
+            f"on {clf.providers[0]} ({int8_isa()}); load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,1 @@
+"""One-off measurement scripts behind benchmarks/README.md (not part of asl-bench)."""
