@@ -106,7 +106,7 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
     if bad or not wanted:
         raise UserError(f"unknown class(es) {', '.join(bad) or '(none given)'}: use names from {', '.join(KAGGLE_CLASSES)}")
     if str(roi).strip().lower() == "hand":
-        box = HandRoi(HandFinder(video=True), GuideBox(), keep=0)
+        box = HandRoi(HandFinder(video=True, landmark_model="lite"), GuideBox(), keep=0)
     else:
         box = GuideBox.parse(roi)
     source = open_source(camera)

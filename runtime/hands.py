@@ -344,6 +344,7 @@ class HandFinder:
                  threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None):
         self.margin, self.pad = margin, pad
         self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads)
+        self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model})"
         self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 
     def find_hand(self, rgb):

@@ -292,7 +292,7 @@ def test_cli_camera_finds_the_hand_by_default(color_model, hand_video):
     assert [rec["hand"] for rec in recs] == [True] * 12
     x0, y0, x1, y1 = recs[3]["box"]
     assert x1 - x0 == y1 - y0 and 120 <= x1 and x0 <= 420 and 80 <= y1 and y0 <= 380
-    assert "finding the hand with hand landmarks (ONNX)" in r.stderr
+    assert "finding the hand with hand landmarks (ONNX, lite)" in r.stderr
     assert "hand found in 12/12 frames" in r.stderr and "Traceback" not in r.stderr
 
 
