@@ -20,7 +20,7 @@ class LiveStats:
         self.frames = 0
         self.model_s = 0.0       # onnxruntime only
         self.preprocess_s = 0.0  # crop, colour convert, resize, normalise
-        self.hand_s = 0.0        # hand finding (--roi hand / skin)
+        self.hand_s = 0.0        # hand finding (--roi hand)
         self.hand_frames = None  # frames where a hand gave the box; None without hand finding
         self.started = None
         self.ended = None
