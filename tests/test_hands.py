@@ -260,13 +260,16 @@ def test_cli_files_mode_crops_the_hand_by_default(color_model, tmp_path):
     rgb, true = photos(1)[0]
     cv2.imwrite(str(tmp_path / "hand.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(tmp_path / "plain.png"), np.full((200, 300, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "dot.png"), np.full((1, 1, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "gray.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     r = run_cli("--model", color_model, tmp_path, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     recs = {Path(rec["file"]).name: rec for rec in map(json.loads, r.stdout.splitlines())}
-    assert recs["plain.png"]["hand"] is None
+    assert recs["plain.png"]["hand"] is None and recs["dot.png"]["hand"] is None and "gray.png" in recs
     x, y, w, h = recs["hand.png"]["hand"]
     assert w == h and iou((x, y, w, h), true) > 0.3
-    assert "hands: found in 1/2 images" in r.stderr
+    found = 1 + (recs["gray.png"]["hand"] is not None)
+    assert f"hands: found in {found}/4 images" in r.stderr
     r = run_cli("--model", color_model, tmp_path, "--json", "--roi", "full")
     assert r.returncode == 0 and all("hand" not in json.loads(line) for line in r.stdout.splitlines())
 
