@@ -317,3 +317,20 @@ def test_cli_bad_roi_names_the_hand_choice(color_model, roi, tmp_path):
                           "bad --roi", "'hand'")
     cv2.imwrite(str(tmp_path / "x.png"), np.full((20, 20, 3), 90, np.uint8))
     assert_one_line_error(run_cli("--model", color_model, tmp_path / "x.png", "--roi", roi), "bad --roi", "'hand'")
+
+
+def test_capture_saves_the_found_hand_square(hand_video, tmp_path):
+    from conftest import run_cli as run_module
+
+    out = tmp_path / "me"
+    r = run_module("asl_edge.runtime.capture", "--camera", hand_video, "--out", out, "--classes", "A,B",
+                   "--per-class", "3", "--countdown", "0", "--interval", "0", "--no-display")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    saved = sorted((out / "A").glob("*.jpg"))
+    assert len(saved) == 3 and len(list((out / "B").glob("*.jpg"))) == 3  # 6 of the 8 frames with a hand
+    crop = cv2.imread(str(saved[0]))
+    assert crop.shape[0] == crop.shape[1] and 100 <= crop.shape[0] <= 400  # the hand's square, not the guide box
+    r = run_module("asl_edge.runtime.capture", "--camera", hand_video, "--out", tmp_path / "more", "--classes", "A",
+                   "--per-class", "9", "--countdown", "0", "--interval", "0", "--no-display")
+    assert len(list((tmp_path / "more" / "A").glob("*.jpg"))) == 8  # the 4 empty frames are not saved
+    assert "only frames where a hand was found are saved" in r.stderr
