@@ -3,7 +3,11 @@ inside the mediapipe 0.10.x wheel) to ONNX for runtime/models/, and check them.
 
     pip download --no-deps "mediapipe==0.10.21" -d wheels/
     python -m venv conv && conv/bin/pip install tflite onnx onnxruntime ai-edge-litert numpy
-    conv/bin/python scripts/convert_hand_models.py wheels/mediapipe-0.10.21-*.whl --out runtime/models
+    conv/bin/python scripts/convert_hand_models.py wheels/mediapipe-0.10.21-*.whl --out runtime/models \
+        --check-images ../shared/data/roboflow_asl_letters/train/A
+
+(Shipped files made with tflite 2.18.0, onnx 1.23.2, ai-edge-litert 2.3.0, onnxruntime 1.32.0,
+numpy 2.4.6; a rerun gave byte-identical .onnx files.)
 
 Why a small converter of our own: tflite2onnx 0.4.1 stops on the palm detector (a layout
 error at its channel PAD), and tf2onnx needs all of TensorFlow. These two graphs use 13 plain
