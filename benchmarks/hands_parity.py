@@ -18,7 +18,6 @@ test images, Roboflow photos, camera-like frames made from Roboflow photos):
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click

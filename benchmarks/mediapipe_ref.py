@@ -21,7 +21,6 @@ def load_mediapipe_hands():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         with quiet_native_stderr():
-            import mediapipe as mp
             from mediapipe.python import solutions
     except ImportError:
         raise UserError(f"the MediaPipe reference needs pip install \"{MEDIAPIPE_PIN}\"") from None
