@@ -1,7 +1,7 @@
 """How well do the hand finders find hands, and what does their crop do to accuracy?
 
     python -m asl_edge.benchmarks.hands_eval --data ../shared/data/roboflow_asl_letters/train \
-        --finder skin --finder hand --max-images 300 --threads 1
+        --finder onnx --finder onnx-lite --max-images 300 --threads 1
 
 Needs a folder of class subfolders with a boxes.csv beside them (file,class,x_min,y_min,x_max,y_max,
 one hand box per image; the Roboflow layout). For each finder it reports
@@ -14,7 +14,9 @@ and top-1 accuracy of an asl-edge ONNX model (default: the shipped one) on the s
 (a) the full image, (b) the square crop around the true box (same margin as the finders), and
 (c) the finder's square crop, or the full image where it found nothing.
 
-Torch-free: onnxruntime, numpy, OpenCV (and mediapipe for --finder hand).
+Finders: onnx (runtime/hands.py with the full landmark model, the runtime's default), onnx-lite
+(the lite landmark model), mediapipe (MediaPipe itself, dev-only reference; needs mediapipe<0.10.30).
+Torch-free: onnxruntime, numpy, OpenCV.
 """
 from __future__ import annotations
 
@@ -31,7 +33,18 @@ import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.errors import UserError, cli_errors
-from asl_edge.runtime.hands import ROI_FINDERS, make_finder, square_box
+from asl_edge.runtime.hands import HandFinder, square_box
+
+FINDERS = ("onnx", "onnx-lite", "mediapipe")
+
+
+def make_finder(kind: str):
+    if kind == "mediapipe":
+        from asl_edge.benchmarks.mediapipe_ref import MediaPipeHands
+        return MediaPipeHands(video=False, complexity=1)
+    finder = HandFinder(video=False, landmark_model="lite" if kind == "onnx-lite" else "full")
+    finder.name = f"ONNX hands ({finder.tracker.landmark_model})"
+    return finder
 from asl_edge.runtime.model import OnnxClassifier, softmax
 
 
@@ -136,7 +149,7 @@ def evaluate(data: Path, finders: list, model, max_images: int, threads: int, lo
               "model": str(clf.path), "accuracy_full": float(full_ok.mean()),
               "accuracy_true_box": float(box_ok.mean()), "finders": {}}
     for kind in finders:
-        finder = make_finder(kind, video=False)
+        finder = make_finder(kind)
         found, ious, covers, crops, seconds = [], [], [], [], []
         for im, tb in zip(images, true):
             t0 = time.perf_counter()
@@ -197,8 +210,9 @@ def report(r: dict) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Class folders with boxes.csv beside them (e.g. roboflow_asl_letters/train).")
-@click.option("--finder", "finders", multiple=True, type=click.Choice(ROI_FINDERS), default=("skin",),
-              show_default=True, help="Repeatable. hand = MediaPipe (needs asl-edge[hands]), skin = OpenCV.")
+@click.option("--finder", "finders", multiple=True, type=click.Choice(FINDERS), default=("onnx",),
+              show_default=True, help="Repeatable. onnx / onnx-lite = runtime/hands.py with the full / lite "
+                                      "landmark model; mediapipe = MediaPipe itself (dev-only reference).")
 @click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX model (default: the shipped model).")
 @click.option("--max-images", type=click.IntRange(min=0), default=300, show_default=True,

@@ -9,9 +9,10 @@ import click
 import cv2
 
 from .camera import GuideBox, open_source
-from .contract import KAGGLE_CLASSES
+from .contract import KAGGLE_CLASSES, bgr_to_rgb
 from .errors import UserError, cli_errors
 from .fileio import atomic_write
+from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
 
 
@@ -37,10 +38,20 @@ def _prompt(frame, box, text, sub):
     return frame
 
 
-def capture(source, out: Path, classes, per_class: int, countdown: float, interval: float, roi: GuideBox,
-            window=None, log=print) -> dict:
-    """For each class: a countdown to get the sign ready, then `per_class` crops of the guide
-    box, `interval` seconds apart (source time: video time for files, wall time for cameras)."""
+def region(roi: GuideBox | HandRoi, frame):
+    """(box, ok to save): the found hand's square (saved only when the hand is in this frame), or
+    the fixed guide box (always saved)."""
+    if isinstance(roi, HandRoi):
+        box = roi.box(bgr_to_rgb(frame))
+        return box, roi.finder.hand is not None
+    return roi.box(frame.shape[1], frame.shape[0]), True
+
+
+def capture(source, out: Path, classes, per_class: int, countdown: float, interval: float,
+            roi: GuideBox | HandRoi, window=None, log=print) -> dict:
+    """For each class: a countdown to get the sign ready, then `per_class` crops of the found hand
+    (or the fixed guide box), `interval` seconds apart (source time: video time for files, wall
+    time for cameras). With hand finding, frames where no hand is found are not saved."""
     saved = {c: 0 for c in classes}
     queue = list(classes)
     phase_start, last_save, announced = None, None, None
@@ -53,9 +64,9 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
         if announced != cls:
             log(f"{cls}: make the sign for '{cls}' inside the box ({countdown:g} s to get ready)")
             announced, phase_start, last_save = cls, t, None
-        box = roi.box(frame.shape[1], frame.shape[0])
+        box, hand_ok = region(roi, frame)
         ready = t - phase_start >= countdown
-        if ready and (last_save is None or t - last_save >= interval):
+        if ready and hand_ok and (last_save is None or t - last_save >= interval):
             folder = out / cls
             folder.mkdir(parents=True, exist_ok=True)
             x0, y0, x1, y1 = box
@@ -68,6 +79,8 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
         if window is not None:
             left = max(0.0, countdown - (t - phase_start))
             sub = f"get ready: {left:.1f} s" if not ready else f"recording {saved[cls]}/{per_class}"
+            if not hand_ok:
+                sub += "  (no hand found: show your hand)"
             if not window.show(_prompt(frame.copy(), box, f"Sign: {cls}", sub + "   (q quits)")):
                 break
     return saved
@@ -81,16 +94,21 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
 @click.option("--per-class", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--countdown", default=3.0, show_default=True, type=click.FloatRange(0), help="Seconds before recording each class.")
 @click.option("--interval", default=0.15, show_default=True, type=click.FloatRange(0), help="Seconds between saved frames.")
-@click.option("--roi", default="0.6", show_default=True, help="Guide box: fraction of the shorter side, full, or x,y,w,h.")
+@click.option("--roi", default="hand", show_default=True,
+              help="'hand': save the square around the found hand (the framing asl-run classifies; frames "
+                   "without a hand are not saved). Or a fixed guide box: fraction of the shorter side, full, or x,y,w,h.")
 @click.option("--no-display", is_flag=True, help="Print prompts instead of opening a window.")
 @cli_errors
 def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
-    """Guide a signer through the letters and save crops of the guide box in the Kaggle layout."""
+    """Guide a signer through the letters and save crops of the hand in the Kaggle layout."""
     wanted = [c.strip() for c in classes.split(",") if c.strip()]
     bad = [c for c in wanted if c not in KAGGLE_CLASSES]
     if bad or not wanted:
         raise UserError(f"unknown class(es) {', '.join(bad) or '(none given)'}: use names from {', '.join(KAGGLE_CLASSES)}")
-    box = GuideBox.parse(roi)
+    if str(roi).strip().lower() == "hand":
+        box = HandRoi(HandFinder(video=True, landmark_model="lite"), GuideBox(), keep=0)
+    else:
+        box = GuideBox.parse(roi)
     source = open_source(camera)
     window = None
     try:
@@ -109,7 +127,8 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
     print(f"summary: {sum(saved.values())} images saved in {out} for {len(done)}/{len(wanted)} classes")
     if len(done) < len(wanted):
         missing = [c for c in wanted if saved[c] < per_class]
-        print(f"warning: the source ended before {', '.join(missing)} were complete; run again to add more",
+        print(f"warning: the source ended before {', '.join(missing)} were complete; run again to add more"
+              + (" (only frames where a hand was found are saved)" if isinstance(box, HandRoi) else ""),
               file=sys.stderr)
     print(f"next: asl-train --data {out} --init CKPT --epochs 5 --out runs/my_hand")
 

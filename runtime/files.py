@@ -28,7 +28,7 @@ class Item:
     rgb: object
     true: str | None
     frame: int | None = None
-    hand: tuple | None = None  # square (x, y, w, h) that was classified, with --roi hand / skin
+    hand: tuple | None = None  # square (x, y, w, h) that was classified, with --roi hand
 
 
 def collect_inputs(raw_inputs) -> list[Input]:

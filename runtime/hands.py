@@ -1,36 +1,321 @@
-"""Optional hand finding: classify a square around the hand instead of the fixed guide box.
+"""Find the hand with onnxruntime alone: MediaPipe Hands' palm detector and landmark model (ONNX,
+shipped in runtime/models/), with their pre- and post-processing in numpy/OpenCV.
 
-Two finders, both offline (nothing is downloaded at run time):
+Per frame (``HandTracker.process``):
 
-* ``MediaPipeHands`` (``--roi hand``): MediaPipe's legacy hand-landmark solution, whose palm
-  detector and landmark models ship inside the ``mediapipe`` wheel (versions 0.10.5 to 0.10.21;
-  0.10.30 and later dropped ``mediapipe.solutions`` and want a ``.task`` file downloaded).
-  Install with ``pip install "asl-edge[hands]"``. Imported lazily: the runtime works without it.
-* ``SkinHands`` (``--roi skin``): OpenCV only. Skin-coloured pixels in YCrCb, cleaned up,
-  largest blob. No extra install, but it finds anything skin-coloured (faces, arms, wooden
-  floors, beige walls) and nothing in grayscale images or under coloured light.
+1. Tracking: when the last frame had a hand, its landmarks give this frame's crop (a square
+   rotated so the wrist is below the fingers, 2x the landmarks' extent); the landmark model runs
+   on it. If it still sees a hand (presence >= ``min_presence``) that is the answer: no palm
+   detection.
+2. Otherwise palm detection on the whole frame (letterboxed to 192x192): 2016 SSD anchors,
+   sigmoid scores >= ``min_score``, box and 7 keypoints decoded, weighted NMS. The best palm
+   (highest score: with two hands, the more confident one) gives a rotated crop (rotation from
+   the wrist and middle-finger keypoints, the palm box shifted toward the fingers and scaled
+   2.6x), and the landmark model runs on it.
 
-Both return a square (x, y, w, h) in pixels with a margin around the hand, kept inside the
-frame, or None. ``HandRoi`` wraps a finder for camera mode: it smooths the box over frames
-and falls back to the guide box when no hand is found.
+The result is a ``Hand``: 21 landmarks in frame pixels, presence, handedness, the crop used.
+``HandFinder.find`` turns it into the square the classifier sees: the landmarks' box widened by
+``pad`` (landmarks sit on the joints, inside the hand's outline), then the training framing (a
+square ``MARGIN`` wider than the hand's longer side, as train/data.py crops boxes.csv hands).
+``HandRoi`` smooths that square over camera frames and falls back to the guide box.
+
+Any image (grayscale, RGBA, 1x1, huge) gives a Hand or None, never an exception.
 """
 from __future__ import annotations
 
-import os
+import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .camera import GuideBox, first_line, quiet_native_stderr
+from .camera import GuideBox, first_line
 from .errors import UserError
 
 # The same margin training uses around a boxes.csv hand box (train/data.py crop_box).
 MARGIN = 0.25
-MEDIAPIPE_PIN = "mediapipe>=0.10.5,<0.10.30"
-MEDIAPIPE_MISSING = (f"--roi hand needs MediaPipe's bundled hand model: pip install \"asl-edge[hands]\" "
-                     f"(or pip install \"{MEDIAPIPE_PIN}\"); --roi skin needs no extra package")
-ROI_FINDERS = ("hand", "skin")
+MODELS = Path(__file__).resolve().parent / "models"
+PALM_MODEL = MODELS / "palm_detection_full.onnx"
+LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / "hand_landmark_lite.onnx"}
+PALM_SIZE, LANDMARK_SIZE = 192, 224
+# MediaPipe's palm_detection_cpu / hand_landmark graphs: anchors, decoding, crop geometry.
+ANCHOR_STRIDES = (8, 16, 16, 16)
+PALM_NMS_IOU = 0.3
+PALM_TO_CROP = dict(shift_y=-0.5, scale=2.6)   # palm box -> hand crop
+LANDMARKS_TO_CROP = dict(shift_y=-0.1, scale=2.0)  # last landmarks -> next frame's crop
+WRIST, MIDDLE_MCP = 0, 2  # palm keypoints that give the rotation
+TRACK_JOINTS = [0, 1, 2, 5, 6, 9, 10, 13, 14, 17, 18]  # wrist, thumb base, each finger's MCP and PIP
 
+
+# --- geometry ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Crop:
+    """A square crop of the frame in pixels: centre, side, rotation (radians, clockwise on screen)."""
+    cx: float
+    cy: float
+    side: float
+    rotation: float
+
+    def to_frame(self, size: int) -> np.ndarray:
+        """2x3 affine matrix: crop pixel (u, v) of a size x size tensor -> frame pixel."""
+        c, s = math.cos(self.rotation), math.sin(self.rotation)
+        k = self.side / size
+        r = np.array([[c, -s], [s, c]]) * k
+        t = np.array([self.cx, self.cy]) - r @ np.array([size / 2, size / 2])
+        return np.hstack([r, t[:, None]])
+
+
+def normalize_radians(a: float) -> float:
+    return a - 2 * math.pi * math.floor((a + math.pi) / (2 * math.pi))
+
+
+def rotation_from(p0, p1) -> float:
+    """Angle that turns the vector p0 -> p1 to point up the screen."""
+    return normalize_radians(math.pi / 2 - math.atan2(-(p1[1] - p0[1]), p1[0] - p0[0]))
+
+
+def transform_rect(cx, cy, w, h, rotation, shift_y, scale) -> Crop:
+    """MediaPipe's RectTransformation in pixels: shift along the rotated y axis by shift_y * h,
+    make square on the long side, scale."""
+    cx -= h * shift_y * math.sin(rotation)
+    cy += h * shift_y * math.cos(rotation)
+    return Crop(cx, cy, max(w, h) * scale, rotation)
+
+
+def ssd_anchors(size: int = PALM_SIZE, strides=ANCHOR_STRIDES) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1]: fixed-size anchors, 2 per cell per layer, layers with the
+    same stride merged (MediaPipe's SsdAnchorsCalculator with palm_detection's options)."""
+    out, i = [], 0
+    while i < len(strides):
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:
+            j += 1
+        per_cell = 2 * (j - i)
+        n = math.ceil(size / strides[i])
+        ys, xs = np.mgrid[0:n, 0:n]
+        centres = np.stack([(xs + 0.5) / n, (ys + 0.5) / n], -1).reshape(-1, 1, 2)
+        out.append(np.repeat(centres, per_cell, axis=1).reshape(-1, 2))
+        i = j
+    return np.concatenate(out).astype(np.float32)
+
+
+def iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box a (4,) with boxes b (N, 4), corners."""
+    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(boxes, keypoints, scores, iou: float = PALM_NMS_IOU):
+    """MediaPipe's WEIGHTED non-max suppression: each kept detection is the score-weighted mean
+    of the boxes (and keypoints) overlapping the best remaining one; its score is the best's."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    left = np.ones(len(scores), bool)
+    kept = []
+    for i in range(len(scores)):
+        if not left[i]:
+            continue
+        group = left & (iou_xyxy(boxes[i], boxes) > iou)
+        group[i] = True
+        w = scores[group][:, None]
+        kept.append(((boxes[group] * w).sum(0) / w.sum(),
+                     (keypoints[group].reshape(int(group.sum()), -1) * w).sum(0).reshape(-1, 2) / w.sum(),
+                     float(scores[i])))
+        left &= ~group
+    return kept
+
+
+def as_rgb(image) -> np.ndarray | None:
+    """Any image array -> contiguous uint8 HxWx3, or None when it has no pixels."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0:
+        return None
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] > 3:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+# --- results ----------------------------------------------------------------------------
+
+@dataclass
+class Palm:
+    score: float
+    box: tuple          # (x0, y0, x1, y1) frame pixels
+    keypoints: np.ndarray  # (7, 2) frame pixels
+
+
+@dataclass
+class Hand:
+    landmarks: np.ndarray   # (21, 3): x, y in frame pixels, z relative depth (pixels, wrist-relative scale)
+    presence: float
+    handedness: str         # MediaPipe's label ("Left"/"Right"), which assumes a mirrored selfie image
+    handedness_score: float
+    crop: Crop              # the crop the landmark model saw
+    tracked: bool           # True when the crop came from the previous frame's landmarks
+    palm_score: float | None = None
+
+    def box(self, width: int, height: int, pad: float = 0.15):
+        """Tight hand box (x, y, w, h): the landmarks' extent widened by `pad` of its longer side
+        each way, clipped to the frame; None when nothing of it is inside."""
+        xy = self.landmarks[:, :2]
+        x0, y0 = xy.min(0)
+        x1, y1 = xy.max(0)
+        d = pad * max(x1 - x0, y1 - y0)
+        x0, y0 = max(0.0, x0 - d), max(0.0, y0 - d)
+        x1, y1 = min(float(width), x1 + d), min(float(height), y1 + d)
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            return None
+        return int(x0), int(y0), max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
+
+
+# --- the models -------------------------------------------------------------------------
+
+def _session(path: Path, threads: int, provider: str = "cpu"):
+    import onnxruntime as ort
+    if not path.is_file():
+        raise UserError(f"hand model missing: {path} (reinstall asl-edge)")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if provider == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:
+        raise UserError(f"cannot load hand model {path}: {first_line(e)}") from None
+
+
+class HandTracker:
+    """One hand, frame after frame (video=True tracks; video=False detects on every call)."""
+
+    def __init__(self, landmark_model: str = "full", *, video: bool = True, threads: int = 1,
+                 min_score: float = 0.5, min_presence: float = 0.5, provider: str = "cpu"):
+        if landmark_model not in LANDMARK_MODELS:
+            raise UserError(f"unknown hand landmark model {landmark_model!r}: use {' or '.join(LANDMARK_MODELS)}")
+        self.video, self.min_score, self.min_presence = video, min_score, min_presence
+        self._palm = _session(PALM_MODEL, threads, provider)
+        self._landmarks = _session(LANDMARK_MODELS[landmark_model], threads, provider)
+        self._lm_outputs = ["landmarks", "presence", "handedness"]
+        self.landmark_model = landmark_model
+        self.anchors = ssd_anchors()
+        self.last: Hand | None = None
+        self.palm_runs = self.landmark_runs = 0
+
+    def reset(self):
+        self.last = None
+
+    # palm detection ---------------------------------------------------------------------
+    def detect_palms(self, rgb: np.ndarray) -> list[Palm]:
+        """All palms (after NMS), best first, in frame pixels."""
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        k = PALM_SIZE / side
+        m = np.array([[k, 0, k * (side - w) / 2], [0, k, k * (side - h) / 2]])
+        x = cv2.warpAffine(rgb, m, (PALM_SIZE, PALM_SIZE), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        x = (x.astype(np.float32) / 255.0)[None]
+        reg, logits = self._palm.run(["regressors", "scores"], {"input": x})
+        self.palm_runs += 1
+        scores = 1 / (1 + np.exp(-np.clip(logits[0, :, 0], -100, 100)))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        reg, scores, anchors = reg[0, keep], scores[keep], self.anchors[keep]
+        cxy = reg[:, 0:2] / PALM_SIZE + anchors
+        wh = reg[:, 2:4] / PALM_SIZE
+        boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], 1)
+        kps = reg[:, 4:18].reshape(-1, 7, 2) / PALM_SIZE + anchors[:, None, :]
+        # letterboxed [0, 1] -> frame pixels
+        off = np.array([(side - w) / 2, (side - h) / 2])
+        palms = []
+        for box, kp, score in weighted_nms(boxes, kps, scores):
+            b = box.reshape(2, 2) * side - off
+            palms.append(Palm(score, tuple(float(v) for v in b.ravel()), kp * side - off))
+        return palms
+
+    @staticmethod
+    def palm_crop(palm: Palm) -> Crop:
+        x0, y0, x1, y1 = palm.box
+        rot = rotation_from(palm.keypoints[WRIST], palm.keypoints[MIDDLE_MCP])
+        return transform_rect((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, rot, **PALM_TO_CROP)
+
+    # landmarks --------------------------------------------------------------------------
+    def landmarks(self, rgb: np.ndarray, crop: Crop, tracked: bool = False,
+                  palm_score: float | None = None) -> Hand | None:
+        """Run the landmark model on a crop; None when it sees no hand there."""
+        if not (crop.side > 1 and np.isfinite([crop.cx, crop.cy, crop.side, crop.rotation]).all()):
+            return None
+        m = crop.to_frame(LANDMARK_SIZE)
+        x = cv2.warpAffine(rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+        x = (x.astype(np.float32) / 255.0)[None]
+        raw, presence, handed = self._landmarks.run(self._lm_outputs, {"input": x})
+        self.landmark_runs += 1
+        presence = float(presence.ravel()[0])
+        if not presence >= self.min_presence:
+            return None
+        raw = raw.reshape(21, 3).astype(np.float64)
+        xy = raw[:, :2] @ m[:, :2].T + m[:, 2]
+        z = raw[:, 2:] * crop.side / LANDMARK_SIZE
+        left = float(handed.ravel()[0])
+        return Hand(np.hstack([xy, z]), presence, "Left" if left > 0.5 else "Right", max(left, 1 - left),
+                    crop, tracked, palm_score)
+
+    @staticmethod
+    def landmarks_crop(hand: Hand) -> Crop:
+        """The next frame's crop from this frame's landmarks (MediaPipe's HandLandmarksToRect on
+        the steadier joints, no fingertips: rotation from the wrist to the mean of the index,
+        middle and ring PIP joints; the joints' extent in that rotated frame, scaled 2x)."""
+        lm = hand.landmarks[TRACK_JOINTS, :2]
+        pip = hand.landmarks[:, :2]
+        p1 = ((pip[6] + pip[14]) / 2 + pip[10]) / 2
+        rot = rotation_from(pip[0], p1)
+        centre = (lm.min(0) + lm.max(0)) / 2
+        c, s = math.cos(-rot), math.sin(-rot)
+        d = lm - centre
+        proj = np.stack([d[:, 0] * c - d[:, 1] * s, d[:, 0] * s + d[:, 1] * c], 1)
+        lo, hi = proj.min(0), proj.max(0)
+        pc = (lo + hi) / 2
+        cr, sr = math.cos(rot), math.sin(rot)
+        cx = pc[0] * cr - pc[1] * sr + centre[0]
+        cy = pc[0] * sr + pc[1] * cr + centre[1]
+        w, h = hi - lo
+        return transform_rect(cx, cy, w, h, rot, **LANDMARKS_TO_CROP)
+
+    # one frame --------------------------------------------------------------------------
+    def process(self, image) -> Hand | None:
+        """A frame (RGB, or grayscale / RGBA / any size) -> the hand, or None."""
+        try:
+            rgb = as_rgb(image)
+            if rgb is None:
+                self.last = None
+                return None
+            hand = None
+            if self.video and self.last is not None:
+                hand = self.landmarks(rgb, self.landmarks_crop(self.last), tracked=True)
+            if hand is None:
+                for palm in self.detect_palms(rgb)[:1]:
+                    hand = self.landmarks(rgb, self.palm_crop(palm), palm_score=palm.score)
+        except (cv2.error, ValueError, FloatingPointError, OverflowError):
+            hand = None  # e.g. an image too large for OpenCV's warp: no hand, not a crash
+        self.last = hand
+        return hand
+
+
+# --- the square the classifier sees -------------------------------------------------------
 
 def square_box(hand, width: int, height: int, margin: float = MARGIN):
     """Tight hand box (x, y, w, h) -> a square (x, y, side, side) around its centre, `margin`
@@ -38,7 +323,7 @@ def square_box(hand, width: int, height: int, margin: float = MARGIN):
     x, y, w, h = hand
     side = max(w, h) * (1 + margin)
     side = int(round(min(side, width, height)))
-    side = max(side, 2)
+    side = max(side, 1)
     cx, cy = x + w / 2, y + h / 2
     x0 = int(round(min(max(cx - side / 2, 0), width - side)))
     y0 = int(round(min(max(cy - side / 2, 0), height - side)))
@@ -51,158 +336,42 @@ def xywh_to_corners(box):
 
 
 class HandFinder:
-    """Base class: find_hand() gives the tight hand box; find() the square crop box."""
+    """find_hand() gives the tight hand box; find() the square crop box (training framing)."""
 
-    name = "hand finder"
+    name = "hand landmarks (ONNX)"
 
-    def __init__(self, margin: float = MARGIN):
-        self.margin = margin
+    def __init__(self, margin: float = MARGIN, *, video: bool = False, landmark_model: str = "full",
+                 threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None):
+        self.margin, self.pad = margin, pad
+        self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads)
+        self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model})"
+        self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 
-    def find_hand(self, rgb: np.ndarray):
-        """RGB uint8 HxWx3 -> tight hand box (x, y, w, h) in pixels, or None."""
-        raise NotImplementedError
+    def find_hand(self, rgb):
+        """Image -> tight hand box (x, y, w, h) in pixels, or None."""
+        self.hand = self.tracker.process(rgb)
+        if self.hand is None:
+            return None
+        h, w = np.shape(rgb)[:2]
+        box = self.hand.box(w, h, self.pad)
+        if box is None:
+            self.hand = None
+        return box
 
-    def find(self, rgb: np.ndarray):
-        """RGB uint8 HxWx3 -> square (x, y, w, h) with margin around the hand, or None."""
+    def find(self, rgb):
+        """Image -> square (x, y, w, h) with margin around the hand, or None."""
         hand = self.find_hand(rgb)
         if hand is None:
             return None
-        return square_box(hand, rgb.shape[1], rgb.shape[0], self.margin)
+        return square_box(hand, np.shape(rgb)[1], np.shape(rgb)[0], self.margin)
+
+    def reset(self):
+        self.hand = None
+        if self.tracker is not None:
+            self.tracker.reset()
 
     def close(self):
         pass
-
-
-class SkinHands(HandFinder):
-    """Largest skin-coloured blob (YCrCb box thresholds, a narrower version of Chai & Ngan's
-    1999 range, picked on Roboflow hand photos), OpenCV only.
-
-    Works on a plain, non-skin-coloured background in white-ish light. Fails on grayscale
-    frames, skin-coloured backgrounds (wood, beige, pink), under coloured light, and picks
-    the face or a bare arm when that blob is larger than the hand.
-    """
-
-    name = "skin colour (OpenCV)"
-    # (Y, Cr, Cb) lower and upper bounds
-    LOWER = np.array([40, 138, 90], np.uint8)
-    UPPER = np.array([255, 170, 125], np.uint8)
-
-    def __init__(self, margin: float = MARGIN, min_area: float = 0.01, max_area: float = 0.7,
-                 work_size: int = 240):
-        super().__init__(margin)
-        self.min_area, self.max_area, self.work_size = min_area, max_area, work_size
-
-    def mask(self, rgb: np.ndarray) -> np.ndarray:
-        """Skin mask (uint8 0/255) at work resolution."""
-        h, w = rgb.shape[:2]
-        scale = self.work_size / max(h, w)
-        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-        ycrcb = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb)
-        m = cv2.inRange(ycrcb, self.LOWER, self.UPPER)
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-        m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
-        return cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2)
-
-    def find_hand(self, rgb):
-        h, w = rgb.shape[:2]
-        m = self.mask(rgb)
-        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        if not contours:
-            return None
-        c = max(contours, key=cv2.contourArea)
-        frac = cv2.contourArea(c) / float(m.shape[0] * m.shape[1])
-        if not self.min_area <= frac <= self.max_area:  # specks, or a skin-coloured background
-            return None
-        x, y, bw, bh = cv2.boundingRect(c)
-        sx, sy = w / m.shape[1], h / m.shape[0]
-        return int(x * sx), int(y * sy), max(1, int(round(bw * sx))), max(1, int(round(bh * sy)))
-
-
-class MediaPipeHands(HandFinder):
-    """MediaPipe's legacy Hands solution (palm detector + 21 landmarks), models from the wheel.
-
-    The landmarks sit on the joints, inside the hand's outline, so their box is widened by
-    `pad` (fraction of its longer side, each way) to approximate the whole hand.
-    """
-
-    name = "MediaPipe hand landmarks"
-
-    def __init__(self, margin: float = MARGIN, *, video: bool = False, complexity: int = 0,
-                 min_confidence: float = 0.5, pad: float = 0.15):
-        super().__init__(margin)
-        self.pad = pad
-        hands = load_mediapipe_hands()
-        try:
-            # MediaPipe's graph threads print log banners while it starts and on the first
-            # frame; one blank frame inside the quiet block gets them all over with.
-            with quiet_native_stderr():
-                self._hands = hands.Hands(static_image_mode=not video, max_num_hands=1,
-                                          model_complexity=complexity,
-                                          min_detection_confidence=min_confidence,
-                                          min_tracking_confidence=min_confidence)
-                self._hands.process(np.zeros((64, 64, 3), np.uint8))
-        except Exception as e:
-            raise UserError(f"cannot start MediaPipe hands: {first_line(e)}") from None
-        self._quiet = True  # until the first hand: its landmark calculator warns once then
-
-    def find_hand(self, rgb):
-        h, w = rgb.shape[:2]
-        if self._quiet:
-            with quiet_native_stderr():
-                result = self._hands.process(np.ascontiguousarray(rgb))
-            self._quiet = not result.multi_hand_landmarks
-        else:
-            result = self._hands.process(np.ascontiguousarray(rgb))
-        if not result.multi_hand_landmarks:
-            return None
-        pts = np.array([(p.x * w, p.y * h) for p in result.multi_hand_landmarks[0].landmark])
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
-        d = self.pad * max(x1 - x0, y1 - y0)
-        x0, y0 = max(0.0, x0 - d), max(0.0, y0 - d)
-        x1, y1 = min(float(w), x1 + d), min(float(h), y1 + d)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return None
-        return int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0))
-
-    def close(self):
-        try:
-            self._hands.close()
-        except Exception:
-            pass
-
-
-def load_mediapipe_hands():
-    """mediapipe.solutions.hands, or a one-line UserError naming the pip command."""
-    os.environ.setdefault("GLOG_minloglevel", "2")       # MediaPipe's C++ logging
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        with quiet_native_stderr():
-            import mediapipe as mp
-    except ImportError:
-        raise UserError(MEDIAPIPE_MISSING) from None
-    except Exception as e:  # e.g. a numpy it was not built for
-        raise UserError(f"mediapipe is installed but does not import ({first_line(e)}); "
-                        f"pip install \"{MEDIAPIPE_PIN}\"") from None
-    solutions = getattr(mp, "solutions", None)
-    if solutions is None:
-        try:
-            from mediapipe.python import solutions
-        except ImportError:
-            version = getattr(mp, "__version__", "?")
-            raise UserError(f"mediapipe {version} has no bundled hand model (mediapipe.solutions was "
-                            f"removed in 0.10.30); pip install \"{MEDIAPIPE_PIN}\"") from None
-    return solutions.hands
-
-
-def make_finder(kind: str, *, video: bool = False) -> HandFinder:
-    """'hand' -> MediaPipeHands, 'skin' -> SkinHands."""
-    if kind == "hand":
-        return MediaPipeHands(video=video)
-    if kind == "skin":
-        return SkinHands()
-    raise ValueError(f"unknown hand finder {kind!r}")
 
 
 class HandRoi:
@@ -220,6 +389,12 @@ class HandRoi:
         self._state = None  # (cx, cy, side) floats
         self._missed = 0
         self.found = False  # did the last box come from a hand (fresh or kept)?
+
+    @property
+    def landmarks(self):
+        """The current frame's 21 landmarks (frame pixels), or None."""
+        hand = getattr(self.finder, "hand", None)
+        return None if hand is None else hand.landmarks[:, :2]
 
     def reset(self):
         self._state, self._missed, self.found = None, 0, False

@@ -20,7 +20,7 @@ class LiveStats:
         self.frames = 0
         self.model_s = 0.0       # onnxruntime only
         self.preprocess_s = 0.0  # crop, colour convert, resize, normalise
-        self.hand_s = 0.0        # hand finding (--roi hand / skin)
+        self.hand_s = 0.0        # hand finding (--roi hand)
         self.hand_frames = None  # frames where a hand gave the box; None without hand finding
         self.started = None
         self.ended = None
@@ -96,7 +96,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
             if window is not None:
                 draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
                              threshold=speller.threshold, progress=speller.progress(timestamp),
-                             hand=None if hands is None else hands.found)
+                             hand=None if hands is None else hands.found,
+                             landmarks=None if hands is None else hands.landmarks)
                 if not window.show(frame):
                     break
             elif not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:

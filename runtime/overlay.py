@@ -72,12 +72,29 @@ def _label(img, text, org, scale, color, thickness=1):
     cv2.putText(img, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
 
 
+# The hand's skeleton: wrist to each finger's base, then along each finger.
+HAND_LINES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
+              (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20)]
+
+
+def draw_landmarks(frame_bgr: np.ndarray, points, scale: float = 1.0):
+    """The 21 hand landmarks ((21, 2) frame pixels): skeleton lines and dots."""
+    pts = [(int(round(x)), int(round(y))) for x, y in np.asarray(points)[:, :2]]
+    t = max(1, int(round(scale)))
+    for a, b in HAND_LINES:
+        cv2.line(frame_bgr, pts[a], pts[b], WHITE, t, cv2.LINE_AA)
+    for p in pts:
+        cv2.circle(frame_bgr, p, max(2, int(3 * scale)), CYAN, -1, cv2.LINE_AA)
+
+
 def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
-                 threshold: float, progress: float = 0.0, hand: bool | None = None) -> np.ndarray:
+                 threshold: float, progress: float = 0.0, hand: bool | None = None,
+                 landmarks=None) -> np.ndarray:
     """Draw on frame_bgr in place (and return it). box = (x0, y0, x1, y1); top_k = [(label, prob)].
 
     hand: None without hand finding; True when box is the found hand (drawn with a cyan
-    frame around it), False when no hand was found and box is the guide box."""
+    frame around it), False when no hand was found and box is the guide box.
+    landmarks: the hand's 21 points (frame pixels) to draw, or None."""
     h, w = frame_bgr.shape[:2]
     s = max(0.4, h / 480)  # scale everything with the frame height
     label, prob = top_k[0]
@@ -88,8 +105,10 @@ def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
         if hand:
             t = max(1, int(2 * s))
             cv2.rectangle(frame_bgr, (x0 - 2 * t, y0 - 2 * t), (x1 + 2 * t, y1 + 2 * t), CYAN, t)
-        _label(frame_bgr, "hand" if hand else "no hand: guide box", (x0 + int(4 * s), max(int(12 * s), y0 - int(6 * s))),
+        _label(frame_bgr, "hand found" if hand else "no hand: guide box", (x0 + int(4 * s), max(int(12 * s), y0 - int(6 * s))),
                0.5 * s, CYAN if hand else GREY)
+    if landmarks is not None:
+        draw_landmarks(frame_bgr, landmarks, s)
     if progress > 0:  # how far the held letter is towards being typed
         cv2.rectangle(frame_bgr, (x0, y1 + 3), (x0 + int((x1 - x0) * progress), y1 + int(8 * s)), AMBER, -1)
 

@@ -140,10 +140,10 @@ def write_video(path, colors, size=224, fps=10.0) -> Path:
 # --- running the CLI -------------------------------------------------------------------
 
 # Runs `asl-run` as `python -m asl_edge.runtime.cli` would, with torch, torchvision and onnx
-# made unimportable first: any import of them by the runtime fails the run.
+# (and mediapipe) made unimportable first: any import of them by the runtime fails the run.
 TORCH_FREE_RUNNER = """
 import runpy, sys
-for name in ("torch", "torchvision", "onnx"):
+for name in ("torch", "torchvision", "onnx", "mediapipe"):
     sys.modules[name] = None
 sys.argv = ["asl-run"] + sys.argv[1:]
 runpy.run_module("asl_edge.runtime.cli", run_name="__main__", alter_sys=True)

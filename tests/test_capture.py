@@ -25,7 +25,7 @@ def test_capture_from_video_fills_the_kaggle_layout(tmp_path):
     video = _video(tmp_path / "me.avi", frames=40, fps=10.0)
     out = tmp_path / "my_hand"
     proc = run_cli("asl_edge.runtime.capture", "--camera", video, "--out", out, "--classes", "A,B",
-                   "--per-class", "3", "--countdown", "1.0", "--interval", "0.2", "--no-display")
+                   "--per-class", "3", "--countdown", "1.0", "--interval", "0.2", "--no-display", "--roi", "0.6")
     assert proc.returncode == 0, proc.stderr
     # 1 s countdown then 3 frames 0.2 s apart = 1.5 s of video per class at 10 fps
     assert sorted(p.name for p in (out / "A").iterdir()) == [f"A_capture_{i:04d}.jpg" for i in (1, 2, 3)]
@@ -37,7 +37,7 @@ def test_capture_from_video_fills_the_kaggle_layout(tmp_path):
     assert "summary: 6 images" in proc.stdout
     # a second session adds to the folder instead of overwriting
     run_cli("asl_edge.runtime.capture", "--camera", video, "--out", out, "--classes", "A", "--per-class", "2",
-            "--countdown", "0", "--no-display", check=True)
+            "--countdown", "0", "--no-display", "--roi", "0.6", check=True)
     assert len(list((out / "A").iterdir())) == 5
 
 

@@ -1,6 +1,10 @@
-"""Hand finding (--roi hand / skin): the finders, the smoothed camera region, the overlay, the CLI."""
+"""Hand finding on onnxruntime (runtime/hands.py): decoding, geometry, tracking, bad input, the
+camera region, the overlay and the CLI. No mediapipe anywhere (tests/test_hands_parity.py
+compares with it where it is installed)."""
 import csv
+import hashlib
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -8,40 +12,16 @@ import numpy as np
 import pytest
 
 from asl_edge.runtime.camera import GuideBox
-from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.hands import (MEDIAPIPE_MISSING, HandFinder, HandRoi, SkinHands, load_mediapipe_hands,
-                                    square_box)
+from asl_edge.runtime.hands import (LANDMARK_MODELS, MODELS, PALM_MODEL, Crop, HandFinder, HandRoi, HandTracker,
+                                    as_rgb, rotation_from, square_box, ssd_anchors, weighted_nms)
 from asl_edge.runtime.overlay import CYAN, draw_overlay
 from onnx_fixtures import assert_one_line_error, make_tiny_onnx, run_cli
 
-SKIN = (220, 160, 130)        # RGB; YCrCb about (175, 160, 103): inside the skin range
-BACKGROUND = (60, 80, 120)    # slate blue: not skin
 ROBOFLOW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "roboflow_asl_letters" / "train"
 
 
-def mediapipe_reason():
-    """None when MediaPipe's bundled hand model can be loaded, else why not."""
-    try:
-        load_mediapipe_hands()
-    except UserError as e:
-        return str(e)
-    return None
-
-
-MEDIAPIPE_ABSENT = mediapipe_reason()
-
-
-def scene(blob=(100, 60, 80, 110), size=(320, 240), background=BACKGROUND, color=SKIN):
-    """RGB image: a skin-coloured ellipse filling blob (x, y, w, h) on a plain background."""
-    w, h = size
-    img = np.zeros((h, w, 3), np.uint8)
-    img[:] = background
-    x, y, bw, bh = blob
-    cv2.ellipse(img, (x + bw // 2, y + bh // 2), (bw // 2, bh // 2), 0, 0, 360, color, -1)
-    return img
-
-
 def iou(a, b):
+    """Boxes (x, y, w, h)."""
     ax0, ay0, aw, ah = a
     bx0, by0, bw, bh = b
     ix = max(0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
@@ -49,13 +29,89 @@ def iou(a, b):
     return ix * iy / (aw * ah + bw * bh - ix * iy)
 
 
-def contains(outer, inner):
-    ox, oy, ow, oh = outer
-    ix, iy, iw, ih = inner
-    return ox <= ix and oy <= iy and ix + iw <= ox + ow and iy + ih <= oy + oh
+def photos(n, step=150):
+    """n Roboflow photos with their boxes.csv box (x, y, w, h), or a skip without the data."""
+    if not (ROBOFLOW / "boxes.csv").is_file():
+        pytest.skip(f"real hand photos not found at {ROBOFLOW}")
+    from asl_edge.runtime.contract import read_rgb
+    with open(ROBOFLOW / "boxes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[::step][:n]
+    out = []
+    for r in rows:
+        x0, y0, x1, y1 = (float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+        out.append((read_rgb(ROBOFLOW / r["file"]), (x0, y0, x1 - x0, y1 - y0)))
+    return out
 
 
-# --- square boxes -----------------------------------------------------------------------
+def paste(photo, at, size=(640, 480), side=None, background=90):
+    """photo (scaled so its longer side is `side`) pasted at `at` (may reach past the frame edge)."""
+    if side:
+        s = side / max(photo.shape[:2])
+        photo = cv2.resize(photo, (round(photo.shape[1] * s), round(photo.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    frame = np.full((size[1], size[0], 3), background, np.uint8)
+    x, y = at
+    ph, pw = photo.shape[:2]
+    fx0, fy0, fx1, fy1 = max(x, 0), max(y, 0), min(x + pw, size[0]), min(y + ph, size[1])
+    frame[fy0:fy1, fx0:fx1] = photo[fy0 - y:fy1 - y, fx0 - x:fx1 - x]
+    return frame
+
+
+def clear_photo():
+    """A photo whose hand the palm detector finds at every scale these tests paste it at
+    (detection rate itself is test_finds_real_hands_and_frames_them_like_training's business)."""
+    return photos(5)[4]
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return HandTracker(video=False)
+
+
+# --- the shipped files ----------------------------------------------------------------------
+
+def test_hand_models_are_shipped_with_license_and_matching_provenance():
+    prov = json.loads((MODELS / "hand_models_provenance.json").read_text())
+    names = {PALM_MODEL.name, *(p.name for p in LANDMARK_MODELS.values())}
+    assert set(prov["models"]) == names
+    for name in names:
+        data = (MODELS / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == prov["models"][name]["onnx_sha256"], name
+        assert max(prov["models"][name]["max_rel_diff_vs_tflite"].values()) < 1e-4
+    assert "Apache License" in (MODELS / "HAND_MODELS_LICENSE.txt").read_text()
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"models/*.onnx"' in pyproject and '"models/*.json"' in pyproject and '"models/*.txt"' in pyproject
+    assert "mediapipe" not in pyproject.split("[project.optional-dependencies]")[1].split("[project.scripts]")[0]
+
+
+# --- decoding and geometry -----------------------------------------------------------------
+
+def test_ssd_anchors_match_the_palm_model_outputs():
+    a = ssd_anchors()
+    assert a.shape == (2016, 2)                      # 24*24*2 (stride 8) + 12*12*6 (three stride-16 layers)
+    assert np.allclose(a[0], [0.5 / 24, 0.5 / 24]) and np.allclose(a[1], a[0])
+    assert np.allclose(a[1151], [23.5 / 24, 23.5 / 24]) and np.allclose(a[1152], [0.5 / 12, 0.5 / 12])
+    assert np.allclose(a[-1], [11.5 / 12, 11.5 / 12]) and (a[1152:1158] == a[1152]).all()
+
+
+def test_weighted_nms_averages_overlaps_and_keeps_separate_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
+    kps = np.zeros((3, 7, 2), np.float32)
+    kps[1] += 1
+    scores = np.array([0.6, 0.9, 0.7], np.float32)
+    kept = weighted_nms(boxes, kps, scores)
+    assert [k[2] for k in kept] == pytest.approx([0.9, 0.7])   # best first, the group keeps the best score
+    assert kept[0][0] == pytest.approx([0.9 / 1.5, 0, 10 + 0.9 / 1.5, 10])  # score-weighted mean
+    assert kept[0][1][0] == pytest.approx([0.6, 0.6]) and kept[1][0] == pytest.approx(boxes[2])
+
+
+def test_crop_geometry_and_rotation():
+    assert rotation_from((0, 10), (0, 0)) == pytest.approx(0)            # fingers up: no rotation
+    assert rotation_from((0, 0), (10, 0)) == pytest.approx(math.pi / 2)  # fingers to the right
+    m = Crop(100, 50, 40, 0).to_frame(224)
+    assert m @ [0, 0, 1] == pytest.approx([80, 30]) and m @ [224, 224, 1] == pytest.approx([120, 70])
+    m = Crop(100, 50, 40, math.pi / 2).to_frame(224)
+    assert m @ [112, 0, 1] == pytest.approx([120, 50])  # the crop's top is the frame's right side
+
 
 def test_square_box_adds_margin_and_stays_inside_the_frame():
     assert square_box((100, 50, 40, 80), 640, 480) == (70, 40, 100, 100)  # 80 * 1.25, same centre
@@ -64,38 +120,91 @@ def test_square_box_adds_margin_and_stays_inside_the_frame():
     assert square_box((0, 0, 640, 400), 640, 480) == (80, 0, 480, 480)    # never larger than the frame
 
 
-# --- the OpenCV skin finder -------------------------------------------------------------
+# --- bad input: a defined result, never an exception ----------------------------------------
 
-def test_skin_finder_boxes_the_blob():
-    blob = (100, 60, 80, 110)
-    finder = SkinHands()
-    hand = finder.find_hand(scene(blob))
-    assert hand is not None and iou(hand, blob) > 0.85, hand
-    box = finder.find(scene(blob))
-    x, y, w, h = box
-    assert w == h and abs(w - 110 * 1.25) <= 3 and contains(box, blob), box
-
-
-def test_skin_finder_picks_the_largest_blob_and_ignores_specks():
-    img = scene((200, 100, 90, 120))
-    cv2.circle(img, (40, 40), 12, SKIN, -1)  # a smaller skin patch elsewhere
-    img[200:203, 20:23] = SKIN                # and a speck
-    assert iou(SkinHands().find_hand(img), (200, 100, 90, 120)) > 0.85
+@pytest.mark.parametrize("image", [np.zeros((1, 1, 3), np.uint8), np.zeros((0, 5, 3), np.uint8),
+                                   np.zeros((7, 5), np.uint8), np.zeros((9, 9, 4), np.uint8),
+                                   np.full((40, 60, 1), 255, np.uint8), np.zeros((3000, 4000, 3), np.uint8),
+                                   np.random.default_rng(0).random((50, 70, 3)) * 300, np.zeros(5)],
+                         ids=["1x1", "empty", "gray2d", "rgba", "gray1", "huge", "float", "1d"])
+def test_no_hand_in_odd_images(tracker, image):
+    assert tracker.process(image) is None
+    assert HandFinder(tracker=tracker).find(image) is None
 
 
-@pytest.mark.parametrize("what", ["grey", "black", "blue", "skin everywhere", "grayscale hand"])
-def test_skin_finder_finds_nothing(what):
-    if what == "skin everywhere":  # a skin-coloured background is not a hand (the method's limit)
-        img = scene(background=SKIN, color=(200, 140, 110))
-    elif what == "grayscale hand":  # no colour, no skin: the method's other limit
-        img = cv2.cvtColor(cv2.cvtColor(scene(), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    else:
-        img = np.zeros((240, 320, 3), np.uint8)
-        img[:] = {"grey": (128, 128, 128), "black": (0, 0, 0), "blue": BACKGROUND}[what]
-    assert SkinHands().find(img) is None
+def test_as_rgb():
+    assert as_rgb(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
+    assert as_rgb(np.zeros((4, 5, 4), np.uint8)).shape == (4, 5, 3)
+    assert as_rgb(np.zeros((0, 5, 3), np.uint8)) is None
 
 
-# --- the camera region: smoothing and fallback ----------------------------------------
+# --- real photos -----------------------------------------------------------------------------
+
+def test_finds_real_hands_and_frames_them_like_training(tracker):
+    finder = HandFinder(tracker=tracker)
+    good = 0
+    for rgb, true in photos(10):
+        hand = finder.find_hand(rgb)
+        if hand is None:
+            continue
+        good += iou(hand, true) >= 0.5
+        lm = finder.hand.landmarks
+        assert lm.shape == (21, 3) and finder.hand.presence >= 0.5 and finder.hand.handedness in ("Left", "Right")
+        x, y, s, s2 = finder.find(rgb)
+        assert s == s2 and 0 <= x and 0 <= y and x + s <= rgb.shape[1] and y + s <= rgb.shape[0]
+    assert good >= 6, f"{good}/10 real hands found with IoU >= 0.5"
+    assert finder.find(np.full((240, 320, 3), 128, np.uint8)) is None
+
+
+def test_grayscale_photo_gives_a_defined_result(tracker):
+    rgb, _ = photos(1)[0]
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    hand = tracker.process(gray)
+    assert hand is None or hand.landmarks.shape == (21, 3)
+
+
+def test_hand_cut_by_the_frame_edge_gives_a_square_inside_the_frame(tracker):
+    rgb, true = photos(1)[0]
+    frame = paste(rgb, (-int(true[0] + true[2] * 0.4), 100), side=rgb.shape[0])  # 40% of the hand off the left edge
+    finder = HandFinder(tracker=tracker)
+    box = finder.find(frame)
+    if box is not None:
+        x, y, s, _ = box
+        assert x >= 0 and y >= 0 and x + s <= 640 and y + s <= 480
+        assert (finder.hand.landmarks[:, 0] < 0).any() or finder.hand.landmarks[:, 0].min() < 60
+
+
+def test_two_hands_pick_the_most_confident_palm_deterministically(tracker):
+    ph = photos(5)
+    (a, _), (b, _) = ph[2], ph[4]
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[40:340, 10:310] = cv2.resize(a, (300, 300), interpolation=cv2.INTER_AREA)
+    frame[140:440, 330:630] = cv2.resize(b, (300, 300), interpolation=cv2.INTER_AREA)
+    palms = tracker.detect_palms(frame)
+    assert len(palms) == 2 and palms[0].score >= palms[1].score
+    first, again = tracker.process(frame), tracker.process(frame)
+    assert first is not None and first.palm_score == pytest.approx(palms[0].score)
+    assert np.array_equal(first.landmarks, again.landmarks)
+    x0, _, x1, _ = palms[0].box
+    assert first.landmarks[:, 0].mean() == pytest.approx((x0 + x1) / 2, abs=150)
+
+
+def test_tracking_skips_palm_detection_until_the_hand_is_lost():
+    rgb, _ = clear_photo()
+    t = HandTracker(video=True)
+    frames = [paste(rgb, (100 + 4 * i, 60), side=300) for i in range(6)] + [np.full((480, 640, 3), 90, np.uint8)]
+    hands = [t.process(f) for f in frames]
+    assert all(h is not None for h in hands[:6]) and hands[6] is None
+    assert not hands[0].tracked and all(h.tracked for h in hands[1:6])
+    assert t.palm_runs == 2  # the first frame, and the empty one after the hand was lost
+    drift = hands[5].landmarks[:, 0].mean() - hands[1].landmarks[:, 0].mean()
+    assert drift == pytest.approx(16, abs=6)  # the landmarks follow the 4 px/frame motion
+    fresh = HandTracker(video=False).process(frames[5]).landmarks[:, :2]
+    size = np.ptp(fresh, axis=0).max()
+    assert np.linalg.norm(hands[5].landmarks[:, :2] - fresh, axis=1).mean() < 0.05 * size  # tracked ~ detected
+
+
+# --- the camera region: smoothing and fallback ----------------------------------------------
 
 class ScriptedFinder(HandFinder):
     """Returns the given square boxes (or None) one per call."""
@@ -103,8 +212,7 @@ class ScriptedFinder(HandFinder):
     name = "scripted"
 
     def __init__(self, boxes):
-        super().__init__()
-        self.boxes = list(boxes)
+        self.boxes, self.hand, self.margin = list(boxes), None, 0.25
 
     def find(self, rgb):
         return self.boxes.pop(0)
@@ -125,120 +233,104 @@ def test_hand_roi_smooths_keeps_and_falls_back():
     assert roi.box(frame) == guide and not roi.found
 
 
-def test_hand_roi_on_a_moving_skin_blob_does_not_jitter():
-    roi = HandRoi(SkinHands(), GuideBox(), alpha=0.5)
-    sides = []
-    for i in range(8):
-        x0, y0, x1, y1 = roi.box(scene((100 + 3 * i, 60, 80, 110 + (4 if i % 2 else 0))))
-        assert roi.found and x1 - x0 == y1 - y0
-        sides.append(x1 - x0)
-    assert max(sides[2:]) - min(sides[2:]) <= 4  # raw sides alternate by 5 px: smoothing halves it
+# --- overlay ----------------------------------------------------------------------------------
 
-
-# --- overlay ----------------------------------------------------------------------------
-
-def test_overlay_marks_the_found_hand():
+def test_overlay_marks_the_found_hand_and_its_landmarks():
     box = (100, 100, 200, 200)
     top = [("A", 0.9), ("B", 0.05)]
+    pts = np.stack([np.linspace(120, 180, 21), np.linspace(110, 190, 21)], 1)
     frames = {}
-    for hand in (None, True, False):
-        frames[hand] = draw_overlay(np.full((480, 640, 3), 90, np.uint8), box, top, fps=10, text="",
-                                    threshold=0.7, hand=hand)
+    for key, hand, lm in (("none", None, None), ("box", True, None), ("points", True, pts), ("guide", False, None)):
+        frames[key] = draw_overlay(np.full((480, 640, 3), 90, np.uint8), box, top, fps=10, text="",
+                                   threshold=0.7, hand=hand, landmarks=lm)
     cyan = lambda f: int(np.all(f == CYAN, axis=-1).sum())  # noqa: E731
-    assert cyan(frames[None]) == 0 and cyan(frames[True]) > 300
-    assert (frames[False] != frames[None]).any() and cyan(frames[False]) == 0  # "no hand" label only
+    assert cyan(frames["none"]) == 0 and cyan(frames["box"]) > 300
+    assert cyan(frames["points"]) > cyan(frames["box"]) + 100
+    assert (frames["guide"] != frames["none"]).any() and cyan(frames["guide"]) == 0  # "no hand" label only
 
 
-# --- the CLI ----------------------------------------------------------------------------
+# --- the CLI ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def color_model(tmp_path_factory):
     return make_tiny_onnx(tmp_path_factory.mktemp("models") / "color.onnx", kind="color")
 
 
+def test_cli_files_mode_crops_the_hand_by_default(color_model, tmp_path):
+    rgb, true = photos(1)[0]
+    cv2.imwrite(str(tmp_path / "hand.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "plain.png"), np.full((200, 300, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "dot.png"), np.full((1, 1, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "gray.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    r = run_cli("--model", color_model, tmp_path, "--json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    recs = {Path(rec["file"]).name: rec for rec in map(json.loads, r.stdout.splitlines())}
+    assert recs["plain.png"]["hand"] is None and recs["dot.png"]["hand"] is None and "gray.png" in recs
+    x, y, w, h = recs["hand.png"]["hand"]
+    assert w == h and iou((x, y, w, h), true) > 0.3
+    found = 1 + (recs["gray.png"]["hand"] is not None)
+    assert f"hands: found in {found}/4 images" in r.stderr
+    r = run_cli("--model", color_model, tmp_path, "--json", "--roi", "full")
+    assert r.returncode == 0 and all("hand" not in json.loads(line) for line in r.stdout.splitlines())
+
+
 @pytest.fixture(scope="module")
 def hand_video(tmp_path_factory):
-    """16 frames, 10 fps: a skin blob drifting right on blue for 8 frames, then 8 plain frames."""
+    """12 frames, 10 fps, 640x480: a real hand photo drifting right for 8 frames, then 4 empty frames."""
+    rgb, _ = clear_photo()
     path = tmp_path_factory.mktemp("video") / "hand.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
-    for i in range(16):
-        rgb = scene((40 + 4 * i, 60, 80, 110)) if i < 8 else scene((0, 0, 0, 0))
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for i in range(12):
+        frame = paste(rgb, (120 + 4 * i, 80), side=300) if i < 8 else np.full((480, 640, 3), 90, np.uint8)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
 
 
-def test_cli_camera_skin_headless(color_model, hand_video):
-    r = run_cli("--model", color_model, "--camera", hand_video, "--no-display", "--json", "--roi", "skin")
+def test_cli_camera_finds_the_hand_by_default(color_model, hand_video):
+    r = run_cli("--model", color_model, "--camera", hand_video, "--no-display", "--json")
     assert r.returncode == 0, r.stderr
     recs = [json.loads(line) for line in r.stdout.splitlines()]
-    # the blob in 8 frames; its box kept for 5 frames after it goes; then the guide box
-    assert [rec["hand"] for rec in recs] == [True] * 13 + [False] * 3
-    assert recs[12]["box"] == recs[7]["box"] and recs[-1]["box"] == list(GuideBox().box(320, 240))
-    for i, rec in enumerate(recs[:8]):
-        x0, y0, x1, y1 = rec["box"]
-        assert x1 - x0 == y1 - y0 and contains((x0, y0, x1 - x0, y1 - y0), (52 + 4 * i, 66, 56, 98)), rec
-    assert "finding the hand with skin colour" in r.stderr
-    assert "hand found in 13/16 frames" in r.stderr
-    assert "Traceback" not in r.stderr
+    # the hand in 8 frames; its box kept for 5 frames after it goes: 4 empty frames all 'kept'
+    assert [rec["hand"] for rec in recs] == [True] * 12
+    x0, y0, x1, y1 = recs[3]["box"]
+    assert x1 - x0 == y1 - y0 and 120 <= x1 and x0 <= 420 and 80 <= y1 and y0 <= 380
+    assert "finding the hand with hand landmarks (ONNX, lite)" in r.stderr
+    assert "hand found in 12/12 frames" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_files_skin(color_model, tmp_path):
-    for name, rgb in (("hand.png", scene()), ("plain.png", scene((0, 0, 0, 0)))):
-        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    r = run_cli("--model", color_model, tmp_path, "--roi", "skin", "--json")
-    assert r.returncode == 0, r.stderr
-    recs = {Path(rec["file"]).name: rec for rec in map(json.loads, r.stdout.splitlines())}
-    assert recs["plain.png"]["hand"] is None
-    assert contains(recs["hand.png"]["hand"], (100, 60, 80, 110))
-    assert "hands: found in 1/2 images" in r.stderr
+def test_cli_camera_falls_back_to_the_guide_box(color_model, tmp_path):
+    path = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    for _ in range(3):
+        writer.write(np.full((240, 320, 3), 90, np.uint8))
+    writer.release()
+    r = run_cli("--model", color_model, "--camera", path, "--no-display", "--json")
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 0 and [rec["hand"] for rec in recs] == [False] * 3
+    assert recs[0]["box"] == list(GuideBox().box(320, 240)) and "hand found in 0/3 frames" in r.stderr
 
 
-def test_cli_bad_roi_names_the_hand_choices(color_model, hand_video):
-    assert_one_line_error(run_cli("--model", color_model, "--camera", hand_video, "--roi", "hands"),
+@pytest.mark.parametrize("roi", ["hands", "skin"])
+def test_cli_bad_roi_names_the_hand_choice(color_model, roi, tmp_path):
+    assert_one_line_error(run_cli("--model", color_model, "--camera", "nope.avi", "--roi", roi),
                           "bad --roi", "'hand'")
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((20, 20, 3), 90, np.uint8))
+    assert_one_line_error(run_cli("--model", color_model, tmp_path / "x.png", "--roi", roi), "bad --roi", "'hand'")
 
 
-@pytest.mark.skipif(MEDIAPIPE_ABSENT is None, reason="mediapipe with its bundled hand model is installed")
-def test_cli_hand_without_mediapipe_names_the_pip_command(color_model, hand_video):
-    line = assert_one_line_error(run_cli("--model", color_model, "--camera", hand_video, "--no-display",
-                                         "--roi", "hand"), "pip install")
-    assert line == f"error: {MEDIAPIPE_ABSENT}"
-    if "--roi hand needs" in line:
-        assert line == f"error: {MEDIAPIPE_MISSING}"
+def test_capture_saves_the_found_hand_square(hand_video, tmp_path):
+    from conftest import run_cli as run_module
 
-
-# --- MediaPipe (only where asl-edge[hands] is installed) ------------------------------------
-
-@pytest.mark.skipif(MEDIAPIPE_ABSENT is not None, reason=f"MediaPipe hands unavailable: {MEDIAPIPE_ABSENT}")
-def test_mediapipe_finds_real_hands():
-    from asl_edge.runtime.contract import read_rgb
-    from asl_edge.runtime.hands import MediaPipeHands
-
-    if not (ROBOFLOW / "boxes.csv").is_file():
-        pytest.skip(f"real hand photos not found at {ROBOFLOW}")
-    with open(ROBOFLOW / "boxes.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))[::150][:10]
-    finder = MediaPipeHands()
-    good = 0
-    for row in rows:
-        x0, y0, x1, y1 = (float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
-        hand = finder.find_hand(read_rgb(ROBOFLOW / row["file"]))
-        good += hand is not None and iou(hand, (x0, y0, x1 - x0, y1 - y0)) >= 0.5
-    assert finder.find(np.full((240, 320, 3), 128, np.uint8)) is None
-    finder.close()
-    assert good >= 6, f"{good}/10 real hands found with IoU >= 0.5"
-
-
-@pytest.mark.skipif(MEDIAPIPE_ABSENT is not None, reason=f"MediaPipe hands unavailable: {MEDIAPIPE_ABSENT}")
-def test_cli_camera_hand_runs_headless(hand_video):
-    from asl_edge.runtime.model import DEFAULT_MODEL
-
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip("no shipped default model")
-    # The shipped model, so this runs where asl-edge[hands] is installed without torch.
-    r = run_cli("--camera", hand_video, "--no-display", "--json", "--roi", "hand", "--threads", "1")
-    assert r.returncode == 0, r.stderr
-    recs = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(recs) == 16 and all("hand" in rec and len(rec["box"]) == 4 for rec in recs)
-    assert "hand found in " in r.stderr
+    out = tmp_path / "me"
+    r = run_module("asl_edge.runtime.capture", "--camera", hand_video, "--out", out, "--classes", "A,B",
+                   "--per-class", "3", "--countdown", "0", "--interval", "0", "--no-display")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    saved = sorted((out / "A").glob("*.jpg"))
+    assert len(saved) == 3 and len(list((out / "B").glob("*.jpg"))) == 3  # 6 of the 8 frames with a hand
+    crop = cv2.imread(str(saved[0]))
+    assert crop.shape[0] == crop.shape[1] and 100 <= crop.shape[0] <= 400  # the hand's square, not the guide box
+    r = run_module("asl_edge.runtime.capture", "--camera", hand_video, "--out", tmp_path / "more", "--classes", "A",
+                   "--per-class", "9", "--countdown", "0", "--interval", "0", "--no-display")
+    assert len(list((tmp_path / "more" / "A").glob("*.jpg"))) == 8  # the 4 empty frames are not saved
+    assert "only frames where a hand was found are saved" in r.stderr

@@ -38,13 +38,16 @@ def test_files_mode_prints_a_line_per_image_and_accuracy(color_model, dataset):
     r = run_cli("--model", color_model, dataset / "set", dataset / "loose.png", "--top-k", "2")
     assert r.returncode == 0, r.stderr
     lines = stdout_lines(r)
-    preds, summary = lines[:-3], lines[-2:]
-    assert lines[-3].startswith(f"model {color_model}: 6 classes, 64px float input")
+    preds, summary = lines[:-4], lines[-3:]
+    assert lines[-4].startswith(f"model {color_model}: 6 classes, 64px float input")
     assert len(preds) == 7
-    assert any("A/solid.png  A 1.000  top2: A 1.000" in p and p.endswith("true A ok") for p in preds)
+    # no hand in these plain images: each is classified whole, and says so
+    assert any("A/solid.png  A 1.000  top2: A 1.000" in p and p.endswith("no hand (whole image)  true A ok")
+               for p in preds)
     assert any(p.startswith(str(dataset / "loose.png") + "  A ") and "true" not in p for p in preds)
     assert summary[0].startswith("summary: 7 images in ") and "skipped 0 unreadable" in summary[0]
-    assert summary[1].startswith("accuracy: 0.8000 (4/5 ")
+    assert summary[1].startswith("hands: found in 0/7 images by hand landmarks (ONNX, full)")
+    assert summary[2].startswith("accuracy: 0.8000 (4/5 ")
     assert "Traceback" not in r.stderr
 
 

@@ -52,6 +52,9 @@ def _unfreeze(value: str) -> int:
               help="What runs the frozen backbone for the feature cache (onnxruntime is faster on CPU).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache folder.")
 @click.option("--resume", default=None, metavar="CKPT", help="Continue a run from its last.ckpt.")
+@click.option("--hand-boxes/--no-hand-boxes", default=True, show_default=True,
+              help="Images without a boxes.csv: crop the hand found by asl-run's hand finder (computed once "
+                   "per image and cached), so training framing matches the runtime's; whole image where none.")
 @cli_errors
 def main(**params):
     """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
@@ -62,7 +65,7 @@ def main(**params):
 
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
-                 feature_engine, cache_dir, resume):
+                 feature_engine, cache_dir, resume, hand_boxes=True):
     from .engine import TrainConfig
 
     try:
@@ -76,7 +79,7 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
                        lr=lr, backbone_lr=backbone_lr, batch_size=batch_size, workers=workers, seed=seed,
                        device=device, out=out, img_size=img_size, val_fraction=val_fraction,
                        random_split=random_split, max_per_class=max_per_class, source_weights=sw,
-                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume)
+                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes)
 
 
 def config_from_args(args):

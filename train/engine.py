@@ -51,6 +51,7 @@ class TrainConfig:
     feature_engine: str = "auto"
     cache_dir: str | None = None
     resume: str | None = None
+    hand_boxes: bool = True  # images without boxes.csv: hand boxes from runtime/hands.py (cached)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,12 +143,23 @@ class Trainer:
 
     # --- data --------------------------------------------------------------------------
 
+    def _hand_boxes(self, samples, label):
+        if not self.cfg.hand_boxes:
+            return samples
+        from .hand_boxes import fill_hand_boxes
+        cache = Path(self.cfg.cache_dir) if self.cfg.cache_dir else D.CACHE_ROOT
+        samples, counts = fill_hand_boxes(samples, cache / "hand_boxes", log=self.log, label=label)
+        self.hand_box_counts = getattr(self, "hand_box_counts", {})
+        self.hand_box_counts[label.strip(": ")] = counts
+        return samples
+
     def _load_data(self, classes, resume_ckpt):
         cfg = self.cfg
         samples = []
         for i, src in enumerate(cfg.data):
             found, report = D.scan_source(src, classes, source_index=i, log=self.log)
             found = subsample(found, cfg.max_per_class)
+            found = self._hand_boxes(found, f"source {i}: ")
             counts = D.class_counts(found, range(len(found)), classes)
             self.log(f"source {i}: {report.root}: {len(found)} images, "
                      f"{sum(1 for v in counts.values() if v)} classes")
@@ -155,7 +167,7 @@ class Trainer:
         val_samples = []
         for j, src in enumerate(cfg.val_data):
             found, _ = D.scan_source(src, classes, source_index=len(cfg.data) + j, log=self.log)
-            val_samples += subsample(found, cfg.max_per_class)
+            val_samples += self._hand_boxes(subsample(found, cfg.max_per_class), f"val source {j}: ")
         if resume_ckpt is not None and resume_ckpt.get("split", {}).get("val_files") is not None:
             val_set = set(resume_ckpt["split"]["val_files"])
             train = [s for s in samples if s.path not in val_set]

@@ -1,0 +1,56 @@
+"""Training framing from the runtime's hand finder: images without boxes.csv get hand boxes,
+computed once per image and cached (train/hand_boxes.py)."""
+import os
+import shutil
+
+import cv2
+import numpy as np
+
+from asl_edge.runtime.contract import KAGGLE_CLASSES
+from asl_edge.runtime.hands import HandFinder
+
+from conftest import ROBOFLOW_TRAIN, need
+
+
+def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
+    from asl_edge.train.data import crop_box, load_image, scan_source
+    from asl_edge.train.hand_boxes import fill_hand_boxes
+
+    need(ROBOFLOW_TRAIN)
+    src = tmp_path / "photos"
+    picked = sorted((ROBOFLOW_TRAIN / "F").glob("*.jpg"))[:5]
+    (src / "F").mkdir(parents=True)
+    for p in picked:
+        shutil.copy(p, src / "F" / p.name)
+    cv2.imwrite(str(src / "F" / "blank.jpg"), np.full((200, 200, 3), 90, np.uint8))
+    photo = cv2.imread(str(picked[2]))  # and one with room around the hand: its square lies inside
+    framed = np.full((photo.shape[0] + 300, photo.shape[1] + 300, 3), 90, np.uint8)
+    framed[150:150 + photo.shape[0], 150:150 + photo.shape[1]] = photo
+    cv2.imwrite(str(src / "F" / "framed.png"), framed)
+    samples, _ = scan_source(src, KAGGLE_CLASSES)
+    assert all(s.box is None for s in samples)  # no boxes.csv here
+    logs = []
+    out, counts = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
+    assert counts["without_boxes_csv"] == 7 and counts["computed"] == 7
+    assert counts["found"] + counts["no_hand"] == 7 and counts["found"] >= 4
+    blank = next(s for s in out if s.path.endswith("blank.jpg"))
+    assert blank.box is None and "with no hand found (whole image)" in logs[0]
+    # the training crop is the square asl-run classifies for that image (same size; same pixels where
+    # it lies inside the image: at an edge, training pads and the runtime shifts the square in)
+    inside = 0
+    for hit in (s for s in out if s.box is not None):
+        rgb = cv2.cvtColor(cv2.imread(hit.path), cv2.COLOR_BGR2RGB)
+        x, y, side, _ = HandFinder().find(rgb)
+        assert load_image(hit).shape[:2] == (side, side)
+        x0, y0, x1, y1 = hit.box
+        a, b = round((x0 + x1 - side) / 2), round((y0 + y1 - side) / 2)
+        if 0 <= a and 0 <= b and a + side <= rgb.shape[1] and b + side <= rgb.shape[0]:
+            inside += 1
+            assert np.array_equal(crop_box(rgb, hit.box), rgb[y:y + side, x:x + side])
+    assert inside >= 1
+    # cached: nothing computed again; a changed image is recomputed
+    again, counts2 = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
+    assert counts2["computed"] == 0 and [s.box for s in again] == [s.box for s in out]
+    os.utime(blank.path, ns=(1, 1))
+    _, counts3 = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
+    assert counts3["computed"] == 1
