@@ -66,7 +66,7 @@ def emulated_avx2_logits(path, batch, workdir, precise=False) -> np.ndarray | No
         return None
     inp, out = Path(workdir) / "emu_in.npy", Path(workdir) / "emu_out.npy"
     np.save(inp, batch)
-    cmd = [qemu, "-cpu", AVX2_CPU, os.path.realpath(sys.executable), "-m", __name__, "--logits", str(path),
+    cmd = [qemu, "-cpu", AVX2_CPU, os.path.realpath(sys.executable), "-m", "asl_edge.benchmarks.studies.int8_cpus", "--logits", str(path),
            str(inp), str(out)] + (["--precise"] if precise else [])
     subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
     return np.load(out)
