@@ -1,6 +1,7 @@
 """onnxruntime inference for an asl-edge ONNX model; everything it needs is in the file."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .contract import CONTRACT_KEY, ModelContract
+from .cpu import int8_isa
 from .errors import UserError
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
@@ -47,6 +49,18 @@ def choose_providers(provider: str = "auto", log=print) -> list:
     raise UserError(f"unknown provider {provider!r}: use auto, cpu or cuda")
 
 
+def needs_precise_int8(metadata: dict, isa: str) -> bool:
+    """True for an INT8 file exported before pair-safe weights (or with --int8-weights 8bit) running
+    on an x86 CPU without VNNI, where its int16 pair sums can overflow."""
+    try:
+        export = json.loads(metadata.get("asl_edge.export", "{}"))
+    except ValueError:
+        return False
+    if not isinstance(export, dict) or export.get("precision") != "int8":
+        return False
+    return "no VNNI" in isa and export.get("weight_range", "8bit") == "8bit"
+
+
 class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
@@ -75,6 +89,14 @@ class OnnxClassifier:
             raise UserError(f"{self.path} is not an asl-edge model (no {CONTRACT_KEY} in its metadata); "
                             "export it with asl-export")
         self.contract = ModelContract.from_json(self.metadata[CONTRACT_KEY])
+        if needs_precise_int8(self.metadata, int8_isa()):
+            # an older full-range INT8 file on an AVX2-only CPU: its int16 pair sums would overflow;
+            # onnxruntime's slower exact U8S8 path avoids that (re-export with asl-export to drop it)
+            opts.add_session_config_entry("session.x64quantprecision", "1")
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                providers=self.session.get_providers())
+            log(f"note: {self.path.name} has full-range INT8 weights and this CPU lacks VNNI; using onnxruntime's "
+                "exact (slower) INT8 kernels. Re-export with asl-export for pair-safe weights.")
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 

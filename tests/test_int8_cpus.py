@@ -227,3 +227,18 @@ def test_export_refuses_8bit_weights_that_overflow_and_ships_pair_safe(small_run
                    "--calib-count", "60", "--int8-weights", "8bit")
     assert_one_line_error(proc, "overflow int16", "--int8-weights pair-safe")
     assert not out.exists() and not out.with_suffix(".int8.onnx").exists()
+
+
+@pytest.mark.parametrize("export,isa,expected", [
+    ({"precision": "int8"}, "x86-64 AVX2 (no VNNI: saturating int16 pair sums)", True),   # older file
+    ({"precision": "int8", "weight_range": "8bit"}, "x86-64 AVX2 (no VNNI: saturating int16 pair sums)", True),
+    ({"precision": "int8", "weight_range": "pair-safe"}, "x86-64 AVX2 (no VNNI: saturating int16 pair sums)", False),
+    ({"precision": "int8"}, "x86-64 AVX-512 VNNI", False),
+    ({"precision": "int8"}, "ARM64 NEON with dot product", False),
+    ({"precision": "fp32"}, "x86-64 AVX2 (no VNNI: saturating int16 pair sums)", False),
+])
+def test_runtime_uses_exact_int8_kernels_only_for_old_files_on_avx2(export, isa, expected):
+    from asl_edge.runtime.model import needs_precise_int8
+
+    assert needs_precise_int8({"asl_edge.export": json.dumps(export)}, isa) is expected
+    assert needs_precise_int8({"asl_edge.export": "not json"}, isa) is False
