@@ -139,7 +139,7 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
         bad = [i for i, (lg, ds) in enumerate(zip(logits, datasets))
                if lg.shape != (len(ds.labels), row.model.contract.num_classes)]
         if bad:
-            res = {"status": "failed", "reason": f"output shape {logits[bad[0]].shape} does not match "
+            res = {"status": "failed", "worker_seconds": res["worker_seconds"], "reason": f"output shape {logits[bad[0]].shape} does not match "
                                                  f"{len(datasets[bad[0]].labels)} images x {row.model.contract.num_classes} classes"}
         else:
             row.logits = logits
@@ -226,10 +226,11 @@ def run_bench(cfg: BenchConfig) -> int:
         "datasets": scored,
         "checks": {"passed": not failed and not violations, "failed_models": failed, "violations": violations},
     }
-    report.write_all(bench, Path(cfg.out), plots=cfg.plots)
+    # Results first: a write failure (full disk, read-only --out) must not lose the measurements.
     for ds in scored:
-        print(report.text_table(bench, ds))
-        print()
+        print(report.text_table(bench, ds), flush=True)
+        print(flush=True)
+    report.write_all(bench, Path(cfg.out), plots=cfg.plots)
     print(f"wrote {Path(cfg.out) / 'bench.json'} and {Path(cfg.out) / 'bench.md'}")
     for msg in failed + violations:
         print(f"FAIL: {msg}", file=sys.stderr)

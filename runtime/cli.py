@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 import cv2
 
-from .camera import GuideBox, open_source
+from . import limits
+from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
 from .errors import UserError, cli_errors
 from .files import FilesRun, collect_inputs
 from .hands import ROI_FINDERS, HandRoi, make_finder
@@ -46,7 +47,7 @@ def describe_model(clf, first) -> str:
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="onnxruntime execution provider; auto uses CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="onnxruntime intra-op threads (default: onnxruntime's choice).")
+              help="onnxruntime intra-op threads (default: onnxruntime's choice; capped at 4 per core).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (summary goes to stderr).")
 @click.option("--no-display", is_flag=True, help="Camera mode: never open a window; print to the terminal.")
@@ -66,8 +67,15 @@ def describe_model(clf, first) -> str:
                    "\"asl-edge[hands]\") or 'skin' (OpenCV skin colour, no extra install), with the "
                    "0.6 guide box when no hand is found. Files mode: only hand and skin apply "
                    "(crop each image to the hand; whole image when none).")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=DEFAULT_TIMEOUT_S, show_default=True,
+              help="Camera mode: seconds to wait for a stream to open and for each frame; a stalled "
+                   "stream then ends the run with its summary.")
+@click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
+              help=f"Refuse images with more pixels (default {limits.DEFAULT_MAX_MEGAPIXELS:g}, "
+                   f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
+@cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
-        batch_size, hold, threshold, roi):
+        batch_size, hold, threshold, roi, timeout, max_megapixels):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -76,6 +84,8 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     """
     if inputs and camera is not None:
         raise UserError("give either INPUTS (files mode) or --camera (camera mode), not both")
+    threads = limits.cap_threads(threads, info)
+    limits.set_max_megapixels(max_megapixels)
     if inputs:
         run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi)
     else:
@@ -83,7 +93,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
             info("no INPUTS given: opening camera 0 (see --camera)")
             camera = "0"
         run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                   hold, threshold, roi)
+                   hold, threshold, roi, timeout)
 
 
 def hand_kind(roi) -> str | None:
@@ -105,6 +115,8 @@ def parse_region(roi) -> GuideBox | HandRoi:
 def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi="0.6"):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
     kind = hand_kind(roi)
+    if kind is None:
+        parse_region(roi)  # files mode uses only hand / skin, but a typo must not pass silently
     finder = make_finder(kind, video=False) if kind else None
     clf, first = load_model(model, provider, threads)
     run = FilesRun(clf, top_k=top_k, as_json=as_json, batch_size=batch_size, every=every,
@@ -120,7 +132,7 @@ def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, ever
 
 
 def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-               hold, threshold, roi):
+               hold, threshold, roi, timeout=DEFAULT_TIMEOUT_S):
     try:
         speller = Speller(threshold=threshold, hold=Hold.parse(hold))
     except ValueError as e:
@@ -128,15 +140,15 @@ def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max
     guide = parse_region(roi)
     try:
         run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                          speller, threshold, guide)
+                          speller, threshold, guide, timeout)
     finally:
         if isinstance(guide, HandRoi):
             guide.close()
 
 
 def run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                      speller, threshold, guide):
-    source = open_source(camera)  # before the model: a wrong --camera fails at once, in one line
+                      speller, threshold, guide, timeout=DEFAULT_TIMEOUT_S):
+    source = open_source(camera, timeout)  # before the model: a wrong --camera fails at once, in one line
     try:
         clf, first = load_model(model, provider, threads)
         info(describe_model(clf, first))
@@ -156,6 +168,11 @@ def run_camera_source(camera, model, provider, threads, top_k, as_json, no_displ
         source.close()
     print(summary_line(stats, first, source.dropped, speller.text),
           file=sys.stderr if as_json else sys.stdout, flush=True)
+    if stats.error is not None:  # a stalled stream: summary and text first, then one error line
+        raise stats.error
+    if stats.frames == 0 and not stats.interrupted:
+        raise UserError(f"{source.name} gave no frames (an empty or unreadable video, or a stream that "
+                        "ended at once); check it, or try another --camera")
 
 
 def open_window(no_display) -> Window | None:
