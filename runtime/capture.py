@@ -11,7 +11,7 @@ import cv2
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES
 from .errors import UserError, cli_errors
-from .fileio import atomic_write
+from .fileio import atomic_write, ensure_dir
 from .overlay import display_unavailable_reason
 
 
@@ -57,7 +57,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
         ready = t - phase_start >= countdown
         if ready and (last_save is None or t - last_save >= interval):
             folder = out / cls
-            folder.mkdir(parents=True, exist_ok=True)
+            ensure_dir(folder)
             x0, y0, x1, y1 = box
             _save_jpeg(folder / f"{cls}_capture_{_next_index(folder, cls):04d}.jpg", frame[y0:y1, x0:x1])
             saved[cls] += 1
@@ -91,6 +91,7 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
     if bad or not wanted:
         raise UserError(f"unknown class(es) {', '.join(bad) or '(none given)'}: use names from {', '.join(KAGGLE_CLASSES)}")
     box = GuideBox.parse(roi)
+    ensure_dir(out, "--out")  # a file in the way, or a read-only place, fails before the camera opens
     source = open_source(camera)
     window = None
     try:
