@@ -223,12 +223,21 @@ def _wait_for(fn, timeout: float, what: str):
 
 def _open_capture(target, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> LatestFrameSource:
     ms = int(timeout * 1000)
-    # FFmpeg-backed streams honour these; without them a dead URL blocks for 30 s per call.
+    # FFmpeg-backed streams honour these (without them a dead URL blocks 30 s per call); a backend
+    # that does not know them may refuse the open, so cameras by index open without them.
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
 
     def open_it():
         with quiet_native_stderr():
-            return cv2.VideoCapture(target, cv2.CAP_ANY, params)
+            if isinstance(target, str):
+                try:
+                    cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
+                    if cap.isOpened():
+                        return cap
+                    cap.release()
+                except cv2.error:
+                    pass
+            return cv2.VideoCapture(target)
 
     cap = _wait_for(open_it, timeout + 1.0, name)
     if not cap.isOpened():

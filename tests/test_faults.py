@@ -399,6 +399,29 @@ def bench_out_under_a_file(tmp_path, capfd, monkeypatch, model, ckpt):
 
 
 @case
+def bench_shape_mismatch_is_a_failed_row(tmp_path, capfd, monkeypatch, model, ckpt):
+    """The branch that crashed with KeyError 'worker_seconds'."""
+    from types import SimpleNamespace
+
+    from asl_edge.benchmarks import bench as B
+    from asl_edge.benchmarks.models import Model, Row
+
+    def fake_worker(cmd, **kw):  # a worker that answers with 5 columns for a 6-class contract
+        out = Path(cmd[cmd.index("--out") + 1])
+        (out / "result.json").write_text('{"status": "ok"}')
+        np.save(out / "logits_0.npy", np.zeros((2, 5), np.float32))
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(B.subprocess, "run", fake_worker)
+    contract = ModelContract.from_json(_contract())
+    row = Row("m@cpu", Model("onnx", Path(model), contract, "ONNX", 0.0), "cpu")
+    ds = B.DataSet("d", "d", ["a", "b"], np.array([0, 1]), {}, {"float": tmp_path / "x.npy"})
+    B.run_worker(row, 0, [ds], B.BenchConfig(ckpt=None, onnx=[str(model)], data=["d"], threads=1), tmp_path)
+    assert row.result["status"] == "failed" and "output shape" in row.result["reason"]
+    assert "worker_seconds" in row.result
+
+
+@case
 def bench_threads_capped(tmp_path, capfd, monkeypatch, model, ckpt):
     from asl_edge.runtime.limits import cap_threads, max_threads
 
