@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.fileio import ensure_dir, sweep_temps, temp_dir, write_error
+from asl_edge.runtime.fileio import check_can_create, sweep_temps, temp_dir, write_error
 
 from .metrics import accuracy_report, agreement, check_floors
 from .models import Row, check_contracts, input_format, load_models, parse_providers, plan_rows
@@ -70,7 +70,7 @@ def check_paths(cfg: BenchConfig):
     for d in cfg.data:
         if not Path(d).exists():
             raise UserError(f"data folder not found: {d}")
-    ensure_dir(cfg.out, "--out")  # a file in the way fails now, not after the measurements
+    check_can_create(cfg.out, "--out")  # a file in the way fails now, not after the measurements
 
 
 # --- data -----------------------------------------------------------------------------------

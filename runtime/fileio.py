@@ -46,6 +46,19 @@ def ensure_dir(path, what="output folder") -> Path:
     return path
 
 
+def check_can_create(path, what="output folder") -> Path:
+    """Fail early, without creating anything, when `path` could not become a writable folder."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot write {what} {path}: {probe} is a file, not a folder; choose another")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {what} {path}: no permission (read-only?); choose another")
+    return path
+
+
 def atomic_write(path, write_fn) -> Path:
     """write_fn(tmp_path) writes the file; it then replaces `path` in one rename. On any failure
     the temp file is removed and `path` keeps its old content."""
