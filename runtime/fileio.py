@@ -20,7 +20,7 @@ def write_error(path, e: BaseException) -> UserError:
     """An OSError (or torch's RuntimeError around one) -> one line naming the cause and a fix."""
     code = getattr(e, "errno", None)
     text = str(e)
-    if code == errno.ENOSPC or "No space left" in text or "failed writing" in text:
+    if code == errno.ENOSPC or "No space left" in text or "failed writing" in text or _nearly_full(path):
         why, fix = "the disk is full", "free space or choose another output folder"
     elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
         why, fix = "no permission to write there (read-only or not yours)", "choose another output folder"
@@ -32,6 +32,17 @@ def write_error(path, e: BaseException) -> UserError:
         why, fix = (getattr(e, "strerror", None) or text.strip().splitlines()[0][:120] if text.strip()
                     else type(e).__name__), "check the output path"
     return UserError(f"cannot write {path}: {why}; {fix}")
+
+
+def _nearly_full(path) -> bool:
+    """torch's writer reports a full disk as 'unexpected pos ...': ask the file system instead."""
+    probe = Path(path)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free < (4 << 20)
+    except OSError:
+        return False
 
 
 def ensure_dir(path, what="output folder") -> Path:

@@ -76,7 +76,10 @@ def tiny_checkpoint(path, data=(), **overrides) -> Path:
 
     contract = ModelContract(classes=("A", "B", "C"), input_size=32, mean=LITE_MEAN, std=LITE_STD)
     model = build_model("efficientnet_lite0", 3, weights="none", input_size=32)
-    state = {"epoch": 1, "model_state_dict": model.state_dict(), "optimizer_state_dict": {"state": {}, "param_groups": []},
+    import torch
+
+    optimizer = torch.optim.Adam([{"params": list(model.head.parameters()), "lr": 1e-3}])  # as asl-train's
+    state = {"epoch": 1, "model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
              "train_loss": 1.0, "arch": "efficientnet_lite0", "contract": contract.to_dict(),
              "config": {"data": [str(d) for d in data], "arch": "efficientnet_lite0", "epochs": 3, "img_size": 32,
                         "weights": "none"},

@@ -339,6 +339,27 @@ def checkpoint_disk_full_keeps_the_old_file(tmp_path, capfd, monkeypatch, model,
 
 
 @case
+def checkpoint_on_a_really_full_disk(tmp_path, capfd, monkeypatch, model, ckpt):
+    """A 1 MB tmpfs (needs mount rights; otherwise the patched case above stands in)."""
+    from asl_edge.train.cli import main as train_main
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        (disk / "last.ckpt").write_bytes(b"old run")
+        # --resume into a full folder: the checkpoint write fails, the old file stays
+        res = call(capfd, train_main, "--resume", ckpt, "--out", disk, "--force", "--epochs", "2",
+                   "--cache-dir", tmp_path / "cache", "--workers", "0")
+        one_error(res, "disk is full")
+        assert (disk / "last.ckpt").read_bytes() == b"old run"
+        assert sorted(p.name for p in disk.iterdir()) in (["last.ckpt"], ["last.ckpt", "split.csv"])
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@case
 def read_only_output_is_one_line(tmp_path, capfd, monkeypatch, model, ckpt):
     from asl_edge.runtime.fileio import atomic_write
 

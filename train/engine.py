@@ -151,6 +151,8 @@ class Trainer:
             if init_ckpt["arch"] != cfg.arch:
                 log(f"note: --init checkpoint is {init_ckpt['arch']}; using that arch")
                 cfg.arch = init_ckpt["arch"]
+        elif resume_ckpt is not None:  # the run's own classes and preprocessing
+            self.contract = checkpoint_contract(resume_ckpt)
         else:
             mean, std = NORMALIZATION.get(cfg.arch, (None, None))
             if mean is None:
@@ -178,8 +180,12 @@ class Trainer:
         self.best_acc, self.best_epoch = float("-inf"), 0  # a score: val acc, or -train loss without val
         self.feature_info = None
         if resume_ckpt is not None:
-            self.model.load_state_dict(resume_ckpt["model_state_dict"])
-            self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
+            try:
+                self.model.load_state_dict(resume_ckpt["model_state_dict"])
+                self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise UserError(f"{cfg.resume}: its weights or optimizer state do not fit arch {cfg.arch} "
+                                f"({str(e).strip().splitlines()[0][:150]}); retrain it") from None
             self.start_epoch = int(resume_ckpt["epoch"])
             self.history = list(resume_ckpt.get("history", []))
             self.best_acc = float(resume_ckpt.get("best_val_acc", float("-inf")))
