@@ -306,3 +306,25 @@ def test_bad_models_and_data_are_one_line(bench_models, tmp_path):
     (tmp_path / "extra" / "A").mkdir(parents=True)
     (tmp_path / "extra" / "Q2").mkdir()
     _one_error_line(_bench("--onnx", fp32, "--data", tmp_path / "extra"), "unknown class folder", "Q2")
+
+
+def test_results_are_printed_before_a_failing_write(bench_models, tmp_path, monkeypatch, capsys):
+    """A full disk at the end must not lose the measurements: the table is printed first."""
+    from asl_edge.benchmarks import report
+    from asl_edge.benchmarks.bench import BenchConfig, run_bench
+    from asl_edge.runtime.errors import UserError
+
+    _need(KAGGLE_TEST)
+    _, fp32, _ = bench_models
+
+    def full(*a, **k):
+        raise UserError("cannot write bench.json: the disk is full; free space or choose another output folder")
+
+    monkeypatch.setattr(report, "write_all", full)
+    cfg = BenchConfig(ckpt=None, onnx=[str(fp32)], data=[str(KAGGLE_TEST)], threads=1, runs=3, warmup=1,
+                      max_images=29, plots=False, out=str(tmp_path / "out"))
+    with pytest.raises(UserError, match="disk is full"):
+        run_bench(cfg)
+    out = capsys.readouterr().out
+    assert "best.onnx@cpu" in out and "top-1" in out.lower(), out
+    assert not any(p.name.startswith(".asl-bench-") for p in (tmp_path / "out").iterdir())

@@ -443,6 +443,16 @@ def bench_shape_mismatch_is_a_failed_row(tmp_path, capfd, monkeypatch, model, ck
 
 
 @case
+def capture_out_under_a_file(tmp_path, capfd, monkeypatch, model, ckpt):
+    from asl_edge.runtime.capture import main as capture_main
+
+    (tmp_path / "f").write_text("x")
+    video = write_video(tmp_path / "v.avi", [RED] * 3, size=64)
+    one_error(call(capfd, capture_main, "--camera", video, "--out", tmp_path / "f" / "hand", "--no-display"),
+              str(tmp_path / "f"))
+
+
+@case
 def bench_threads_capped(tmp_path, capfd, monkeypatch, model, ckpt):
     from asl_edge.runtime.limits import cap_threads, max_threads
 
