@@ -57,6 +57,10 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 stats.error = e
                 break
             if got is None:
+                if source.live:  # a camera or stream does not end by itself: say so after the summary
+                    stats.error = StreamStalled(
+                        f"{source.name} stopped sending frames after {stats.frames} (it ended, or stalled past "
+                        "--timeout); check the camera or stream, then run again")
                 break
             frame, timestamp = got
             if stats.started is None:
