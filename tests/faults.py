@@ -17,7 +17,10 @@ class Result:
 def call(capfd, main, *args, prog="asl") -> Result:
     """Run a click entry point in-process (much faster than a fresh interpreter); capfd sees
     native stderr too, so decoder noise that escapes shows up."""
+    import os
+
     args = [str(a) for a in args]
+    saved_env = dict(os.environ)  # options like --max-megapixels export themselves for workers
     try:
         if hasattr(main, "main"):  # a click command
             main.main(args=args, prog_name=prog)
@@ -26,6 +29,9 @@ def call(capfd, main, *args, prog="asl") -> Result:
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
     out, err = capfd.readouterr()
     return Result(code, out, err)
 
