@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.fileio import check_can_create, sweep_temps, temp_dir, write_error
 
 from .metrics import accuracy_report, agreement, check_floors
 from .models import Row, check_contracts, input_format, load_models, parse_providers, plan_rows
@@ -69,6 +70,7 @@ def check_paths(cfg: BenchConfig):
     for d in cfg.data:
         if not Path(d).exists():
             raise UserError(f"data folder not found: {d}")
+    check_can_create(cfg.out, "--out")  # a file in the way fails now, not after the measurements
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -139,7 +141,7 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
         bad = [i for i, (lg, ds) in enumerate(zip(logits, datasets))
                if lg.shape != (len(ds.labels), row.model.contract.num_classes)]
         if bad:
-            res = {"status": "failed", "reason": f"output shape {logits[bad[0]].shape} does not match "
+            res = {"status": "failed", "worker_seconds": res["worker_seconds"], "reason": f"output shape {logits[bad[0]].shape} does not match "
                                                  f"{len(datasets[bad[0]].labels)} images x {row.model.contract.num_classes} classes"}
         else:
             row.logits = logits
@@ -193,12 +195,18 @@ def run_bench(cfg: BenchConfig) -> int:
     contract = models[0].contract
     rows = plan_rows(models, providers)
     reference = rows[0]
-    with tempfile.TemporaryDirectory(prefix="asl-bench-") as tmp:
-        tmp = Path(tmp)
+    # Work files (preprocessed .npy, worker logs) inside --out: swept by the next run if killed.
+    sweep_temps(cfg.out)
+    tmp = temp_dir(cfg.out, ".asl-bench-")
+    try:
         datasets = prepare_data(cfg, contract, {input_format(m) for m in models}, tmp)
         for i, row in enumerate(rows):
             if not row.result:
                 run_worker(row, i, datasets, cfg, tmp)
+    except OSError as e:  # a full disk while writing the .npy batches
+        raise write_error(tmp, e) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     scored = score(rows, reference, datasets, list(contract.classes))
 
     failed = [f"{r.id} failed: {r.result.get('reason')}" for r in rows if r.result.get("status") == "failed"]
@@ -226,10 +234,11 @@ def run_bench(cfg: BenchConfig) -> int:
         "datasets": scored,
         "checks": {"passed": not failed and not violations, "failed_models": failed, "violations": violations},
     }
-    report.write_all(bench, Path(cfg.out), plots=cfg.plots)
+    # Results first: a write failure (full disk, read-only --out) must not lose the measurements.
     for ds in scored:
-        print(report.text_table(bench, ds))
-        print()
+        print(report.text_table(bench, ds), flush=True)
+        print(flush=True)
+    report.write_all(bench, Path(cfg.out), plots=cfg.plots)
     print(f"wrote {Path(cfg.out) / 'bench.json'} and {Path(cfg.out) / 'bench.md'}")
     for msg in failed + violations:
         print(f"FAIL: {msg}", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 import click
 
 from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.limits import cap_threads
 
 DEFAULT_RUNS = 100
 
@@ -18,7 +19,7 @@ DEFAULT_RUNS = 100
 @click.option("--data", "data", multiple=True, required=True, metavar="DIR",
               help="Labelled images, one subfolder per class; repeatable, each reported separately.")
 @click.option("--threads", default=None, show_default="all cores", type=click.IntRange(1),
-              help="torch.set_num_threads / onnxruntime intra_op_num_threads.")
+              help="torch.set_num_threads / onnxruntime intra_op_num_threads (capped at 4 per core).")
 @click.option("--providers", default="auto", show_default=True, metavar="auto|cpu,cuda",
               help="Where to run: auto = CPU, plus CUDA where torch / onnxruntime have it.")
 @click.option("--runs", default=None, type=click.IntRange(1), help=f"Timed batch-1 runs [default: {DEFAULT_RUNS}].")
@@ -47,7 +48,8 @@ def main(ckpt, onnx, data, threads, providers, runs, time_budget, warmup, batch,
         raise UserError("give --runs or --time-budget, not both")
     if time_budget is None and runs is None:
         runs = DEFAULT_RUNS
-    cfg = BenchConfig(ckpt=ckpt, onnx=list(onnx), data=list(data), threads=threads or os.cpu_count() or 1, providers=providers, runs=runs,
+    threads = cap_threads(threads, lambda msg: print(msg, file=sys.stderr)) or os.cpu_count() or 1
+    cfg = BenchConfig(ckpt=ckpt, onnx=list(onnx), data=list(data), threads=threads, providers=providers, runs=runs,
                       time_budget=time_budget, warmup=warmup, batch=batch, max_images=max_images, out=out,
                       min_agreement=min_agreement, max_drop=max_drop, plots=plots,
                       command=shlex.join(["asl-bench", *sys.argv[1:]]))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import click
 
 from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
 
 from .quantize import WEIGHT_RANGES
 
@@ -75,11 +75,13 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
     out = Path(out) if out else Path(ckpt_path).with_suffix(".onnx")
     if out.suffix != ".onnx":
         raise UserError(f"output path must end in .onnx: {out}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=".asl-export-", dir=out.parent))
-    except OSError as e:
-        raise UserError(f"cannot write to {out.parent}: {e.strerror}") from None
+    finals = [out] + [out.with_suffix(f".{q}.onnx") for q in ("int8", "fp16") if q in quantize]
+    for f in finals:
+        if f.is_dir():
+            raise UserError(f"cannot write {f}: it is an existing folder; give a file name with -o")
+    ensure_dir(out.parent)
+    sweep_temps(out.parent)  # work folders of exports that were killed
+    workdir = temp_dir(out.parent, ".asl-export-")  # beside the outputs: the final moves are renames
     settings = {"opset": opset, "exporter": "torch.onnx dynamo", "input": X.INPUT_DESCRIPTION[input_format]}
     try:
         # --- images: held-out for parity/accuracy, training-side for calibration ---
@@ -156,13 +158,16 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
         # --- all checks passed: move into place, one line each ---
         if acc_torch is not None:
             log(f"held-out accuracy: PyTorch {_pct(acc_torch)} on {len(labels)} images")
+        # FP32, INT8 and FP16 replace the old files together or not at all
+        replace_set([(tmp, final) for _, final, tmp, *_ in results], workdir)
         for kind, final, tmp, seconds, st, acc in results:
-            os.replace(tmp, final)
             ref_name = "PyTorch" if kind == "fp32" else "FP32"
             parity = ("parity not checked" if st is None else
                       f"vs {ref_name}: max|diff| {st['max_abs_diff']:.2e}, top-1 agree {_pct(st['top1_agreement'])}")
             log(f"{kind:>5}  {final}  {_mb(final):.1f} MB  {seconds:.1f}s  {parity}  accuracy {_pct(acc)}")
         return [r[1] for r in results]
+    except OSError as e:  # a full disk or a vanished folder while writing the work files
+        raise write_error(out.parent, e) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -6,45 +6,22 @@ Video files are read sequentially with no frames dropped, so a run on a file is 
 """
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
 from .errors import UserError
+from .safeio import quiet_native_stderr  # noqa: F401 (re-exported)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 PICAM = "picam"
 CAMERA_HINT = ("try --camera with another index (0, 1, 2), a video file path, "
                "an http:// or rtsp:// stream URL, or picam on a Raspberry Pi")
 PICAM_MISSING = "picamera2 is not installed; on Raspberry Pi OS: sudo apt install python3-picamera2"
-FIRST_FRAME_TIMEOUT_S = 5.0
-
-
-@contextmanager
-def quiet_native_stderr():
-    """Silence C-level stderr while OpenCV/FFmpeg probe a source: their warnings would
-    otherwise surround our one-line error. Python's own stderr writes are not affected
-    once the block ends."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+DEFAULT_TIMEOUT_S = 5.0  # --timeout: stream connect and per-frame read
 
 
 def first_line(exc: BaseException) -> str:
@@ -130,37 +107,52 @@ class VideoFileSource:
         self._cap.release()
 
 
+class StreamStalled(UserError):
+    """A live source delivered no frame within the read timeout: the run ends with its summary."""
+
+
 class LatestFrameSource:
     """A live source read on a background thread; read() returns the newest frame only
-    (older unread frames are counted in .dropped)."""
+    (older unread frames are counted in .dropped).
+
+    The capture is released by whichever of close() and the reader thread comes last: never
+    while the thread is inside grab() (releasing under a blocked cap.read() segfaults OpenCV)."""
 
     live = True
 
-    def __init__(self, name: str, grab, release):
+    def __init__(self, name: str, grab, release, timeout: float = DEFAULT_TIMEOUT_S):
         self.name = name
         self._grab, self._release = grab, release
+        self.timeout = timeout
         self._cond = threading.Condition()
         self._frame, self._seq, self._taken = None, 0, 0
-        self._ended, self._stop = False, False
+        self._ended, self._stop, self._reader_done = False, False, False
         self.dropped = 0
         # Started by the first read(), so frames that arrive while the model loads are not counted.
         self._thread = threading.Thread(target=self._run, name="frame-grabber", daemon=True)
 
     def _run(self):
-        while not self._stop:
-            try:
-                ok, frame = self._grab()
-            except Exception:  # a camera unplugged mid-run ends the loop like end-of-stream
-                ok, frame = False, None
-            with self._cond:
-                if not ok or frame is None:
-                    self._ended = True
+        try:
+            while not self._stop:
+                try:
+                    ok, frame = self._grab()
+                except Exception:  # a camera unplugged mid-run ends the loop like end-of-stream
+                    ok, frame = False, None
+                with self._cond:
+                    if not ok or frame is None:
+                        self._ended = True
+                        self._cond.notify_all()
+                        return
+                    if self._seq > self._taken:
+                        self.dropped += 1
+                    self._frame, self._seq = frame, self._seq + 1
                     self._cond.notify_all()
-                    return
-                if self._seq > self._taken:
-                    self.dropped += 1
-                self._frame, self._seq = frame, self._seq + 1
-                self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._reader_done = True
+                release_here = self._stop  # close() came first and left the release to us
+            if release_here:
+                self._release_quietly()
 
     @property
     def grabbed(self) -> int:
@@ -171,37 +163,90 @@ class LatestFrameSource:
         if self._thread.ident is None:
             self._thread.start()
 
-    def read(self, timeout: float = FIRST_FRAME_TIMEOUT_S):
-        """-> (newest BGR frame, wall-clock timestamp), or None when the stream has ended."""
+    def read(self, timeout: float | None = None):
+        """-> (newest BGR frame, wall-clock timestamp), or None when the stream has ended.
+        StreamStalled when no frame comes within the timeout."""
+        timeout = self.timeout if timeout is None else timeout
         self.start()
         with self._cond:
             if not self._cond.wait_for(lambda: self._seq > self._taken or self._ended, timeout):
-                raise UserError(f"{self.name} delivered no frame for {timeout:.0f} s; {CAMERA_HINT}")
+                raise StreamStalled(f"{self.name} delivered no frame for {timeout:g} s (--timeout); "
+                                    f"check the camera or stream, or {CAMERA_HINT}")
             if self._seq > self._taken:
                 self._taken = self._seq
                 return self._frame, time.monotonic()
             return None
 
     def close(self):
-        self._stop = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        with self._cond:
+            self._stop = True
+            release_here = self._thread.ident is None or self._reader_done
+        if release_here:
+            self._release_quietly()
+        else:  # the reader may sit in grab() for OpenCV's read timeout: it releases on return
+            self._thread.join(timeout=0.5)
+
+    def _release_quietly(self):
         try:
             self._release()
         except Exception:
             pass
 
 
-def _open_capture(target, name: str) -> LatestFrameSource:
-    with quiet_native_stderr():
-        cap = cv2.VideoCapture(target)
+def _wait_for(fn, timeout: float, what: str):
+    """Run a blocking native call (opening a stream) on a helper thread, so Ctrl-C stays prompt
+    and the wait is bounded. -> fn's result; UserError on timeout (the helper is left to finish
+    on its own; on_late cleans up what it returns)."""
+    box = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+            if box.get("late") and "value" in box:
+                box["value"].release()
+
+    threading.Thread(target=work, name="stream-open", daemon=True).start()
+    if not done.wait(timeout):
+        box["late"] = True
+        if done.is_set() and "value" in box:  # finished in the same instant
+            box["value"].release()
+        raise UserError(f"{what} did not open within {timeout:g} s (--timeout); {CAMERA_HINT}")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _open_capture(target, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> LatestFrameSource:
+    ms = int(timeout * 1000)
+    # FFmpeg-backed streams honour these (without them a dead URL blocks 30 s per call); a backend
+    # that does not know them may refuse the open, so cameras by index open without them.
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+
+    def open_it():
+        with quiet_native_stderr():
+            if isinstance(target, str):
+                try:
+                    cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
+                    if cap.isOpened():
+                        return cap
+                    cap.release()
+                except cv2.error:
+                    pass
+            return cv2.VideoCapture(target)
+
+    cap = _wait_for(open_it, timeout + 1.0, name)
     if not cap.isOpened():
         cap.release()
         raise UserError(f"cannot open {name}; {CAMERA_HINT}")
-    return LatestFrameSource(name, cap.read, cap.release)
+    return LatestFrameSource(name, cap.read, cap.release, timeout)
 
 
-def _open_picamera(size=(640, 480)) -> LatestFrameSource:
+def _open_picamera(size=(640, 480), timeout: float = DEFAULT_TIMEOUT_S) -> LatestFrameSource:
     try:  # lazy: only Raspberry Pi OS has it (apt package; a venv needs --system-site-packages)
         from picamera2 import Picamera2
     except ImportError:
@@ -218,18 +263,18 @@ def _open_picamera(size=(640, 480)) -> LatestFrameSource:
         cam.stop()
         cam.close()
 
-    return LatestFrameSource("the Pi camera", lambda: (True, cam.capture_array()), release)
+    return LatestFrameSource("the Pi camera", lambda: (True, cam.capture_array()), release, timeout)
 
 
-def open_source(spec: str):
+def open_source(spec: str, timeout: float = DEFAULT_TIMEOUT_S):
     """--camera value -> a source: index, 'picam', stream URL, or a video file path."""
     spec = str(spec).strip()
     if spec.lower() == PICAM:
-        return _open_picamera()
+        return _open_picamera(timeout=timeout)
     if spec.isdigit():
-        return _open_capture(int(spec), f"camera {int(spec)}")
+        return _open_capture(int(spec), f"camera {int(spec)}", timeout)
     if "://" in spec:
-        return _open_capture(spec, f"stream {spec}")
+        return _open_capture(spec, f"stream {spec}", timeout)
     path = Path(spec)
     if path.is_file():
         return VideoFileSource(path)

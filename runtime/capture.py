@@ -11,7 +11,7 @@ import cv2
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES, bgr_to_rgb
 from .errors import UserError, cli_errors
-from .fileio import atomic_write
+from .fileio import atomic_write, ensure_dir
 from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
 
@@ -68,7 +68,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
         ready = t - phase_start >= countdown
         if ready and hand_ok and (last_save is None or t - last_save >= interval):
             folder = out / cls
-            folder.mkdir(parents=True, exist_ok=True)
+            ensure_dir(folder)
             x0, y0, x1, y1 = box
             _save_jpeg(folder / f"{cls}_capture_{_next_index(folder, cls):04d}.jpg", frame[y0:y1, x0:x1])
             saved[cls] += 1
@@ -109,6 +109,7 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
         box = HandRoi(HandFinder(video=True, landmark_model="lite"), GuideBox(), keep=0)
     else:
         box = GuideBox.parse(roi)
+    ensure_dir(out, "--out")  # a file in the way, or a read-only place, fails before the camera opens
     source = open_source(camera)
     window = None
     try:

@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 import cv2
 
-from .camera import GuideBox, open_source
+from . import limits
+from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
 from .errors import UserError, cli_errors
 from .files import FilesRun, collect_inputs
 from .hands import LANDMARK_MODELS, HandFinder, HandRoi
-from .live import run_live, summary_line
 from .cpu import int8_isa
+from .live import run_live, summary_line
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason
 from .spelling import Hold, Speller
@@ -47,7 +48,7 @@ def describe_model(clf, first) -> str:
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="onnxruntime execution provider; auto uses CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="onnxruntime intra-op threads (default: onnxruntime's choice).")
+              help="onnxruntime intra-op threads (default: onnxruntime's choice; capped at 4 per core).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (summary goes to stderr).")
 @click.option("--no-display", is_flag=True, help="Camera mode: never open a window; print to the terminal.")
@@ -70,8 +71,15 @@ def describe_model(clf, first) -> str:
 @click.option("--hand-model", type=click.Choice(sorted(LANDMARK_MODELS)), default=None,
               help="Hand landmark model for --roi hand: full (MediaPipe's default) or lite (about half the "
                    "time per tracked frame, same accuracy here). Default: lite in camera mode, full in files mode.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=DEFAULT_TIMEOUT_S, show_default=True,
+              help="Camera mode: seconds to wait for a stream to open and for each frame; a stalled "
+                   "stream then ends the run with its summary.")
+@click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
+              help=f"Refuse images with more pixels (default {limits.DEFAULT_MAX_MEGAPIXELS:g}, "
+                   f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
+@cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
-        batch_size, hold, threshold, roi, hand_model):
+        batch_size, hold, threshold, roi, hand_model, timeout, max_megapixels):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -80,6 +88,8 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     """
     if inputs and camera is not None:
         raise UserError("give either INPUTS (files mode) or --camera (camera mode), not both")
+    threads = limits.cap_threads(threads, info)
+    limits.set_max_megapixels(max_megapixels)
     if inputs:
         run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi,
                   hand_model or "full")
@@ -88,7 +98,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
             info("no INPUTS given: opening camera 0 (see --camera)")
             camera = "0"
         run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                   hold, threshold, roi, hand_model or "lite")
+                   hold, threshold, roi, hand_model or "lite", timeout)
 
 
 def wants_hand(roi) -> bool:
@@ -121,19 +131,23 @@ def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, ever
 
 
 def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-               hold, threshold, roi, hand_model="full"):
+               hold, threshold, roi, hand_model="full", timeout=DEFAULT_TIMEOUT_S):
     try:
         speller = Speller(threshold=threshold, hold=Hold.parse(hold))
     except ValueError as e:
         raise UserError(f"--hold: {e}") from None
     guide = parse_region(roi, hand_model)
-    run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                      speller, threshold, guide)
+    try:
+        run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
+                          speller, threshold, guide, timeout)
+    finally:
+        if isinstance(guide, HandRoi):
+            guide.close()
 
 
 def run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                      speller, threshold, guide):
-    source = open_source(camera)  # before the model: a wrong --camera fails at once, in one line
+                      speller, threshold, guide, timeout=DEFAULT_TIMEOUT_S):
+    source = open_source(camera, timeout)  # before the model: a wrong --camera fails at once, in one line
     try:
         clf, first = load_model(model, provider, threads)
         info(describe_model(clf, first))
@@ -153,6 +167,11 @@ def run_camera_source(camera, model, provider, threads, top_k, as_json, no_displ
         source.close()
     print(summary_line(stats, first, source.dropped, speller.text),
           file=sys.stderr if as_json else sys.stdout, flush=True)
+    if stats.error is not None:  # a stalled stream: summary and text first, then one error line
+        raise stats.error
+    if stats.frames == 0 and not stats.interrupted:
+        raise UserError(f"{source.name} gave no frames (an empty or unreadable video, or a stream that "
+                        "ended at once); check it, or try another --camera")
 
 
 def open_window(no_display) -> Window | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import UserError
+from .safeio import read_image_rgb
 
 # Kaggle "ASL Alphabet" folder order (sorted as its folders list).
 KAGGLE_CLASSES = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + ["del", "nothing", "space"]
@@ -46,9 +46,31 @@ class ModelContract:
     version: int = CONTRACT_VERSION
 
     def __post_init__(self):
+        # A contract comes from a file someone else wrote: check every field's type and range
+        # here, so a bad one fails in one line instead of deep inside preprocessing.
+        def bad(what):
+            return UserError(f"malformed model contract: {what}; re-export the model with this asl-edge")
+
+        if isinstance(self.classes, (str, bytes)) or not hasattr(self.classes, "__iter__"):
+            raise bad("classes must be a list of names")
         object.__setattr__(self, "classes", tuple(self.classes))
-        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
-        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if not self.classes or not all(isinstance(c, str) and c for c in self.classes) \
+                or len(set(self.classes)) != len(self.classes):
+            raise bad("classes must be distinct, non-empty names")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            try:
+                v = tuple(float(m) for m in v)
+            except (TypeError, ValueError):
+                v = ()
+            if len(v) != 3 or not all(abs(m) < 1e6 for m in v) or (name == "std" and min(v) <= 0):
+                raise bad(f"{name} must be 3 finite numbers" + (" above 0" if name == "std" else ""))
+            object.__setattr__(self, name, v)
+        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) \
+                or not 8 <= self.input_size <= 4096:
+            raise bad(f"input_size must be a whole number of pixels from 8 to 4096, not {self.input_size!r}")
+        if self.input_format not in ("float", "uint8"):
+            raise bad(f"input_format must be float or uint8, not {self.input_format!r}")
         if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":
             raise UserError(f"unsupported model contract {self.to_dict()}: this asl-edge knows RGB, center_crop, NCHW")
 
@@ -68,18 +90,22 @@ class ModelContract:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelContract":
+        if not isinstance(d, dict):
+            raise UserError(f"malformed model contract: expected a mapping, found {type(d).__name__} "
+                            "(a file from another asl-edge version?); re-export or retrain with this one")
         known = {f for f in cls.__dataclass_fields__}
         try:
             return cls(**{k: v for k, v in d.items() if k in known})
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise UserError(f"malformed model contract: {e}") from None
 
     @classmethod
     def from_json(cls, text: str) -> "ModelContract":
         try:
-            return cls.from_dict(json.loads(text))
-        except (ValueError, AttributeError) as e:
-            raise UserError(f"malformed model contract JSON: {e}") from None
+            d = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as e:
+            raise UserError(f"malformed model contract JSON: {str(e)[:200]}") from None
+        return cls.from_dict(d)
 
     def with_input_format(self, fmt: str) -> "ModelContract":
         d = self.to_dict()
@@ -117,15 +143,9 @@ class ModelContract:
 
 
 def read_rgb(path) -> np.ndarray:
-    """Decode an image file to RGB uint8 HxWx3; UserError when it cannot be read."""
-    path = Path(path)
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise UserError(f"image not found: {path}")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise UserError(f"cannot decode image {path}: not an image file or corrupt")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """Decode an image file to RGB uint8 HxWx3; UserError when it cannot be read (safeio:
+    bounded read, pixel limit from the header, one decode path for every command)."""
+    return read_image_rgb(path)
 
 
 def bgr_to_rgb(frame_bgr: np.ndarray) -> np.ndarray:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import cv2
 
-from .camera import VIDEO_EXTENSIONS, quiet_native_stderr
+from .camera import VIDEO_EXTENSIONS
 from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
 from .errors import UserError
 from .model import softmax
+from .safeio import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,7 @@ class FilesRun:
                 yield from self._video_items(inp, true)
                 continue
             try:
-                with quiet_native_stderr():  # decoders may print their own complaints
-                    rgb = read_rgb(inp.path)
+                rgb = read_rgb(inp.path)  # decoder noise is silenced there; the summary counts skips
             except UserError as e:
                 if inp.direct:
                     raise
@@ -123,7 +123,11 @@ class FilesRun:
                     yield Item(str(inp.path), bgr_to_rgb(frame), true, index)
                 index += 1
             if index == 0:
-                warn(f"video {inp.path} has no readable frames")
+                if inp.direct:
+                    raise UserError(f"video {inp.path} has no readable frames: empty or corrupt; "
+                                    "re-encode it or pass another file")
+                warn(f"skipped video {inp.path}: no readable frames")
+                self.skipped += 1
         finally:
             cap.release()
 

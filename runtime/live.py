@@ -5,7 +5,7 @@ import json
 import sys
 import time
 
-from .camera import GuideBox
+from .camera import GuideBox, StreamStalled
 from .contract import bgr_to_rgb
 from .hands import HandRoi
 from .model import softmax
@@ -24,6 +24,8 @@ class LiveStats:
         self.hand_frames = None  # frames where a hand gave the box; None without hand finding
         self.started = None
         self.ended = None
+        self.interrupted = False
+        self.error = None        # why the stream stopped early (a StreamStalled), raised after the summary
 
     @property
     def seconds(self) -> float:
@@ -49,8 +51,16 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     last_status = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
-            got = source.read()
+            try:
+                got = source.read()
+            except StreamStalled as e:  # keep what was spelled: the caller prints the summary first
+                stats.error = e
+                break
             if got is None:
+                if source.live:  # a camera or stream does not end by itself: say so after the summary
+                    stats.error = StreamStalled(
+                        f"{source.name} stopped sending frames after {stats.frames} (it ended, or stalled past "
+                        "--timeout); check the camera or stream, then run again")
                 break
             frame, timestamp = got
             if stats.started is None:
@@ -106,7 +116,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                       f"{1000 * stats.model_s / stats.frames:.1f} ms; top {label} {prob:.2f}; "
                       f"text: {speller.text!r}", file=out, flush=True)
     except KeyboardInterrupt:
-        pass  # Ctrl-C is the headless way to stop: still print the summary
+        stats.interrupted = True  # Ctrl-C is the headless way to stop: still print the summary
     stats.ended = time.perf_counter()
     return stats
 

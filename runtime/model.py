@@ -61,6 +61,36 @@ def needs_precise_int8(metadata: dict, isa: str) -> bool:
     return "no VNNI" in isa and export.get("weight_range", "8bit") == "8bit"
 
 
+_INPUT = {"float": ("tensor(float)", "N,3,S,S"), "uint8": ("tensor(uint8)", "N,S,S,3")}
+
+
+def check_graph(session, contract: ModelContract, path):
+    """The contract must describe the graph it travels with: one input of the stated dtype and
+    shape, one output with one column per class. Otherwise the model is refused at load."""
+    ins, outs = session.get_inputs(), session.get_outputs()
+
+    def refuse(what):
+        return UserError(f"{path}: its contract does not match its graph ({what}); "
+                         "re-export it with asl-export, which writes both together")
+
+    if len(ins) != 1 or not outs:
+        raise refuse(f"{len(ins)} inputs and {len(outs)} outputs, expected 1 and 1")
+    dtype, layout = _INPUT[contract.input_format]
+    if ins[0].type != dtype:
+        raise refuse(f"input type {ins[0].type}, contract says {contract.input_format} ({dtype})")
+    s = contract.input_size
+    want = [None] + ([3, s, s] if layout == "N,3,S,S" else [s, s, 3])
+    shape = list(ins[0].shape)
+    fixed = [d if isinstance(d, int) else None for d in shape]  # symbolic dims match anything
+    if len(shape) != 4 or any(f is not None and w is not None and f != w for f, w in zip(fixed, want)):
+        raise refuse(f"input shape {shape}, contract says {layout} with S={s}")
+    if outs[0].type not in ("tensor(float)", "tensor(float16)"):
+        raise refuse(f"output type {outs[0].type}, expected float logits")
+    oshape = list(outs[0].shape)
+    if len(oshape) != 2 or (isinstance(oshape[1], int) and oshape[1] != contract.num_classes):
+        raise refuse(f"output shape {oshape}, contract has {contract.num_classes} classes")
+
+
 class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
@@ -88,7 +118,11 @@ class OnnxClassifier:
         if CONTRACT_KEY not in self.metadata:
             raise UserError(f"{self.path} is not an asl-edge model (no {CONTRACT_KEY} in its metadata); "
                             "export it with asl-export")
-        self.contract = ModelContract.from_json(self.metadata[CONTRACT_KEY])
+        try:
+            self.contract = ModelContract.from_json(self.metadata[CONTRACT_KEY])
+        except UserError as e:
+            raise UserError(f"{self.path}: {e}") from None
+        check_graph(self.session, self.contract, self.path)
         if needs_precise_int8(self.metadata, int8_isa()):
             # an older full-range INT8 file on an AVX2-only CPU: its int16 pair sums would overflow;
             # onnxruntime's slower exact U8S8 path avoids that (re-export with asl-export to drop it)
@@ -106,7 +140,11 @@ class OnnxClassifier:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed batch -> logits (N, classes)."""
-        return self.session.run(None, {self.input_name: batch})[0]
+        out = self.session.run(None, {self.input_name: batch})[0]
+        if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph
+            raise UserError(f"{self.path}: its contract does not match its graph (output shape {list(out.shape)}, "
+                            f"contract has {self.contract.num_classes} classes); re-export it with asl-export")
+        return out
 
     def logits(self, images_rgb) -> np.ndarray:
         return self.run(self.contract.preprocess_batch(images_rgb))

@@ -32,8 +32,8 @@ class Hold:
                 value, unit = int(s), "frames"
         except ValueError:
             raise ValueError(f"bad hold {text!r}: use a frame count like 8 or seconds like 0.6s") from None
-        if value <= 0:
-            raise ValueError(f"bad hold {text!r}: must be positive")
+        if not 0 < value < float("inf"):  # also rejects nan, which never compares true
+            raise ValueError(f"bad hold {text!r}: must be a positive, finite number")
         return cls(value, unit)
 
     def __str__(self):

@@ -287,7 +287,8 @@ def test_mismatched_contracts_are_one_line(bench_models, tmp_path):
     add_metadata(reordered, {CONTRACT_KEY: json.dumps(dict(contract, classes=contract["classes"][::-1]))})
 
     proc = _bench("--onnx", fp32, "--onnx", bigger, "--data", KAGGLE_TEST, "--out", tmp_path / "o1")
-    _one_error_line(proc, "do not share a contract", "bigger.onnx has input_size 96", "best.onnx has input_size 64")
+    # a contract that no longer fits its own graph is refused at load, before any comparison
+    _one_error_line(proc, "bigger.onnx", "does not match its graph", "S=96")
     proc = _bench("--ckpt", ckpt, "--onnx", reordered, "--data", KAGGLE_TEST, "--out", tmp_path / "o2")
     _one_error_line(proc, "do not share a contract", "reordered.onnx has classes")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
@@ -305,3 +306,25 @@ def test_bad_models_and_data_are_one_line(bench_models, tmp_path):
     (tmp_path / "extra" / "A").mkdir(parents=True)
     (tmp_path / "extra" / "Q2").mkdir()
     _one_error_line(_bench("--onnx", fp32, "--data", tmp_path / "extra"), "unknown class folder", "Q2")
+
+
+def test_results_are_printed_before_a_failing_write(bench_models, tmp_path, monkeypatch, capsys):
+    """A full disk at the end must not lose the measurements: the table is printed first."""
+    from asl_edge.benchmarks import report
+    from asl_edge.benchmarks.bench import BenchConfig, run_bench
+    from asl_edge.runtime.errors import UserError
+
+    _need(KAGGLE_TEST)
+    _, fp32, _ = bench_models
+
+    def full(*a, **k):
+        raise UserError("cannot write bench.json: the disk is full; free space or choose another output folder")
+
+    monkeypatch.setattr(report, "write_all", full)
+    cfg = BenchConfig(ckpt=None, onnx=[str(fp32)], data=[str(KAGGLE_TEST)], threads=1, runs=3, warmup=1,
+                      max_images=29, plots=False, out=str(tmp_path / "out"))
+    with pytest.raises(UserError, match="disk is full"):
+        run_bench(cfg)
+    out = capsys.readouterr().out
+    assert "best.onnx@cpu" in out and "top-1" in out.lower(), out
+    assert not any(p.name.startswith(".asl-bench-") for p in (tmp_path / "out").iterdir())

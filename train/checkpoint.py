@@ -28,21 +28,38 @@ def safe_torch_load(path, what: str, hint: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-        # torch's own text wraps the cause in advice; keep the line that says what was wrong
-        at = next((i for i, l in enumerate(lines) if "Unpickler error" in l), None)
-        if at is not None and lines[at].endswith("error:") and at + 1 < len(lines):
-            at += 1
-        why = (lines[at].split("Unpickler error:")[-1].strip() if at is not None else
-               lines[0] if lines else type(e).__name__)[:200]
         raise UserError(f"cannot load {what} {path}: not a readable torch file, or it holds more than "
-                        f"tensors and plain types ({why}){hint}") from None
+                        f"tensors and plain types ({refusal_reason(e)}); refused without running it{hint}") from None
+
+
+# torch's refusal text wraps the reason in advice to load with weights_only=False, which would run
+# the file's code: the one thing never to suggest. Keep only the sentence that says what was wrong.
+_ADVICE = ("weights_only", "weights only load failed", "check the documentation", "trusted source",
+           "add_safe_globals", "safe_globals")
+
+
+def refusal_reason(e: BaseException) -> str:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    for line in lines:
+        line = line.split("Unpickler error:")[-1].strip()
+        line = line.split(" Please use")[0].split(" You can use")[0]
+        if line and not any(a in line.lower() for a in _ADVICE):
+            return line[:200]
+    return type(e).__name__
 
 
 def load_checkpoint(path) -> dict:
     ckpt = safe_torch_load(path, "checkpoint", "")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or any(k not in ckpt for k in REQUIRED):
         raise UserError(f"{path} is not an asl-edge checkpoint (made by asl-train)")
+    try:  # a checkpoint of another version fails here in one line, not later in a traceback
+        checkpoint_contract(ckpt)
+        if not isinstance(ckpt.get("config", {}), dict) or not isinstance(ckpt["model_state_dict"], dict):
+            raise UserError("its config or weights are not mappings")
+        int(ckpt["epoch"])
+    except (UserError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: unreadable asl-edge checkpoint, from another version? ({e}); "
+                        "retrain it, or use the asl-edge version that wrote it") from None
     return ckpt
 
 

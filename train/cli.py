@@ -22,8 +22,9 @@ def _unfreeze(value: str) -> int:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", "data", multiple=True, required=True, metavar="DIR|ZIP",
-              help="Image folder laid out by class (Kaggle 'ASL Alphabet' layout), or its zip. Repeat for more sources.")
+@click.option("--data", "data", multiple=True, metavar="DIR|ZIP",
+              help="Image folder laid out by class (Kaggle 'ASL Alphabet' layout), or its zip. Repeat for more sources. "
+                   "Required unless --resume (which reuses the run's own).")
 @click.option("--val-data", multiple=True, metavar="DIR", help="Separate validation folder(s) instead of a split.")
 @click.option("--arch", type=click.Choice(ARCHS), default="resnet50", show_default=True)
 @click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
@@ -35,14 +36,15 @@ def _unfreeze(value: str) -> int:
 @click.option("--views", default=4, show_default=True, type=click.IntRange(0),
               help="Augmented copies of each image cached through the frozen backbone; each epoch draws one. "
                    "0: augment on the fly and run the whole network every step (slow on CPU).")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=None, show_default="10, or the resumed run's", type=click.IntRange(1))
 @click.option("--lr", default=1e-3, show_default=True, type=float)
 @click.option("--backbone-lr", default=None, type=float, help="Learning rate of unfrozen backbone blocks [default: lr/10].")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--out", default="runs/train", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default=None, show_default="runs/train, or the resumed checkpoint's folder",
+              type=click.Path(file_okay=False))
 @click.option("--img-size", default=224, show_default=True, type=click.IntRange(32, 1024), help="Input side in pixels.")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 0.9))
 @click.option("--random-split", is_flag=True, help="Random frame split (leaks near-duplicate frames; for comparison only).")
@@ -51,10 +53,14 @@ def _unfreeze(value: str) -> int:
 @click.option("--feature-engine", type=click.Choice(["auto", "ort", "torch"]), default="auto", show_default=True,
               help="What runs the frozen backbone for the feature cache (onnxruntime is faster on CPU).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Feature cache folder.")
-@click.option("--resume", default=None, metavar="CKPT", help="Continue a run from its last.ckpt.")
+@click.option("--resume", default=None, metavar="CKPT",
+              help="Continue a run from its last.ckpt, in its folder, with its data and settings.")
 @click.option("--hand-boxes/--no-hand-boxes", default=True, show_default=True,
               help="Images without a boxes.csv: crop the hand found by asl-run's hand finder (computed once "
                    "per image and cached), so training framing matches the runtime's; whole image where none.")
+@click.option("--force", is_flag=True, help="With --resume: allow an --out that holds another run (overwrites it).")
+@click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
+              help="Skip images with more pixels (default 50; checked from the header before decoding).")
 @cli_errors
 def main(**params):
     """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
@@ -65,8 +71,15 @@ def main(**params):
 
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
-                 feature_engine, cache_dir, resume, hand_boxes=True):
+                 feature_engine, cache_dir, resume, hand_boxes=True, force=False, max_megapixels=None):
+    from asl_edge.runtime.limits import set_max_megapixels
+
     from .engine import TrainConfig
+
+    set_max_megapixels(max_megapixels)
+    if not data and not resume:
+        raise UserError("no --data given: pass --data DIR (a folder of class folders, or its zip), "
+                        "or --resume CKPT to continue a run")
 
     try:
         sw = tuple(float(w) for w in source_weights.split(",") if w.strip())
@@ -79,7 +92,7 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
                        lr=lr, backbone_lr=backbone_lr, batch_size=batch_size, workers=workers, seed=seed,
                        device=device, out=out, img_size=img_size, val_fraction=val_fraction,
                        random_split=random_split, max_per_class=max_per_class, source_weights=sw,
-                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes)
+                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes, force=force)
 
 
 def config_from_args(args):

@@ -5,6 +5,7 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ import cv2
 import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
+from asl_edge.runtime import limits
 from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.fileio import write_error
 
 CACHE_ROOT = Path(os.environ.get("ASL_EDGE_CACHE", Path.home() / ".cache" / "asl-edge"))
 
@@ -41,22 +44,49 @@ class SourceReport:
 
 
 def _unzip(path: Path) -> Path:
-    """Extract a Kaggle zip once into the cache; reuse on later runs."""
+    """Extract a Kaggle zip once into the cache; reuse on later runs. Only images and boxes.csv
+    are extracted, within a total size and a compression ratio (a zip bomb stops in one line)."""
     digest = hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     dest = CACHE_ROOT / "unzipped" / digest
-    if not (dest / ".complete").exists():
-        try:
-            with zipfile.ZipFile(path) as zf:
-                tmp = dest.with_name(dest.name + ".tmp")
-                zf.extractall(tmp)
-                if dest.exists():
-                    import shutil
-                    shutil.rmtree(dest)
-                tmp.rename(dest)
-        except zipfile.BadZipFile:
-            raise UserError(f"{path} is not a readable zip file") from None
+    if (dest / ".complete").exists():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed extraction
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir() and
+                       (Path(m.filename).suffix.lower() in IMAGE_EXTENSIONS or Path(m.filename).name == "boxes.csv")]
+            check_zip_limits(path, members)
+            for m in members:
+                zf.extract(m, tmp)  # zipfile keeps names inside tmp and stops at each declared size
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
         (dest / ".complete").touch()
+    except zipfile.BadZipFile:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{path} is not a readable zip file") from None
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(tmp, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return dest
+
+
+def check_zip_limits(path, members):
+    total, cap = 0, limits.max_unzip_bytes()
+    for m in members:
+        total += m.file_size
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > limits.max_file_bytes() or (m.file_size > (1 << 20) and ratio > limits.MAX_ZIP_RATIO):
+            raise UserError(f"{path}: member {m.filename} would expand to {m.file_size / 1e6:.0f} MB "
+                            f"({ratio:.0f}x its packed size): not an image data set zip; unpack it yourself "
+                            "and pass the folder if you trust it")
+    if total > cap:
+        raise UserError(f"{path} would expand to {total / 1e9:.1f} GB, over the {cap / 1e9:.0f} GB limit; raise it "
+                        f"with {limits.MAX_UNZIP_ENV}=GB, or unpack it and pass the folder")
 
 
 def find_class_root(path, classes) -> Path:
@@ -121,16 +151,20 @@ def scan_source(path, classes, source_index=0, check_images=True, strict_classes
             continue
         n = 0
         for p in files:
-            if check_images and cv2.imread(str(p), cv2.IMREAD_REDUCED_COLOR_8) is None:
-                report.unreadable.append(str(p))
-                continue
+            if check_images:  # the same decode training uses: what passes here, loads there
+                try:
+                    read_rgb(p)
+                except UserError:
+                    report.unreadable.append(str(p))
+                    continue
             samples.append(Sample(str(p), index[d.name], source_index, boxes.get(str(p.resolve()))))
             n += 1
         report.counts[d.name] = n
     if report.empty:
         log(f"warning: {root}: empty class folder(s) skipped: {', '.join(report.empty)}")
     if report.unreadable:
-        log(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s), e.g. {report.unreadable[0]}")
+        log(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s) (corrupt, truncated, "
+            f"under {limits.MIN_IMAGE_SIDE} px or over the pixel limit), e.g. {report.unreadable[0]}")
     if not samples:
         raise UserError(f"no readable images in {root}")
     return samples, report

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
 from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 
 from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
@@ -33,14 +35,14 @@ class TrainConfig:
     unfreeze: int = 0
     augment: tuple = ()
     views: int = 4
-    epochs: int = 10
+    epochs: int | None = None  # None: 10, or the resumed run's own
     lr: float = 1e-3
     backbone_lr: float | None = None  # unfrozen backbone blocks; None: lr / 10
     batch_size: int = 32
     workers: int = 2
     seed: int = 0
     device: str = "auto"
-    out: str = "runs/train"
+    out: str | None = None  # None: runs/train, or the resumed checkpoint's folder
     img_size: int = 224
     val_fraction: float = 0.2
     random_split: bool = False
@@ -52,6 +54,43 @@ class TrainConfig:
     cache_dir: str | None = None
     resume: str | None = None
     hand_boxes: bool = True  # images without boxes.csv: hand boxes from runtime/hands.py (cached)
+    force: bool = False  # --resume into an --out that holds another run's checkpoints
+
+
+DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
+# What a resumed run may change; everything else (data, arch, recipe, seed) is the checkpoint's.
+RUNTIME_KEYS = ("workers", "device", "cache_dir", "resume", "feature_engine", "force")
+
+
+def resumed_config(cfg: TrainConfig, ckpt: dict, log) -> TrainConfig:
+    """--resume CKPT alone continues the run in the checkpoint's folder with its data and recipe;
+    --out, --data and --epochs change it only when given. A different --out that already holds
+    a run is refused without --force (it would overwrite that run's checkpoints)."""
+    saved = dict(ckpt.get("config", {}))
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(k for k in saved if k not in known)
+    if unknown:
+        log(f"note: {cfg.resume}: ignoring setting(s) this asl-edge does not know: {', '.join(unknown)}")
+    merged = {k: v for k, v in saved.items() if k in known and k not in RUNTIME_KEYS}
+    merged.update({k: getattr(cfg, k) for k in RUNTIME_KEYS})
+    merged.setdefault("hand_boxes", False)  # a run from before hand boxes trained on whole images
+    home = Path(cfg.resume).resolve().parent
+    out = Path(cfg.out) if cfg.out else home
+    if out.resolve() != home and not cfg.force and any((out / n).exists() for n in ("last.ckpt", "best.ckpt")):
+        raise UserError(f"--out {out} already holds another run's checkpoints; resuming there would overwrite "
+                        f"them: pass --force to do so, or another --out (default: the checkpoint's folder {home})")
+    merged["out"] = str(out)
+    if cfg.data:
+        merged["data"] = list(cfg.data)
+    merged["epochs"] = cfg.epochs or saved.get("epochs") or DEFAULT_EPOCHS
+    done = int(ckpt["epoch"])
+    if merged["epochs"] <= done:
+        raise UserError(f"{cfg.resume} already holds epoch {done} of {merged['epochs']}; "
+                        f"pass --epochs N with N > {done} to train further")
+    try:
+        return TrainConfig(**merged)
+    except TypeError as e:
+        raise UserError(f"{cfg.resume}: unreadable run settings ({e}); retrain it") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,6 +101,13 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise UserError(f"unknown --device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
+
+
+def _ckpt_epoch(path) -> int | None:
+    try:
+        return int(load_checkpoint(path)["epoch"]) if Path(path).is_file() else None
+    except UserError:
+        return None
 
 
 def subsample(samples, max_per_class):
@@ -90,11 +136,12 @@ class Trainer:
         resume_ckpt = None
         if cfg.resume:
             resume_ckpt = load_checkpoint(cfg.resume)
-            saved = dict(resume_ckpt.get("config", {}))
-            # the run's identity comes from the checkpoint; only how long and where may change
-            for k in ("epochs", "out", "workers", "device", "cache_dir", "resume", "feature_engine"):
-                saved.pop(k, None)
-            cfg = TrainConfig(**{**asdict(cfg), **saved})
+            cfg = resumed_config(cfg, resume_ckpt, log)
+        else:
+            if not cfg.data:
+                raise UserError("no --data given: pass --data DIR (a folder of class folders), or --resume CKPT")
+            cfg = TrainConfig(**{**asdict(cfg), "out": cfg.out or DEFAULT_OUT, "epochs": cfg.epochs or DEFAULT_EPOCHS})
+        self._resume_ckpt = resume_ckpt
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
@@ -106,6 +153,8 @@ class Trainer:
             if init_ckpt["arch"] != cfg.arch:
                 log(f"note: --init checkpoint is {init_ckpt['arch']}; using that arch")
                 cfg.arch = init_ckpt["arch"]
+        elif resume_ckpt is not None:  # the run's own classes and preprocessing
+            self.contract = checkpoint_contract(resume_ckpt)
         else:
             mean, std = NORMALIZATION.get(cfg.arch, (None, None))
             if mean is None:
@@ -133,8 +182,12 @@ class Trainer:
         self.best_acc, self.best_epoch = float("-inf"), 0  # a score: val acc, or -train loss without val
         self.feature_info = None
         if resume_ckpt is not None:
-            self.model.load_state_dict(resume_ckpt["model_state_dict"])
-            self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
+            try:
+                self.model.load_state_dict(resume_ckpt["model_state_dict"])
+                self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise UserError(f"{cfg.resume}: its weights or optimizer state do not fit arch {cfg.arch} "
+                                f"({str(e).strip().splitlines()[0][:150]}); retrain it") from None
             self.start_epoch = int(resume_ckpt["epoch"])
             self.history = list(resume_ckpt.get("history", []))
             self.best_acc = float(resume_ckpt.get("best_val_acc", float("-inf")))
@@ -317,9 +370,27 @@ class Trainer:
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
         }
 
+    def _carry_best(self, ckpt):
+        """Make OUT/best.ckpt the epoch the resumed checkpoint calls best: repairs a best.ckpt left
+        stale by a kill (older versions wrote last first) and fills a new --out."""
+        best_epoch, epoch = int(ckpt.get("best_epoch", 0)), int(ckpt["epoch"])
+        best = self.out / "best.ckpt"
+        if best_epoch <= 0 or _ckpt_epoch(best) == best_epoch:
+            return
+        if best_epoch == epoch:
+            save_checkpoint(ckpt, best)
+            self.log(f"note: {best} did not hold best epoch {best_epoch}; rewrote it from {self.cfg.resume}")
+            return
+        src = Path(self.cfg.resume).parent / "best.ckpt"
+        if _ckpt_epoch(src) == best_epoch and src.resolve() != best.resolve():
+            atomic_write(best, lambda tmp: shutil.copyfile(src, tmp))
+
     def fit(self) -> dict:
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.out, "--out")
+        sweep_temps(self.out, names=("last.ckpt", "best.ckpt", "split.csv"))  # left by a killed run
+        if self._resume_ckpt is not None:
+            self._carry_best(self._resume_ckpt)
         self._prepare()
         self._write_manifest()
         if self.feature_mode:
@@ -347,9 +418,11 @@ class Trainer:
                 if improved:
                     self.best_acc, self.best_epoch = score, epoch + 1
                 state = self._state(epoch + 1, tr_loss)
-                last = save_checkpoint(state, self.out / "last.ckpt")
+                # best before last: a kill between the two leaves last one epoch behind, and
+                # --resume redoes that epoch and rewrites best; never a best older than last says
                 if improved:
                     save_checkpoint(state, self.out / "best.ckpt")
+                last = save_checkpoint(state, self.out / "last.ckpt")
                 eta = np.mean(times[-3:]) * (cfg.epochs - epoch - 1)
                 src = "" if len(by_source) < 2 else " (" + ", ".join(f"src{k} {v:.3f}" for k, v in by_source.items()) + ")"
                 self.log(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
@@ -358,7 +431,8 @@ class Trainer:
         except KeyboardInterrupt:
             done = len(self.history)
             where = f"{self.out / 'last.ckpt'} holds epoch {done}" if done else "no epoch finished, nothing saved"
-            self.log(f"interrupted: {where}; continue with asl-train --resume {self.out / 'last.ckpt'}")
+            self.log(f"interrupted: {where}; continue with asl-train --resume {self.out / 'last.ckpt'} "
+                     f"--out {self.out}")
             raise SystemExit(130)
         best = self.out / "best.ckpt"
         by = f"val acc {self.best_acc:.4f}" if self.val_samples else f"train loss {-self.best_acc:.4f}, no val set"

@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.fileio import sweep_temps
+
 from .checkpoint import atomic_write
 from .data import CACHE_ROOT, load_image
 from .presets import EvalPreset, TrainPreset
@@ -88,20 +91,20 @@ def cache_key(samples, arch, prefix_id, contract, view_spec) -> str:
 
 def _onnx_session(prefix, input_size, threads):
     """The frozen prefix through onnxruntime: measured ~2x faster than torch eager on CPU."""
-    import tempfile
+    import io
 
     import onnxruntime as ort
 
-    path = Path(tempfile.mkdtemp(prefix="asl-backbone-")) / "prefix.onnx"
+    buf = io.BytesIO()  # in memory: no temp file to leave behind (it used to stay in /tmp, 13 MB a run)
     dummy = torch.zeros(1, 3, input_size, input_size)
     with warnings.catch_warnings():  # TorchScript exporter chatter, not actionable for the user
         warnings.simplefilter("ignore")
-        torch.onnx.export(prefix, (dummy,), str(path), input_names=["x"], output_names=["f"],
+        torch.onnx.export(prefix, (dummy,), buf, input_names=["x"], output_names=["f"],
                           dynamic_axes={"x": {0: "n"}, "f": {0: "n"}}, opset_version=17, dynamo=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
 
 class PrefixRunner:
@@ -152,6 +155,7 @@ class FeatureStore:
                  batch_size=32, log=print):
         self.prefix, self.arch, self.contract, self.device = prefix, arch, contract, device
         self.cache_dir = Path(cache_dir or CACHE_ROOT / "features")
+        sweep_temps(self.cache_dir)  # feature files half-written by killed runs
         self.engine, self.workers, self.batch_size, self.log = engine, workers, batch_size, log
         self.prefix_id = f"{len(prefix.stages)}stages:{module_identity(prefix)}"
         self._runner = None
@@ -181,7 +185,10 @@ class FeatureStore:
         t0 = time.perf_counter()
         feats = _compute(self._run(), dataset_factory(), self.batch_size, self.workers, label)
         dt = time.perf_counter() - t0
-        atomic_write(path, lambda tmp: torch.save({"features": feats}, tmp))
+        try:
+            atomic_write(path, lambda tmp: torch.save({"features": feats}, tmp))
+        except UserError as e:  # a cache is an optimisation: train on, recompute next time
+            self.log(f"warning: feature cache not saved ({e}); continuing without it")
         self.info["computed"] += 1
         self.info["seconds"] += dt
         self.info["images"] += len(samples)

@@ -85,7 +85,8 @@ def main(argv=None):
     p.add_argument("--max-eval", type=int, default=0, help="held-out images (0: all)")
     p.add_argument("--avx2-emulate", type=int, default=0, metavar="N",
                    help="also run the first N held-out images on emulated AVX2 kernels (~20 s each for Lite0 224 px)")
-    p.add_argument("--options", default="8bit,8bit+x64quantprecision,7bit,pair-safe")
+    p.add_argument("--options", default="8bit,8bit+x64quantprecision,7bit,pair-safe",
+                   help="comma-separated WEIGHT_RANGE[@CALIB_METHOD][+x64quantprecision]")
     p.add_argument("--logits", nargs=3, metavar=("MODEL", "IN", "OUT"), help=argparse.SUPPRESS)
     p.add_argument("--precise", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -123,11 +124,12 @@ def main(argv=None):
     rows = [{"option": "fp32", "agree": 1.0, "acc": _per_source(ref, labels, source, len(roots)),
              "latency_ms": latency_ms(a.fp32, batch[:1])}]
     for option in a.options.split(","):
-        weight_range, _, flag = option.partition("+")
+        spec, _, flag = option.partition("+")
+        weight_range, _, method = spec.partition("@")
         precise = flag == "x64quantprecision"
-        path = out / f"int8_{weight_range}.onnx"
+        path = out / f"int8_{weight_range}_{method or 'minmax'}.onnx"
         if not path.exists():
-            quantize_int8(a.fp32, path, calib_batch, weight_range=weight_range)
+            quantize_int8(a.fp32, path, calib_batch, method=method or "minmax", weight_range=weight_range)
         q = logits_of(path, batch, precise=precise)
         sat = summary(count_saturations(path, batch[:n_emu or 64]))
         row = {"option": option, "agree": float((q.argmax(1) == ref.argmax(1)).mean()),

@@ -1,0 +1,61 @@
+"""Resource limits shared by every command: how many threads, how big an image or a zip may be.
+
+Each limit has a default that real data never reaches and an environment variable (or option)
+to raise it, so a hostile or broken file fails in one line instead of eating the machine."""
+from __future__ import annotations
+
+import os
+
+# onnxruntime / torch threads beyond a few per core only add memory and contention
+# (--threads 100000 took 16 GB and was OOM-killed).
+THREADS_PER_CORE = 4
+# Decoded pixels per image: 50 MP is 150 MB as RGB; Kaggle frames are 0.04 MP.
+MAX_PIXELS_ENV = "ASL_EDGE_MAX_MEGAPIXELS"
+DEFAULT_MAX_MEGAPIXELS = 50.0
+MIN_IMAGE_SIDE = 8  # smaller images carry no sign (and broke resizing)
+# Zip extraction: total bytes and the expansion ratio of any member (a zip bomb expands 1000x).
+MAX_UNZIP_ENV = "ASL_EDGE_MAX_UNZIP_GB"
+DEFAULT_MAX_UNZIP_GB = 20.0
+MAX_ZIP_RATIO = 100.0
+
+
+def max_threads() -> int:
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+def cap_threads(threads, log) -> int | None:
+    """--threads above THREADS_PER_CORE x cores is capped, with a note."""
+    if threads is None:
+        return None
+    cap = max_threads()
+    if threads > cap:
+        log(f"note: --threads {threads} capped at {cap} ({THREADS_PER_CORE} per core on {os.cpu_count()} cores)")
+        return cap
+    return threads
+
+
+def max_pixels() -> int:
+    try:
+        mp = float(os.environ.get(MAX_PIXELS_ENV, DEFAULT_MAX_MEGAPIXELS))
+    except ValueError:
+        mp = DEFAULT_MAX_MEGAPIXELS
+    return int(mp * 1e6) if mp > 0 else int(DEFAULT_MAX_MEGAPIXELS * 1e6)
+
+
+def set_max_megapixels(mp):
+    """Set by --max-megapixels; kept in the environment so DataLoader workers see it too."""
+    if mp is not None:
+        os.environ[MAX_PIXELS_ENV] = repr(float(mp))
+
+
+def max_file_bytes() -> int:
+    """An encoded image never needs more than an uncompressed 4-channel 16-bit copy of itself."""
+    return max(64 << 20, 8 * max_pixels())
+
+
+def max_unzip_bytes() -> int:
+    try:
+        gb = float(os.environ.get(MAX_UNZIP_ENV, DEFAULT_MAX_UNZIP_GB))
+    except ValueError:
+        gb = DEFAULT_MAX_UNZIP_GB
+    return int(gb * (1 << 30))

@@ -1,0 +1,161 @@
+"""Reading untrusted image files safely: bounded reads, the pixel count checked from the header
+before decoding, decoder noise kept off the terminal, and one UserError for every failure."""
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import limits
+from .errors import UserError
+
+_quiet_lock = threading.Lock()
+_quiet = {"depth": 0, "saved": None}
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Silence C-level stderr (libjpeg's "Corrupt JPEG data", FFmpeg probing) inside the block;
+    the caller counts or reports the failure itself. Reference-counted, so overlapping blocks
+    on several threads restore the real stderr exactly once, at the last exit."""
+    with _quiet_lock:
+        if _quiet["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+                _quiet["saved"] = saved
+            except (OSError, ValueError, AttributeError):
+                _quiet["saved"] = None
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0 and _quiet["saved"] is not None:
+                os.dup2(_quiet["saved"], 2)
+                os.close(_quiet["saved"])
+                _quiet["saved"] = None
+
+
+def read_bounded(path, limit: int, what: str = "file") -> bytes:
+    """The whole file, or UserError when it is missing or larger than `limit` bytes (checked
+    before reading, and again while reading: a file may grow or lie about its size)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise UserError(f"{what} {path} is {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit")
+            data = f.read(limit + 1)
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a folder") from None
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise UserError(f"{what} {path} is over the {limit / 1e6:.0f} MB limit")
+    return data
+
+
+def _jpeg_size(b: bytes):
+    i = 2
+    while i + 9 < len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        seg = struct.unpack(">H", b[i + 2:i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn
+            h, w = struct.unpack(">HH", b[i + 5:i + 9])
+            return w, h
+        i += 2 + seg
+    return None
+
+
+def _tiff_size(b: bytes):
+    end = "<" if b[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(end + "I", b[4:8])
+        (n,) = struct.unpack(end + "H", b[ifd:ifd + 2])
+        dims = {}
+        for k in range(n):
+            e = b[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+            tag, typ = struct.unpack(end + "HH", e[:4])
+            if tag in (256, 257):
+                dims[tag] = struct.unpack(end + ("H" if typ == 3 else "I"), e[8:10] if typ == 3 else e[8:12])[0]
+        return dims[256], dims[257]
+    except (struct.error, KeyError):
+        return None
+
+
+def header_size(b: bytes):
+    """(width, height) from an image header without decoding, or None when the format is not
+    recognised or the header is cut short (the decoder then decides)."""
+    try:
+        if b[:8] == b"\x89PNG\r\n\x1a\n":
+            return struct.unpack(">II", b[16:24])
+        if b[:2] == b"\xff\xd8":
+            return _jpeg_size(b)
+        if b[:2] == b"BM":
+            w, h = struct.unpack("<ii", b[18:26])
+            return abs(w), abs(h)
+        if b[:4] == b"RIFF" and b[8:12] == b"WEBP":
+            kind = b[12:16]
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(b[24:27], "little"), 1 + int.from_bytes(b[27:30], "little")
+            if kind == b"VP8L":
+                bits = int.from_bytes(b[21:25], "little")
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", b[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+        if b[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(b)
+    except struct.error:
+        return None
+    return None
+
+
+def decode_rgb(data: bytes, name) -> np.ndarray:
+    """Encoded image bytes -> RGB uint8 HxWx3. The one decode path of the project (scan, training,
+    asl-run, asl-bench, export): what one accepts, all accept. UserError when the image is corrupt,
+    truncated, too small, or has more pixels than the limit (checked before decoding)."""
+    if not data:
+        raise UserError(f"cannot decode image {name}: empty file")
+    size = header_size(data)
+    cap = limits.max_pixels()
+    if size is not None and size[0] * size[1] > cap:
+        raise UserError(f"image {name} is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP), over the "
+                        f"{cap / 1e6:g} MP limit; raise it with {limits.MAX_PIXELS_ENV} or --max-megapixels")
+    try:
+        with quiet_native_stderr():
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        raise UserError(f"cannot decode image {name}: {str(e).strip().splitlines()[-1][:120]}") from None
+    if bgr is None or bgr.ndim != 3:
+        raise UserError(f"cannot decode image {name}: not an image file, corrupt or truncated")
+    if min(bgr.shape[:2]) < limits.MIN_IMAGE_SIDE:
+        raise UserError(f"image {name} is {bgr.shape[1]}x{bgr.shape[0]}: smaller than "
+                        f"{limits.MIN_IMAGE_SIDE} px on a side")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_image_rgb(path) -> np.ndarray:
+    path = Path(path)
+    return decode_rgb(read_bounded(path, limits.max_file_bytes(), "image"), path)
