@@ -44,10 +44,31 @@ def int8_isa_from(machine: str, flags: set[str]) -> str:
     return f"{machine or 'unknown CPU'} (INT8 instruction set unknown)"
 
 
+AT_HWCAP = 16
+ARM64_HWCAP = {"asimd": 1 << 1, "asimddp": 1 << 20}  # Linux arch/arm64 uapi hwcap bits
+
+
+def _flags_arm64_auxv(raw: bytes | None = None) -> set[str]:
+    """ARM64 features from the kernel's auxiliary vector (what onnxruntime itself reads); unlike
+    /proc/cpuinfo it is also right under qemu-user emulation."""
+    if raw is None:
+        try:
+            raw = Path("/proc/self/auxv").read_bytes()
+        except OSError:
+            return set()
+    words = memoryview(raw)[: len(raw) // 16 * 16].cast("Q")
+    for key, value in zip(words[0::2], words[1::2]):
+        if key == AT_HWCAP:
+            return {name for name, bit in ARM64_HWCAP.items() if value & bit}
+    return set()
+
+
 @lru_cache(maxsize=1)
 def int8_isa() -> str:
     """This machine's INT8 instruction set, e.g. "x86-64 AVX-512 VNNI"."""
     flags = _flags_linux() if platform.system() == "Linux" else set()
+    if platform.system() == "Linux" and platform.machine() in ("aarch64", "arm64"):
+        flags = _flags_arm64_auxv() or flags
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         flags = {"asimddp"}  # every Apple silicon core has the dot-product extension
     return int8_isa_from(platform.machine(), flags)

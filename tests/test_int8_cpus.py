@@ -242,3 +242,15 @@ def test_runtime_uses_exact_int8_kernels_only_for_old_files_on_avx2(export, isa,
 
     assert needs_precise_int8({"asl_edge.export": json.dumps(export)}, isa) is expected
     assert needs_precise_int8({"asl_edge.export": "not json"}, isa) is False
+
+
+def test_arm64_features_from_the_auxiliary_vector():
+    from asl_edge.runtime.cpu import _flags_arm64_auxv
+
+    def auxv(*pairs):
+        return np.array([v for pair in pairs + ((0, 0),) for v in pair], np.uint64).tobytes()
+
+    assert _flags_arm64_auxv(auxv((6, 4096), (16, (1 << 20) | (1 << 1) | 1))) == {"asimd", "asimddp"}
+    assert _flags_arm64_auxv(auxv((16, 0b11))) == {"asimd"}
+    assert _flags_arm64_auxv(auxv((6, 4096))) == set()
+    assert _flags_arm64_auxv(b"\x01\x02") == set()

@@ -86,7 +86,7 @@ def main(argv=None):
     p.add_argument("--avx2-emulate", type=int, default=0, metavar="N",
                    help="also run the first N held-out images on emulated AVX2 kernels (~20 s each for Lite0 224 px)")
     p.add_argument("--options", default="8bit,8bit+x64quantprecision,7bit,pair-safe",
-                   help="comma-separated WEIGHT_RANGE[@CALIB_METHOD][+x64quantprecision]")
+                   help="comma-separated WEIGHT_RANGE[@CALIB_METHOD][/fN: first N convs float][+x64quantprecision]")
     p.add_argument("--logits", nargs=3, metavar=("MODEL", "IN", "OUT"), help=argparse.SUPPRESS)
     p.add_argument("--precise", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -125,11 +125,13 @@ def main(argv=None):
              "latency_ms": latency_ms(a.fp32, batch[:1])}]
     for option in a.options.split(","):
         spec, _, flag = option.partition("+")
+        spec, _, float_convs = spec.partition("/f")
         weight_range, _, method = spec.partition("@")
         precise = flag == "x64quantprecision"
-        path = out / f"int8_{weight_range}_{method or 'minmax'}.onnx"
+        path = out / f"int8_{weight_range}_{method or 'minmax'}_f{float_convs or 1}.onnx"
         if not path.exists():
-            quantize_int8(a.fp32, path, calib_batch, method=method or "minmax", weight_range=weight_range)
+            quantize_int8(a.fp32, path, calib_batch, method=method or "minmax", weight_range=weight_range,
+                          float_convs=int(float_convs or 1))
         q = logits_of(path, batch, precise=precise)
         sat = summary(count_saturations(path, batch[:n_emu or 64]))
         row = {"option": option, "agree": float((q.argmax(1) == ref.argmax(1)).mean()),
