@@ -11,7 +11,7 @@ import click
 from asl_edge.runtime.errors import UserError, cli_errors
 from asl_edge.runtime.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
 
-from .quantize import WEIGHT_RANGES
+from .quantize import DEFAULT_FLOAT_CONVS, WEIGHT_RANGES
 
 
 def _mb(path):
@@ -57,7 +57,7 @@ def _check_saturation(int8_path, batches, weight_range, log):
 
 
 def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               weight_range="pair-safe", input_format="float", log=print):
+               weight_range="pair-safe", input_format="float", log=print, float_convs=DEFAULT_FLOAT_CONVS):
     import numpy as np
 
     from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
@@ -130,12 +130,12 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
             log(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
             tmp8 = workdir / "model.int8.onnx"
             calib_batch = load_input_batch(calib, contract)
-            quantize_int8(tmp32, tmp8, calib_batch, calib_method, weight_range)
+            quantize_int8(tmp32, tmp8, calib_batch, calib_method, weight_range, float_convs)
             overflow = _check_saturation(tmp8, [calib_batch, eval_batch], weight_range, log)
             X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(
                 settings, precision="int8", quant_format="QDQ", per_channel=True, activation_type="uint8",
                 weight_type="int8", float_layers=("input normalisation, " if input_format == "uint8" else "")
-                + "first conv, classifier", weight_range=weight_range, calibration_method=calib_method,
+                + f"first {float_convs} conv(s), classifier", weight_range=weight_range, calibration_method=calib_method,
                 calibration_images=len(calib), **overflow)))
             q_logits = X.ort_logits(tmp8, eval_batch)
             results.append(("int8", out.with_suffix(".int8.onnx"), tmp8, time.perf_counter() - t0,
@@ -186,6 +186,9 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
               show_default=True, help="INT8 weight ranges. pair-safe: per channel, no AVX2 int16 pair sum can "
               "overflow, near 8-bit resolution; 7bit: all weights in [-64, 64]; 8bit: full range, refused when it "
               "overflows on x86 CPUs without VNNI.")
+@click.option("--float-convs", default=DEFAULT_FLOAT_CONVS, show_default=True, type=click.IntRange(0),
+              help="INT8: keep the first N convolutions float (the stem and the first high-resolution blocks, "
+              "where 8-bit rounding costs most agreement for little speed).")
 @click.option("--opset", default=20, show_default=True, type=click.IntRange(13, 23))
 @click.option("--eval-data", default=None, type=click.Path(), help="Held-out images for parity and accuracy. "
               "Default: the checkpoint's val split.")
@@ -194,15 +197,15 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
               help="float: the graph takes normalised float32 NCHW. uint8: it takes uint8 NHWC RGB at the "
               "input size and normalises inside (every variant; the runtime then only crops and resizes).")
 @cli_errors
-def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, weight_range, opset, eval_data, eval_count,
-         input_format):
+def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, weight_range, float_convs, opset, eval_data,
+         eval_count, input_format):
     """Export CHECKPOINT (from asl-train) to ONNX, verified against PyTorch on real images.
 
     INT8 uses onnxruntime.quantization (static QDQ); onnxruntime-tools is a transformer tool
     and dynamic quantization of convolutions (ConvInteger) is slow, so neither is offered."""
     quantize = {q for q in quantize if q != "none"}
     run_export(checkpoint, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               weight_range, input_format)
+               weight_range, input_format, float_convs=float_convs)
 
 
 if __name__ == "__main__":

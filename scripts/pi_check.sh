@@ -93,7 +93,7 @@ for dir in "$@"; do
   [[ -d $dir ]] || die "images folder not found: $dir"
   name=$(basename "$(realpath "$dir")")
   mkdir -p "$ROOT/data/$name"
-  (cd "$dir" && find . -type f | LC_ALL=C sort | awk -v e="$EVERY" '(NR-1)%e==0' | tar -cf - -T -) \
+  (cd "$dir" && find -L . -type f | LC_ALL=C sort | awk -v e="$EVERY" '(NR-1)%e==0' | tar -h -cf - -T -) \
     | tar -C "$ROOT/data/$name" -xf -
 done
 log "images: $(find "$ROOT/data" -type f | wc -l) files"
