@@ -9,6 +9,7 @@ from .camera import GuideBox
 from .contract import bgr_to_rgb
 from .hands import HandRoi
 from .model import softmax
+from .motion import MOTION_POSES, MotionSpotter
 from .overlay import Window, draw_overlay
 from .spelling import Speller
 
@@ -39,13 +40,16 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
              window: Window | None = None, max_frames=None, as_json=False, out=None) -> LiveStats:
     """The loop. Stops at end of a video, on q / window close, at max_frames, or on Ctrl-C.
 
-    guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none)."""
+    guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none). With a
+    HandRoi the tracked landmarks also spell J and Z from their motion (runtime/motion.py)."""
     out = out or sys.stdout
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
     hands = guide if isinstance(guide, HandRoi) else None
+    spotter = None
     if hands is not None:
         stats.hand_frames = 0
+        spotter = MotionSpotter()
     last_status = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
@@ -81,6 +85,10 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
             top = clf.top_k(probs, k)
             label, prob = top[0]
             accepted = speller.update(label, prob, timestamp)
+            if spotter is not None:
+                motion = spotter.update(hands.landmarks if hands.found else None, timestamp)
+                if motion is not None:
+                    accepted = speller.type_motion(motion, MOTION_POSES[motion], spotter.window_s, timestamp)
 
             if as_json:
                 rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
