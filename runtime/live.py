@@ -8,7 +8,6 @@ import time
 from .camera import GuideBox
 from .contract import bgr_to_rgb
 from .hands import HandRoi
-from .model import softmax
 from .motion import MOTION_POSES, MotionSpotter
 from .overlay import Window, draw_overlay
 from .spelling import Speller
@@ -76,7 +75,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 box = guide.box(frame.shape[1], frame.shape[0])
                 x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
             t1 = time.perf_counter()
-            probs = softmax(clf.run(x))[0]
+            probs = clf.contract.probabilities(clf.run(x))[0]
             t2 = time.perf_counter()
             stats.preprocess_s += t1 - t0
             stats.model_s += t2 - t1
