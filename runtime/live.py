@@ -60,6 +60,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 stats.started = time.perf_counter()
             if window is not None and window.clear_requested:
                 speller.reset()
+                if spotter is not None:
+                    spotter.reset()
                 window.clear_requested = False
 
             t0 = time.perf_counter()

@@ -180,6 +180,8 @@ class MotionSpotter:
                     continue
                 tip = lms[start:, SHAPES[letter]["tip"]]
                 path = (tip - tip[0]) / size
+                if np.hypot(path[:, 0], path[:, 1]).max() < self.min_len:
+                    continue  # the tip has not gone far enough from here to draw anything
                 found = strokes(path, self.tolerance, self.min_stroke)
                 if test(found, self.min_len) and self._direct(path, found):
                     return letter

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from asl_edge.runtime.contract import ModelContract
 from asl_edge.runtime.motion import finger_states
 from asl_edge.runtime.spelling import Hold, Speller
 
@@ -93,7 +94,7 @@ def test_speller_keeps_other_letters_and_older_ones():
     assert sp.text == "IJAZ"
 
 
-class _Contract:
+class _Contract(ModelContract):
     def preprocess(self, rgb):
         return np.zeros((3, 4, 4), np.float32)
 
