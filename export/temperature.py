@@ -28,7 +28,8 @@ def set_temperature(path, temperature: float) -> ModelContract:
     try:
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except Exception as e:
-        raise UserError(f"cannot read ONNX file {path}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}") from None
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read ONNX file {path}: {first}") from None
     if CONTRACT_KEY not in meta:
         raise UserError(f"{path} is not an asl-edge model (no {CONTRACT_KEY} in its metadata)")
     contract = ModelContract.from_json(meta[CONTRACT_KEY]).with_temperature(temperature)

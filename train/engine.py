@@ -376,8 +376,8 @@ class Trainer:
                 eta = np.mean(times[-3:]) * (cfg.epochs - epoch - 1)
                 src = "" if len(by_source) < 2 else " (" + ", ".join(f"src{k} {v:.3f}" for k, v in by_source.items()) + ")"
                 if held:
-                    src += (f"  in-source {held['val_acc_in_source']:.4f} vs left-out src{cfg.val_source} "
-                            f"{held['val_acc_left_out']:.4f} (gap {held['val_acc_in_source'] - held['val_acc_left_out']:+.4f})")
+                    inside, left = held["val_acc_in_source"], held["val_acc_left_out"]
+                    src += f"  in-source {inside:.4f} vs left-out src{cfg.val_source} {left:.4f} (gap {inside - left:+.4f})"
                 self.log(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
                          f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
                          + ("  *" if improved else ""))
