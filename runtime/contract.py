@@ -8,6 +8,7 @@ and by training's evaluation path, so both see the same tensor for the same imag
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -44,6 +45,10 @@ class ModelContract:
     # RGB at input_size and normalises inside (the runtime then only resizes).
     input_format: str = "float"
     version: int = CONTRACT_VERSION
+    # Confidence calibration: the runtime's probabilities are softmax(logits / temperature),
+    # fitted on signers the model never trained on (benchmarks/studies/calibrate.py).
+    # Optional: files from before it load with 1.0 (plain softmax).
+    temperature: float = 1.0
 
     def __post_init__(self):
         # A contract comes from a file someone else wrote: check every field's type and range
@@ -71,6 +76,13 @@ class ModelContract:
             raise bad(f"input_size must be a whole number of pixels from 8 to 4096, not {self.input_size!r}")
         if self.input_format not in ("float", "uint8"):
             raise bad(f"input_format must be float or uint8, not {self.input_format!r}")
+        try:
+            t = float("nan") if isinstance(self.temperature, bool) else float(self.temperature)
+        except (TypeError, ValueError):
+            t = float("nan")
+        if not (math.isfinite(t) and 0.01 <= t <= 100.0):
+            raise UserError(f"bad model contract temperature {self.temperature!r}: must be a number in 0.01..100")
+        object.__setattr__(self, "temperature", t)
         if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":
             raise UserError(f"unsupported model contract {self.to_dict()}: this asl-edge knows RGB, center_crop, NCHW")
 
@@ -83,6 +95,8 @@ class ModelContract:
         d["classes"] = list(self.classes)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        if self.temperature == 1.0:
+            del d["temperature"]  # uncalibrated: the same dict (and cache keys) as before it existed
         return d
 
     def to_json(self) -> str:
@@ -108,9 +122,20 @@ class ModelContract:
         return cls.from_dict(d)
 
     def with_input_format(self, fmt: str) -> "ModelContract":
-        d = self.to_dict()
-        d["input_format"] = fmt
-        return ModelContract.from_dict(d)
+        return self._with(input_format=fmt)
+
+    def with_temperature(self, temperature: float) -> "ModelContract":
+        return self._with(temperature=temperature)
+
+    def _with(self, **changes) -> "ModelContract":
+        return ModelContract.from_dict({**self.to_dict(), **changes})
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Logits (..., classes) -> calibrated class probabilities."""
+        z = np.asarray(logits, np.float64) / self.temperature
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
     # --- preprocessing -------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import cv2
 from .camera import VIDEO_EXTENSIONS
 from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
 from .errors import UserError
-from .model import softmax
 from .safeio import quiet_native_stderr
 
 
@@ -164,7 +163,7 @@ class FilesRun:
         t0 = time.perf_counter()
         x = self.clf.contract.preprocess_batch(images)
         t1 = time.perf_counter()
-        probs = softmax(self.clf.run(x))
+        probs = self.clf.contract.probabilities(self.clf.run(x))
         self.preprocess_seconds += t1 - t0
         self.model_seconds += time.perf_counter() - t1
         for it, row in zip(batch, probs):

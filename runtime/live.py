@@ -8,7 +8,7 @@ import time
 from .camera import GuideBox, StreamStalled
 from .contract import bgr_to_rgb
 from .hands import HandRoi
-from .model import softmax
+from .motion import MOTION_POSES, MotionSpotter
 from .overlay import Window, draw_overlay
 from .spelling import Speller
 
@@ -41,13 +41,16 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
              window: Window | None = None, max_frames=None, as_json=False, out=None) -> LiveStats:
     """The loop. Stops at end of a video, on q / window close, at max_frames, or on Ctrl-C.
 
-    guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none)."""
+    guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none). With a
+    HandRoi the tracked landmarks also spell J and Z from their motion (runtime/motion.py)."""
     out = out or sys.stdout
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
     hands = guide if isinstance(guide, HandRoi) else None
+    spotter = None
     if hands is not None:
         stats.hand_frames = 0
+        spotter = MotionSpotter()
     last_status = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
@@ -67,6 +70,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 stats.started = time.perf_counter()
             if window is not None and window.clear_requested:
                 speller.reset()
+                if spotter is not None:
+                    spotter.reset()
                 window.clear_requested = False
 
             t0 = time.perf_counter()
@@ -82,7 +87,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 box = guide.box(frame.shape[1], frame.shape[0])
                 x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
             t1 = time.perf_counter()
-            probs = softmax(clf.run(x))[0]
+            probs = clf.contract.probabilities(clf.run(x))[0]
             t2 = time.perf_counter()
             stats.preprocess_s += t1 - t0
             stats.model_s += t2 - t1
@@ -91,6 +96,10 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
             top = clf.top_k(probs, k)
             label, prob = top[0]
             accepted = speller.update(label, prob, timestamp)
+            if spotter is not None:
+                motion = spotter.update(hands.landmarks if hands.found else None, timestamp)
+                if motion is not None:
+                    accepted = speller.type_motion(motion, MOTION_POSES[motion], spotter.window_s, timestamp)
 
             if as_json:
                 rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),

@@ -150,8 +150,9 @@ class OnnxClassifier:
         return self.run(self.contract.preprocess_batch(images_rgb))
 
     def predict(self, images_rgb) -> np.ndarray:
-        """RGB uint8 images (any size) -> class probabilities (N, classes)."""
-        return softmax(self.logits(images_rgb))
+        """RGB uint8 images (any size) -> class probabilities (N, classes), calibrated with the
+        file's temperature."""
+        return self.contract.probabilities(self.logits(images_rgb))
 
     def warmup(self, runs: int = 2) -> float:
         """Run a blank frame through the model; returns the first run's seconds."""

@@ -5,6 +5,7 @@ A letter is accepted when it stays top-1 above a probability threshold for a hol
 letter, not one per frame; re-arming takes a gap (another label, `nothing`, or low
 confidence) lasting a fraction of the hold, so a one-frame flicker does not double it.
 `space` types a space, `del` deletes the last character, `nothing` never types.
+J and Z, which are motions, come from runtime/motion.py through type_motion().
 Pure Python so it is unit-tested without a model or a camera.
 """
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Speller:
         self._candidate_since = None
         self._blocked = None        # last accepted label, not typed again until re-armed
         self._gap_since = None      # start of the current gap away from the blocked label
+        self._typed = None          # (letter, time) of the last letter typed by a held pose
 
     def _clock(self, now):
         # Frames count themselves; seconds come from the caller (video time) or the wall clock.
@@ -105,7 +107,23 @@ class Speller:
             return None
         self._accept(current)
         self._blocked, self._gap_since = current, None
+        at = time.monotonic() if now is None else now
+        self._typed = (current, at) if len(current) == 1 else None
         return current
+
+    def type_motion(self, letter: str, replaces=(), within: float = 0.0, now: float | None = None) -> str:
+        """Type a letter recognised from a motion (J, Z). If the held-pose path typed one of
+        `replaces` less than `within` seconds ago, that was the motion's start or end pose read
+        as a still letter (J starts as I), and it is replaced. The letter is then blocked like
+        a held one, so its still end pose does not type it again."""
+        now = time.monotonic() if now is None else now
+        if self._typed is not None and self._typed[0] in replaces and now - self._typed[1] <= within:
+            self.text = self.text[:-1]
+        self.text += letter
+        self._typed = None
+        self._blocked, self._gap_since = letter, None
+        self._candidate, self._candidate_since = None, None
+        return letter
 
     def _accept(self, label: str):
         if label == SPACE:

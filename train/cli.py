@@ -46,6 +46,9 @@ def _unfreeze(value: str) -> int:
 @click.option("--out", default=None, show_default="runs/train, or the resumed checkpoint's folder",
               type=click.Path(file_okay=False))
 @click.option("--img-size", default=224, show_default=True, type=click.IntRange(32, 1024), help="Input side in pixels.")
+@click.option("--val-source", default=None, type=click.IntRange(0), metavar="N",
+              help="Hold out --data source N (0 = the first) whole as validation: never trained on, and "
+                   "best.ckpt is chosen on it; the other sources are still split for in-source accuracy.")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 0.9))
 @click.option("--random-split", is_flag=True, help="Random frame split (leaks near-duplicate frames; for comparison only).")
 @click.option("--max-per-class", default=0, type=click.IntRange(0), help="Use at most N evenly spaced images per class and source.")
@@ -71,7 +74,8 @@ def main(**params):
 
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
-                 feature_engine, cache_dir, resume, hand_boxes=True, force=False, max_megapixels=None):
+                 feature_engine, cache_dir, resume, hand_boxes=True, val_source=None, force=False,
+                 max_megapixels=None):
     from asl_edge.runtime.limits import set_max_megapixels
 
     from .engine import TrainConfig
@@ -87,12 +91,20 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
         raise UserError(f"--source-weights takes numbers like 1,0.5, not {source_weights!r}") from None
     if sw and len(sw) != len(data):
         raise UserError(f"--source-weights has {len(sw)} value(s) for {len(data)} --data source(s)")
+    if val_source is not None:
+        if len(data) < 2:
+            raise UserError("--val-source needs at least two --data sources (one to hold out, one to train on)")
+        if val_source >= len(data):
+            raise UserError(f"--val-source {val_source}: there are {len(data)} --data sources, numbered 0..{len(data) - 1}")
+        if val_data:
+            raise UserError("--val-source and --val-data both choose the validation set: give one")
     return TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
                        unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs,
                        lr=lr, backbone_lr=backbone_lr, batch_size=batch_size, workers=workers, seed=seed,
                        device=device, out=out, img_size=img_size, val_fraction=val_fraction,
                        random_split=random_split, max_per_class=max_per_class, source_weights=sw,
-                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes, force=force)
+                       feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes,
+                       val_source=val_source, force=force)
 
 
 def config_from_args(args):

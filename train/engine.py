@@ -1,6 +1,7 @@
 """The plain train loop: cached-feature head training or end-to-end, checkpoints, resume."""
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import platform
@@ -55,6 +56,9 @@ class TrainConfig:
     resume: str | None = None
     hand_boxes: bool = True  # images without boxes.csv: hand boxes from runtime/hands.py (cached)
     force: bool = False  # --resume into an --out that holds another run's checkpoints
+    # Index of a --data source held out whole as validation: never trained on, and best.ckpt is
+    # chosen on it, so validation measures a stranger (the other sources still give in-source val).
+    val_source: int | None = None
 
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
@@ -228,12 +232,18 @@ class Trainer:
             self.split_method = resume_ckpt["split"].get("method", "resumed")
         elif val_samples:
             train, val, self.split_method = samples, val_samples, "val-data"
-        elif cfg.val_fraction > 0:
-            tr, va = D.split_samples(samples, cfg.val_fraction, cfg.seed, random_split=cfg.random_split)
-            train, val = [samples[i] for i in tr], [samples[i] for i in va]
-            self.split_method = "random" if cfg.random_split else "frame-blocks"
         else:
-            train, val, self.split_method = samples, [], "none"
+            left_out = [s for s in samples if s.source == cfg.val_source]
+            samples = [s for s in samples if s.source != cfg.val_source]
+            if cfg.val_fraction > 0:
+                tr, va = D.split_samples(samples, cfg.val_fraction, cfg.seed, random_split=cfg.random_split)
+                train, val = [samples[i] for i in tr], [samples[i] for i in va]
+                self.split_method = "random" if cfg.random_split else "frame-blocks"
+            else:
+                train, val, self.split_method = samples, [], "none"
+            if cfg.val_source is not None:
+                val += left_out
+                self.split_method = f"val-source {cfg.val_source} + {self.split_method} of the others"
         present = {s.label for s in train}
         missing = [c for k, c in enumerate(classes) if k not in present]
         if missing:
@@ -351,6 +361,16 @@ class Trainer:
         by_source = {int(k): float(hit[sources == k].mean()) for k in np.unique(sources)}
         return torch.cat(losses).mean().item(), float(hit.mean()), by_source
 
+    def _in_source_vs_left_out(self, by_source) -> dict:
+        """With --val-source: val accuracy pooled over the trained sources, and on the left-out one."""
+        n = self.cfg.val_source
+        if n is None or n not in by_source:
+            return {}
+        counts = collections.Counter(s.source for s in self.val_samples)
+        seen = sum(counts[k] for k in by_source if k != n)
+        inside = sum(acc * counts[k] for k, acc in by_source.items() if k != n) / seen if seen else float("nan")
+        return {"val_acc_in_source": inside, "val_acc_left_out": by_source[n]}
+
     def _state(self, epoch, train_loss):
         return {
             "epoch": epoch,
@@ -408,12 +428,15 @@ class Trainer:
                 t0 = time.perf_counter()
                 tr_loss, tr_acc = self.train_epoch(epoch)
                 va_loss, va_acc, by_source = self.evaluate()
+                held = self._in_source_vs_left_out(by_source)
                 dt = time.perf_counter() - t0
                 times.append(dt)
                 self.history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,
                                      "val_loss": va_loss, "val_acc": va_acc, "seconds": dt,
-                                     "val_acc_by_source": {str(k): v for k, v in by_source.items()}})
+                                     "val_acc_by_source": {str(k): v for k, v in by_source.items()}, **held})
                 score = va_acc if va_acc == va_acc else -tr_loss  # no val set: lowest train loss
+                if held:
+                    score = held["val_acc_left_out"]
                 improved = score > self.best_acc
                 if improved:
                     self.best_acc, self.best_epoch = score, epoch + 1
@@ -425,6 +448,9 @@ class Trainer:
                 last = save_checkpoint(state, self.out / "last.ckpt")
                 eta = np.mean(times[-3:]) * (cfg.epochs - epoch - 1)
                 src = "" if len(by_source) < 2 else " (" + ", ".join(f"src{k} {v:.3f}" for k, v in by_source.items()) + ")"
+                if held:
+                    inside, left = held["val_acc_in_source"], held["val_acc_left_out"]
+                    src += f"  in-source {inside:.4f} vs left-out src{cfg.val_source} {left:.4f} (gap {inside - left:+.4f})"
                 self.log(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
                          f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
                          + ("  *" if improved else ""))
@@ -436,6 +462,8 @@ class Trainer:
             raise SystemExit(130)
         best = self.out / "best.ckpt"
         by = f"val acc {self.best_acc:.4f}" if self.val_samples else f"train loss {-self.best_acc:.4f}, no val set"
+        if cfg.val_source is not None:
+            by = f"left-out source {cfg.val_source} acc {self.best_acc:.4f}"
         self.log(f"done: best epoch {self.best_epoch} ({by}) -> {best}; last -> {last}")
         return {"best": str(best), "last": str(last) if last else None, "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_acc, "history": self.history, "feature_info": self.feature_info}

@@ -1,0 +1,85 @@
+"""Confidence temperature: the contract field, the runtime's softmax, writing it into a file, the fit."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from asl_edge.benchmarks.studies.calibrate import ece, fit_temperature, speller_view
+from asl_edge.runtime.contract import ModelContract
+from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.model import OnnxClassifier, softmax
+from onnx_fixtures import assert_one_line_error, make_tiny_onnx
+
+
+def test_contract_temperature_defaults_and_old_contracts_load():
+    old = ModelContract().to_dict()
+    assert "temperature" not in old                       # uncalibrated: the dict (and cache keys) as before
+    assert ModelContract.from_dict(old).temperature == 1.0
+    warm = ModelContract().with_temperature(1.8)
+    assert warm.to_dict()["temperature"] == 1.8
+    assert ModelContract.from_json(warm.to_json()) == warm
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "warm", None, True, 1000])
+def test_contract_rejects_bad_temperatures(bad):
+    with pytest.raises(UserError, match="temperature"):
+        ModelContract().with_temperature(bad)
+
+
+def test_temperature_softens_without_changing_the_ranking():
+    logits = np.array([[4.0, 1.0, 0.0], [0.0, 2.0, 2.5]], np.float32)
+    plain = ModelContract().probabilities(logits)
+    np.testing.assert_allclose(plain, softmax(logits), rtol=1e-6)
+    warm = ModelContract().with_temperature(2.0).probabilities(logits)
+    np.testing.assert_allclose(warm, softmax(logits / 2), rtol=1e-6)
+    assert (warm.argmax(1) == plain.argmax(1)).all() and (warm.max(1) < plain.max(1)).all()
+
+
+def test_temperature_written_into_a_file_is_used_by_the_runtime(tmp_path):
+    from asl_edge.export.temperature import set_temperature
+
+    path = make_tiny_onnx(tmp_path / "m.onnx")
+    images = [np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8) for i in range(3)]
+    before = OnnxClassifier(path, provider="cpu")
+    logits = before.logits(images)
+    set_temperature(path, 2.5)
+    after = OnnxClassifier(path, provider="cpu")
+    assert after.contract.temperature == 2.5
+    np.testing.assert_allclose(after.logits(images), logits)                 # the graph is untouched
+    np.testing.assert_allclose(after.predict(images), softmax(logits / 2.5), rtol=1e-5)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _set_cli(*args):
+    return subprocess.run([sys.executable, "-m", "asl_edge.export.temperature", *map(str, args)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_set_temperature_cli_errors(tmp_path):
+    assert_one_line_error(_set_cli(tmp_path / "missing.onnx", 1.5), "not found")
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    assert_one_line_error(_set_cli(tmp_path / "junk.onnx", 1.5), "cannot read")
+    plain = make_tiny_onnx(tmp_path / "plain.onnx", with_contract=False)
+    assert_one_line_error(_set_cli(plain, 1.5), "not an asl-edge model")
+    good = make_tiny_onnx(tmp_path / "good.onnx")
+    assert_one_line_error(_set_cli(good, 0), "temperature")
+    ok = _set_cli(good, 1.5)
+    assert ok.returncode == 0 and "temperature 1.5" in ok.stdout
+
+
+def test_fit_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 10))
+    # Labels drawn from softmax(logits / 2): the model is over-confident by T = 2.
+    p = softmax(logits / 2)
+    labels = np.array([rng.choice(10, p=row) for row in p])
+    assert fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.1)
+    assert ece(softmax(logits / 2), labels) < 0.03 < 0.1 < ece(softmax(logits), labels)
+
+
+def test_speller_view_counts_precision_and_coverage():
+    probs = np.array([[0.95, 0.05], [0.8, 0.2], [0.6, 0.4], [0.1, 0.9]])
+    labels = np.array([0, 1, 0, 1])
+    assert speller_view(probs, labels, 0.7) == (2 / 3, 0.75)
+    assert speller_view(probs, labels, 0.99) == (None, 0.0)
