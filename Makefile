@@ -53,6 +53,8 @@ default-model: setup
 	  --no-hand-boxes --out runs/default
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
+	# temperature fitted on two signers it never saw (benchmarks/README.md, "Calibrated confidence")
+	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 1.915
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,
 # compared with this machine. Needs root, apt, about 20 minutes the first time; not part of CI.

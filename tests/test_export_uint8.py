@@ -142,17 +142,17 @@ def test_bench_feeds_uint8_models_their_own_batch(exported, exported_uint8, tmp_
 
 
 def test_input_format_benchmark_script(exported, exported_uint8):
-    """benchmarks/input_format.py: one row per model, identical predictions; swapped files are one line."""
+    """benchmarks/studies/input_format.py: one row per model, identical predictions; swapped files are one line."""
     from conftest import KAGGLE_TRAIN
 
     need(KAGGLE_TRAIN)
     args = ["--float", exported[0], "--uint8", exported_uint8[0], "--float", exported[1], "--uint8", exported_uint8[1],
             "--data", KAGGLE_TRAIN, "--count", 6, "--rounds", 1, "--warmup", 1, "--threads", 1]
-    proc = run_cli("asl_edge.benchmarks.input_format", *args, check=True)
+    proc = run_cli("asl_edge.benchmarks.studies.input_format", *args, check=True)
     rows = [l for l in proc.stdout.splitlines() if l.startswith("| ") and ".onnx" in l]
     assert [r.split("|")[2].strip() for r in rows] == ["float", "uint8", "float", "uint8"], proc.stdout
     assert all(r.split("|")[8].strip() == "100.0%" for r in rows[:2]), proc.stdout  # FP32 pair
-    bad = run_cli("asl_edge.benchmarks.input_format", "--float", exported_uint8[0], "--uint8", exported[0],
+    bad = run_cli("asl_edge.benchmarks.studies.input_format", "--float", exported_uint8[0], "--uint8", exported[0],
                   "--data", KAGGLE_TRAIN, "--count", 2)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "expected float" in bad.stderr, bad.stderr

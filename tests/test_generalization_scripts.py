@@ -10,7 +10,7 @@ def test_ablation_reports_each_source_for_each_run(tmp_path):
     need(KAGGLE_TRAIN)
     need(ROBOFLOW_TRAIN)
     out = tmp_path / "abl"
-    run_cli("asl_edge.benchmarks.ablation", "--data", KAGGLE_TRAIN, "--data", ROBOFLOW_TRAIN, "--source-weights", "1,4",
+    run_cli("asl_edge.benchmarks.studies.ablation", "--data", KAGGLE_TRAIN, "--data", ROBOFLOW_TRAIN, "--source-weights", "1,4",
             "--max-per-class", "4", "--epochs", "2", "--cache-dir", tmp_path / "fc", "--out", out,
             "--run", "none=--img-size 64", "--run", "flip=--img-size 64 --augment flip,jitter --views 2", check=True)
     runs = json.loads((out / "ablation.json").read_text())["runs"]
@@ -26,7 +26,7 @@ def test_fewshot_curve_measures_the_person_and_everyone_else(tmp_path):
     need(KAGGLE_TRAIN)
     need(ROBOFLOW_TRAIN)
     out = tmp_path / "fs"
-    run_cli("asl_edge.benchmarks.fewshot", "--base-data", ROBOFLOW_TRAIN, "--person", KAGGLE_TRAIN,
+    run_cli("asl_edge.benchmarks.studies.fewshot", "--base-data", ROBOFLOW_TRAIN, "--person", KAGGLE_TRAIN,
             "--person-test", KAGGLE_TEST, "--shots", "0,2", "--recipe", "--img-size 64 --epochs 1",
             "--adapt-epochs", "2", "--cache-dir", tmp_path / "fc", "--out", out, check=True)
     res = json.loads((out / "fewshot.json").read_text())

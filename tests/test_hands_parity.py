@@ -8,7 +8,7 @@ from conftest import KAGGLE_TEST, ROBOFLOW_TRAIN, need
 
 
 def mediapipe_reason():
-    from asl_edge.benchmarks.mediapipe_ref import load_mediapipe_hands
+    from asl_edge.benchmarks.studies.mediapipe_ref import load_mediapipe_hands
     try:
         load_mediapipe_hands()
     except UserError as e:
@@ -22,8 +22,8 @@ REASON = mediapipe_reason()
 @pytest.mark.skipif(REASON is not None, reason=f"MediaPipe reference unavailable: {REASON}")
 @pytest.mark.parametrize("source", ["kaggle test", "roboflow photos"])
 def test_onnx_hands_match_mediapipe(source):
-    from asl_edge.benchmarks.hands_parity import compare, kaggle_test, roboflow_photos
-    from asl_edge.benchmarks.mediapipe_ref import MediaPipeHands
+    from asl_edge.benchmarks.studies.hands_parity import compare, kaggle_test, roboflow_photos
+    from asl_edge.benchmarks.studies.mediapipe_ref import MediaPipeHands
     from asl_edge.runtime.hands import HandFinder
 
     if source == "kaggle test":

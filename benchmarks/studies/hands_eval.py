@@ -1,6 +1,6 @@
 """How well do the hand finders find hands, and what does their crop do to accuracy?
 
-    python -m asl_edge.benchmarks.hands_eval --data ../shared/data/roboflow_asl_letters/train \
+    python -m asl_edge.benchmarks.studies.hands_eval --data ../shared/data/roboflow_asl_letters/train \
         --finder onnx --finder onnx-lite --max-images 300 --threads 1
 
 Needs a folder of class subfolders with a boxes.csv beside them (file,class,x_min,y_min,x_max,y_max,
@@ -40,7 +40,7 @@ FINDERS = ("onnx", "onnx-lite", "mediapipe")
 
 def make_finder(kind: str):
     if kind == "mediapipe":
-        from asl_edge.benchmarks.mediapipe_ref import MediaPipeHands
+        from asl_edge.benchmarks.studies.mediapipe_ref import MediaPipeHands
         return MediaPipeHands(video=False, complexity=1)
     finder = HandFinder(video=False, landmark_model="lite" if kind == "onnx-lite" else "full")
     finder.name = f"ONNX hands ({finder.tracker.landmark_model})"
@@ -226,7 +226,7 @@ def cli(data, finders, model, max_images, threads, json_out):
     cv2.setNumThreads(threads)
     r = evaluate(data, list(dict.fromkeys(finders)), model, max_images, threads,
                  log=lambda m: print(m, file=sys.stderr))
-    r["command"] = " ".join(["python -m asl_edge.benchmarks.hands_eval"] + sys.argv[1:])
+    r["command"] = " ".join(["python -m asl_edge.benchmarks.studies.hands_eval"] + sys.argv[1:])
     print(report(r))
     if json_out:
         json_out.write_text(json.dumps(r, indent=2))
@@ -234,7 +234,7 @@ def cli(data, finders, model, max_images, threads, json_out):
 
 @cli_errors
 def main(argv=None):
-    cli.main(args=argv, prog_name="python -m asl_edge.benchmarks.hands_eval")
+    cli.main(args=argv, prog_name="python -m asl_edge.benchmarks.studies.hands_eval")
 
 
 if __name__ == "__main__":

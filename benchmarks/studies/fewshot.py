@@ -11,7 +11,7 @@ Protocol (all seeded):
 3. for each k: "adapt" = asl-train --init BASE --data my_hand (head only, seconds);
    "retrain" = the base recipe on base train photos + my_hand (my_hand weighted).
 
-    python -m asl_edge.benchmarks.fewshot --base-data roboflow_asl_letters/train \\
+    python -m asl_edge.benchmarks.studies.fewshot --base-data roboflow_asl_letters/train \\
         --person asl_alphabet/train --person-test asl_alphabet/test --shots 0,5,20 --out runs/fewshot
 """
 from __future__ import annotations

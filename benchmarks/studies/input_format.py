@@ -2,7 +2,7 @@
 contract's crop/resize, plus normalise and transpose in numpy for a float-input model, then the
 onnxruntime session and softmax) for float-input vs uint8-input exports of one checkpoint.
 
-    python -m asl_edge.benchmarks.input_format --float best.onnx --uint8 u8/best.onnx \\
+    python -m asl_edge.benchmarks.studies.input_format --float best.onnx --uint8 u8/best.onnx \\
         --float best.int8.onnx --uint8 u8/best.int8.onnx --data asl_alphabet/train --threads 2
 
 --float and --uint8 pair up in order (FP32 with FP32, INT8 with INT8). Images are decoded once,
@@ -24,7 +24,7 @@ import numpy as np
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.errors import UserError, cli_errors
 
-from .measure import summarize_ms
+from ..measure import summarize_ms
 
 
 def sample_images(root, count: int) -> list:
@@ -113,7 +113,7 @@ def main(floats, uint8s, data, count, threads, rounds, warmup):
     """Batch-1 OnnxClassifier.predict time, float-input vs uint8-input exports, side by side."""
     import onnxruntime as ort
 
-    from .report import _cpuinfo, cpu_model
+    from ..report import _cpuinfo, cpu_model
 
     pairs = load_pairs(floats, uint8s, threads)
     files = sample_images(data, count)
@@ -124,7 +124,7 @@ def main(floats, uint8s, data, count, threads, rounds, warmup):
           f"{', ...' if len(shapes) > 3 else ''}), batch 1, {rounds} rounds, {threads} threads, "
           f"onnxruntime {ort.__version__}, {cpu_model(_cpuinfo())}, "
           f"python {platform.python_version()}")
-    print(f"# {' '.join(['python -m asl_edge.benchmarks.input_format', *sys.argv[1:]])}")
+    print(f"# {' '.join(['python -m asl_edge.benchmarks.studies.input_format', *sys.argv[1:]])}")
     print()
     print("| model | input | precision | predict p50 ms | p90 ms | preprocess p50 ms | model+softmax p50 ms "
           "| top-1 agree with float | max prob diff |")

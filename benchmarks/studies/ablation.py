@@ -3,7 +3,7 @@ source's held-out accuracy (Kaggle: held-out frame blocks; Roboflow: held-out so
 measured the same way every time (same split, seed and epochs; figures from the last epoch,
 not the best, so no run is picked on its own test set).
 
-    python -m asl_edge.benchmarks.ablation --data KAGGLE --data ROBOFLOW --source-weights 1,4 \\
+    python -m asl_edge.benchmarks.studies.ablation --data KAGGLE --data ROBOFLOW --source-weights 1,4 \\
         --max-per-class 100 --epochs 15 --out runs/ablation \\
         --run "none=" --run "flip=--augment flip" --run "crop=--augment crop" ...
 

@@ -3,7 +3,7 @@ silent with the connection open (a hung IP camera), run `asl-run --camera URL --
 N times, and count how each run ended. Before issue 13 about 1 run in 30 segfaulted (exit 139):
 the capture was released while the reader thread was still inside cap.read().
 
-    python -m asl_edge.benchmarks.stall --runs 20 [--frames 30] [--timeout 1]
+    python -m asl_edge.benchmarks.studies.stall --runs 20 [--frames 30] [--timeout 1]
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def serve(frames: int, stop: threading.Event) -> int:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m asl_edge.benchmarks.stall", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m asl_edge.benchmarks.studies.stall", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--frames", type=int, default=30, help="Frames sent before the stream goes silent.")

@@ -1,7 +1,7 @@
 """Soak test of camera mode: `asl-run --camera VIDEO --no-display` over a long video, sampling the
 process's resident memory and thread count from /proc (Linux) as it goes.
 
-    python -m asl_edge.benchmarks.soak --frames 10000 [--model M.onnx] [--threads 1]
+    python -m asl_edge.benchmarks.studies.soak --frames 10000 [--model M.onnx] [--threads 1]
 
 Reports RSS growth after warm-up (first --warmup frames) and the thread-count range; exits 1 when
 the growth is over --max-growth-mb or the thread count moved after warm-up."""
@@ -84,7 +84,7 @@ def soak(video: Path, model: str | None, threads: int, warmup: int, interval: fl
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m asl_edge.benchmarks.soak", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m asl_edge.benchmarks.studies.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=10_000)
     p.add_argument("--video", default=None, help="Use this video instead of writing one.")

@@ -1,6 +1,6 @@
 """Dev-only: does runtime/hands.py (ONNX) find the same hands as MediaPipe itself?
 
-    python -m asl_edge.benchmarks.hands_parity --kaggle ../shared/data/asl_alphabet \
+    python -m asl_edge.benchmarks.studies.hands_parity --kaggle ../shared/data/asl_alphabet \
         --roboflow ../shared/data/roboflow_asl_letters/train --max-images 300
 
 Needs mediapipe>=0.10.5,<0.10.30 (numpy<2) next to asl-edge: run it from a venv of its own.
@@ -23,8 +23,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.benchmarks.hand_scenes import load_boxes, scenes
-from asl_edge.benchmarks.mediapipe_ref import MediaPipeHands
+from asl_edge.benchmarks.studies.hand_scenes import load_boxes, scenes
+from asl_edge.benchmarks.studies.mediapipe_ref import MediaPipeHands
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.errors import UserError, cli_errors
 from asl_edge.runtime.hands import HandFinder
@@ -145,7 +145,7 @@ def cli(kaggle, roboflow, max_images, json_out):
 
 @cli_errors
 def main(argv=None):
-    cli.main(args=argv, prog_name="python -m asl_edge.benchmarks.hands_parity")
+    cli.main(args=argv, prog_name="python -m asl_edge.benchmarks.studies.hands_parity")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Hand finding: speed per frame and in the camera loop, and what it does to accuracy.
 
-    python -m asl_edge.benchmarks.hands_bench --kaggle ../shared/data/asl_alphabet \
+    python -m asl_edge.benchmarks.studies.hands_bench --kaggle ../shared/data/asl_alphabet \
         --roboflow ../shared/data/roboflow_asl_letters/train --threads 1
 
 1. Speed, on a 640x480 MJPG video made from Roboflow photos pasted at several places and scales
-   on a Kaggle "nothing" background (benchmarks/hand_scenes.py; 30 drifting frames per photo):
+   on a Kaggle "nothing" background (benchmarks/studies/hand_scenes.py; 30 drifting frames per photo):
    median ms of palm detection (whole frame), one landmark run, a tracking-mode frame (landmarks
    only) and a frame that needs palm detection; then `asl-run --camera VIDEO --no-display` end to
    end (fps from its summary line), with hand finding and with the fixed guide box.
@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.benchmarks.hand_scenes import scenes, write_video
+from asl_edge.benchmarks.studies.hand_scenes import scenes, write_video
 from asl_edge.runtime.contract import KAGGLE_CLASSES
 from asl_edge.runtime.hands import HandTracker
 
@@ -122,7 +122,7 @@ def main(kaggle, roboflow, threads, photos, skip_accuracy, json_out):
             print(json.dumps({k: v for k, v in c.items() if k != "summary"}))
             print("   ", c["summary"])
         if not skip_accuracy:
-            from asl_edge.benchmarks.hands_eval import evaluate, report
+            from asl_edge.benchmarks.studies.hands_eval import evaluate, report
             folder = heldout_folder(kaggle, roboflow, Path(tmp) / "heldout")
             r = evaluate(folder, ["onnx", "onnx-lite"], None, 0, threads, log=lambda *a: None)
             print(report(r))
