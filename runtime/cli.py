@@ -5,6 +5,7 @@ Torch-free on purpose: this is what runs on a Raspberry Pi (onnxruntime, numpy, 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -88,17 +89,42 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     """
     if inputs and camera is not None:
         raise UserError("give either INPUTS (files mode) or --camera (camera mode), not both")
-    threads = limits.cap_threads(threads, info)
     limits.set_max_megapixels(max_megapixels)
+    opts = RunOptions(model=model, provider=provider, threads=limits.cap_threads(threads, info), top_k=top_k,
+                      as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
+                      batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
+                      hand_model=hand_model or ("full" if inputs else "lite"))
     if inputs:
-        run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi,
-                  hand_model or "full")
+        run_files(inputs, opts)
     else:
         if camera is None:
             info("no INPUTS given: opening camera 0 (see --camera)")
             camera = "0"
-        run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                   hold, threshold, roi, hand_model or "lite", timeout)
+        run_camera(camera, opts)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """asl-run's settings, as given on the command line, for both modes."""
+    model: Path | None = None
+    provider: str = "auto"
+    threads: int | None = None
+    top_k: int = 3
+    as_json: bool = False
+    no_display: bool = False
+    max_frames: int | None = None
+    every: int = 1
+    batch_size: int = 16
+    hold: str = "0.6s"
+    threshold: float = 0.7
+    roi: str = "hand"
+    hand_model: str = "full"  # the landmark model of --roi hand
+    timeout: float = DEFAULT_TIMEOUT_S
+
+    @property
+    def out(self):
+        """Summary lines go to stderr when stdout carries JSON lines."""
+        return sys.stderr if self.as_json else sys.stdout
 
 
 def wants_hand(roi) -> bool:
@@ -115,58 +141,53 @@ def parse_region(roi, hand_model="full") -> GuideBox | HandRoi:
         raise UserError(f"{e}; or 'hand' to find the hand") from None
 
 
-def run_files(inputs, model, provider, threads, top_k, as_json, batch_size, every, max_frames, roi="hand",
-              hand_model="full"):
+def run_files(inputs, opts: RunOptions):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
-    if not wants_hand(roi):
-        parse_region(roi)  # a bad value fails in one line, before the model loads
-    finder = HandFinder(video=False, landmark_model=hand_model) if wants_hand(roi) else None
-    clf, first = load_model(model, provider, threads)
-    run = FilesRun(clf, top_k=top_k, as_json=as_json, batch_size=batch_size, every=every,
-                   max_frames=max_frames, finder=finder)
+    if not wants_hand(opts.roi):
+        parse_region(opts.roi)  # a bad value fails in one line, before the model loads
+    finder = HandFinder(video=False, landmark_model=opts.hand_model) if wants_hand(opts.roi) else None
+    clf, first = load_model(opts.model, opts.provider, opts.threads)
+    run = FilesRun(clf, top_k=opts.top_k, as_json=opts.as_json, batch_size=opts.batch_size, every=opts.every,
+                   max_frames=opts.max_frames, finder=finder)
     run.run(found)
     # Reported at the end, so a bad file named on the command line still fails in one line.
     for line in [describe_model(clf, first)] + run.summary_lines():
-        print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
+        print(line, file=opts.out, flush=True)
 
 
-def run_camera(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-               hold, threshold, roi, hand_model="full", timeout=DEFAULT_TIMEOUT_S):
+def run_camera(camera, opts: RunOptions):
     try:
-        speller = Speller(threshold=threshold, hold=Hold.parse(hold))
+        speller = Speller(threshold=opts.threshold, hold=Hold.parse(opts.hold))
     except ValueError as e:
         raise UserError(f"--hold: {e}") from None
-    guide = parse_region(roi, hand_model)
+    guide = parse_region(opts.roi, opts.hand_model)
     try:
-        run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                          speller, threshold, guide, timeout)
+        run_camera_source(camera, opts, speller, guide)
     finally:
         if isinstance(guide, HandRoi):
             guide.close()
 
 
-def run_camera_source(camera, model, provider, threads, top_k, as_json, no_display, max_frames,
-                      speller, threshold, guide, timeout=DEFAULT_TIMEOUT_S):
-    source = open_source(camera, timeout)  # before the model: a wrong --camera fails at once, in one line
+def run_camera_source(camera, opts: RunOptions, speller, guide):
+    source = open_source(camera, opts.timeout)  # before the model: a wrong --camera fails at once, in one line
     try:
-        clf, first = load_model(model, provider, threads)
+        clf, first = load_model(opts.model, opts.provider, opts.threads)
         info(describe_model(clf, first))
-        window = open_window(no_display)
+        window = open_window(opts.no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
-             f"; hold {speller.hold}, threshold {threshold:g}")
+             f"; hold {speller.hold}, threshold {opts.threshold:g}")
         if isinstance(guide, HandRoi):
             info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
                  "when none is found")
         try:
-            stats = run_live(clf, source, speller, guide, top_k=top_k, window=window,
-                             max_frames=max_frames, as_json=as_json)
+            stats = run_live(clf, source, speller, guide, top_k=opts.top_k, window=window,
+                             max_frames=opts.max_frames, as_json=opts.as_json)
         finally:
             if window is not None:
                 window.close()
     finally:
         source.close()
-    print(summary_line(stats, first, source.dropped, speller.text),
-          file=sys.stderr if as_json else sys.stdout, flush=True)
+    print(summary_line(stats, first, source.dropped, speller.text), file=opts.out, flush=True)
     if stats.error is not None:  # a stalled stream: summary and text first, then one error line
         raise stats.error
     if stats.frames == 0 and not stats.interrupted:
