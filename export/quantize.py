@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .saturation import kernel_rows, pairs
+
 MIN_CALIB_IMAGES = 100
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 
@@ -53,13 +55,6 @@ WEIGHT_RANGES = ("pair-safe", "7bit", "8bit")
 DEFAULT_FLOAT_CONVS = 6
 
 
-def _kernel_order(weight: np.ndarray, op: str, trans_b: int = 0) -> tuple[np.ndarray, int]:
-    """(out_channels, K) in the order the integer kernel reduces, and the per-channel axis."""
-    if op == "Conv":
-        return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1), 0
-    return (weight, 0) if trans_b else (weight.T, 1)
-
-
 def pair_safe_overrides(graph, exclude=()) -> dict:
     """TensorQuantOverrides giving each output channel of each quantizable Conv / MatMul / Gemm
     weight a symmetric range whose int8 image has |q_k| + |q_k+1| <= 128 for every same-signed pair
@@ -77,7 +72,7 @@ def pair_safe_overrides(graph, exclude=()) -> dict:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == "Conv" and attrs.get("group", 1) > 1 and w.shape[1] == 1:
             continue
-        rows, axis = _kernel_order(w, node.op_type, attrs.get("transB", 0))
+        rows, axis = kernel_rows(w, node.op_type, attrs.get("transB", 0))
         overrides[node.input[1]] = [{"axis": axis, "rmin": float(-a), "rmax": float(a)} for a in pair_safe_absmax(rows)]
     return overrides
 
@@ -86,9 +81,7 @@ def pair_safe_absmax(rows: np.ndarray) -> np.ndarray:
     """Per row (output channel) of float weights in kernel order, the symmetric range bound whose
     int8 scale (bound / 127) keeps every rounded same-signed adjacent pair at |q_k| + |q_k+1| <= 128."""
     rows = np.asarray(rows, np.float64)
-    if rows.shape[1] % 2:
-        rows = np.concatenate([rows, np.zeros((rows.shape[0], 1))], axis=1)
-    even, odd = rows[:, 0::2], rows[:, 1::2]
+    even, odd = pairs(rows)
     same_sign_sum = np.where(even * odd > 0, np.abs(even) + np.abs(odd), 0).max(axis=1)
     # |w_e| / scale + |w_o| / scale <= 127, and rounding adds at most 1
     return np.maximum(np.maximum(np.abs(rows).max(axis=1), same_sign_sum), 1e-12)

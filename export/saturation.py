@@ -85,31 +85,39 @@ def quantized_layers(model: onnx.ModelProto) -> list[QuantizedLayer]:
         weight_name = w_dq.input[0].removesuffix("_quantized")
         common = dict(node=node.name, weight_name=weight_name, activation=act_q.output[0])
         a = _attrs(node)
+        rows, _ = kernel_rows(w, node.op_type, a.get("transB", 0))
         if node.op_type == "Conv":
             kh, kw = w.shape[2:]
-            # onnxruntime runs quantized convs channels-last: im2col rows are (kh, kw, c)
             layers.append(QuantizedLayer(
-                weight=w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1), groups=int(a.get("group", 1)),
+                weight=rows, groups=int(a.get("group", 1)),
                 kernel=(kh, kw), strides=tuple(a.get("strides", (1, 1))), pads=tuple(a.get("pads", (0, 0, 0, 0))),
                 dilations=tuple(a.get("dilations", (1, 1))), pad_value=int(numpy_helper.to_array(zp)), **common))
         else:
-            trans_b = node.op_type == "Gemm" and a.get("transB", 0)
-            layers.append(QuantizedLayer(weight=w if trans_b else w.T, matmul=True, **common))
+            layers.append(QuantizedLayer(weight=rows, matmul=True, **common))
     return layers
 
 
-def _pairs(w: np.ndarray):
+def pairs(w: np.ndarray):
     """(even, odd) halves of the reduction axis, zero-padded to an even length as the kernel does."""
     if w.shape[-1] % 2:
         w = np.concatenate([w, np.zeros(w.shape[:-1] + (1,), w.dtype)], axis=-1)
     return w[..., 0::2], w[..., 1::2]
 
 
+def kernel_rows(weight: np.ndarray, op_type: str, trans_b: int = 0) -> tuple[np.ndarray, int]:
+    """A Conv / MatMul / Gemm weight as (out_channels, K) in the order the integer kernel reduces,
+    and the weight's per-channel axis. onnxruntime runs quantized convs channels-last, so im2col
+    rows are (kh, kw, c)."""
+    if op_type == "Conv":
+        return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1), 0
+    return (weight, 0) if trans_b else (weight.T, 1)
+
+
 def unsafe_channels(layer: QuantizedLayer) -> np.ndarray:
     """Output channels with a same-signed weight pair that overflows int16 for some uint8 input."""
     if layer.depthwise:
         return np.zeros(layer.weight.shape[0], bool)
-    even, odd = _pairs(layer.weight.astype(np.int32))
+    even, odd = pairs(layer.weight.astype(np.int32))
     same_sign = (even * odd) > 0
     return (same_sign & (np.abs(even) + np.abs(odd) > SAFE_PAIR_MAGNITUDE)).any(axis=1)
 
@@ -140,8 +148,8 @@ def _count_layer(layer: QuantizedLayer, x: np.ndarray) -> None:
     for g in range(layer.groups if not layer.matmul else 1):
         rows = _rows(layer, x, g)
         w = layer.weight[g * per_group:(g + 1) * per_group].astype(np.int32)
-        w_even, w_odd = _pairs(w)
-        x_even, x_odd = _pairs(rows)
+        w_even, w_odd = pairs(w)
+        x_even, x_odd = pairs(rows)
         layer.pair_sums += rows.shape[0] * w_even.shape[0] * w_even.shape[1]
         if layer.depthwise:
             continue
