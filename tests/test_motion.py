@@ -111,6 +111,8 @@ class _AlwaysI:
 
 
 class _Frames:
+    live = False  # a video file: it ends by itself
+
     def __init__(self, n):
         self.t = [i / FPS for i in range(n)]
 
