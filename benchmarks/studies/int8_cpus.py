@@ -142,17 +142,22 @@ def main(argv=None):
             emu = emulated_avx2_logits(path, batch[:n_emu], out, precise)
             row["avx2_agree"] = float((emu.argmax(1) == ref[:n_emu].argmax(1)).mean())
             row["this_cpu_agree_same_images"] = float((q[:n_emu].argmax(1) == ref[:n_emu].argmax(1)).mean())
+            # the same file on both CPUs: 0 when no pair sum overflows (same integers everywhere)
+            row["avx2_vs_this_cpu_max_logit_diff"] = float(np.abs(emu - q[:n_emu]).max())
         rows.append(row)
         print(json.dumps(row), flush=True)
     (out / "int8_cpus.json").write_text(json.dumps({"cpu": int8_isa(), "rows": rows}, indent=1))
     head = ["option", f"agree w/ FP32 ({int8_isa().split(' (')[0]})"] + [f"acc source {i}" for i in range(len(roots))]
-    head += ["AVX2 overflows (numpy)", f"agree, emulated AVX2 (first {n_emu})", "same images here", "batch-1 ms"]
+    head += ["AVX2 overflows (numpy)", f"agree, emulated AVX2 (first {n_emu})", "same images here",
+             "max logit diff AVX2 vs here", "batch-1 ms"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join([r["option"], _pct(r["agree"])] + [_pct(x) for x in r["acc"]] + [
             f"{100 * r.get('overflow_fraction', 0):.4f}% ({r.get('overflow_layers', 0)} layers)",
             _pct(r["avx2_agree"]) if "avx2_agree" in r else "-",
-            _pct(r.get("this_cpu_agree_same_images", 1.0)), f"{r['latency_ms']:.2f}"]) + " |")
+            _pct(r.get("this_cpu_agree_same_images", 1.0)),
+            f"{r['avx2_vs_this_cpu_max_logit_diff']:.3g}" if "avx2_vs_this_cpu_max_logit_diff" in r else "-",
+            f"{r['latency_ms']:.2f}"]) + " |")
 
 
 def _input_format(path) -> str:
