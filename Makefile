@@ -43,7 +43,7 @@ test: setup
 
 # The shipped default model (runtime/models/default.onnx): Kaggle + Roboflow hands, EfficientNet-Lite0
 # with its last 5 blocks fine-tuned on cached augmented views, INT8 with pair-safe weights. Needs both
-# data sets (see runtime/models/MODEL_CARD.md). About 15 minutes on 2 idle CPU cores. Kaggle frames keep
+# data sets (see runtime/models/MODEL_CARD.md). Under 20 minutes on 2 idle CPU cores. Kaggle frames keep
 # the centre-crop framing this model was trained with (--no-hand-boxes); 6 epochs = the best epoch of
 # the earlier 12-epoch run.
 SHARED ?= ../shared/data
