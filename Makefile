@@ -57,7 +57,7 @@ default-model: setup
 	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 1.915
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,
-# compared with this machine. Needs root, apt, about 20 minutes the first time; not part of CI.
+# compared with this machine. Needs root and apt; the arm64 root takes 15-50 min once (50 measured on busy cores), each run ~1 s per image and model; not part of CI.
 PI_IMAGES ?= $(SHARED)/roboflow_asl_letters/train
 pi-check:
 	bash scripts/pi_check.sh $(PI_IMAGES)

@@ -4,7 +4,7 @@
 #
 #   bash scripts/pi_check.sh IMAGES_DIR [IMAGES_DIR ...]       (as root, on x86-64 Debian/Ubuntu)
 #
-# Builds the arm64 root once with mmdebstrap (7-14 min, cached in $PI_DIR), pip-installs the runtime
+# Builds the arm64 root once with mmdebstrap (15-50 min, cached in $PI_DIR), pip-installs the runtime
 # there (aarch64 wheels of onnxruntime, numpy, opencv-python-headless, click; never torch), runs
 # `asl-run --json` with every model in MODELS on both sides and writes $PI_DIR/results/compare.txt:
 # top-1 agreement and probability differences of each arm64 run against the same file on x86 and
@@ -50,7 +50,7 @@ if [[ ! -x $ROOT/usr/bin/python3 || ${REBUILD:-0} == 1 ]]; then
   MIRROR=$({ cat /etc/apt/sources.list 2>/dev/null; cat /etc/apt/sources.list.d/* 2>/dev/null; } \
     | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1 | tr -d ' ')
   [[ -n $MIRROR ]] || die "no Debian mirror in /etc/apt/sources.list*"
-  log "building the arm64 root in $ROOT from $MIRROR (7-14 min, once)"
+  log "building the arm64 root in $ROOT from $MIRROR (15-50 min, once)"
   rm -rf "$ROOT"; mkdir -p "$PI_DIR"
   nice mmdebstrap --arch=arm64 --variant=apt --include=python3,python3-venv,python3-pip,ca-certificates \
     bookworm "$ROOT" "deb $MIRROR bookworm main" > "$OUT/mmdebstrap.log" 2>&1 \
