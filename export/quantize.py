@@ -88,16 +88,16 @@ def pair_safe_absmax(rows: np.ndarray) -> np.ndarray:
 
 
 def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax", weight_range="pair-safe",
-                  float_convs=1):
+                  float_convs=DEFAULT_FLOAT_CONVS):
     """Static INT8 in QDQ format with per-channel weights, after quant_pre_process.
 
     Types: uint8 activations with int8 weights (U8S8): the fastest kernels on x86-64 and on ARM
     (measured here: U8S8 0.34 ms, S8S8 1.56 ms, U8U8 5.3 ms per image). `weight_range` (see
-    WEIGHT_RANGES) keeps AVX2's saturating pair sums in range. The first convolution (raw pixels)
-    and the classifier layer (the logits) stay in float: both are tiny, and both are where
-    rounding hurts most (`float_convs` > 1 keeps more of the first convolutions float). So do the nodes
-    before the first conv (the in-graph normalisation of
-    a uint8-input model): calib_batch is then uint8 NHWC, like the model's input.
+    WEIGHT_RANGES) keeps AVX2's saturating pair sums in range. The first `float_convs`
+    convolutions (raw pixels and the high-resolution early blocks) and the classifier layer (the
+    logits) stay in float: that is where rounding hurts most. So do the nodes before the first conv
+    (the in-graph normalisation of a uint8-input model): calib_batch is then uint8 NHWC, like the
+    model's input.
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)

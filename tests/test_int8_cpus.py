@@ -130,7 +130,7 @@ def test_emulated_overflows_match_a_brute_force_count(tmp_path):
     rng = np.random.default_rng(0)
     _float_model(tmp_path / "f.onnx", rng)
     calib = rng.uniform(-2, 2, (32, 3, 7, 7)).astype(np.float32)
-    quantize_int8(tmp_path / "f.onnx", tmp_path / "q8.onnx", calib, weight_range="8bit")
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "q8.onnx", calib, weight_range="8bit", float_convs=1)
     model = onnx.load(str(tmp_path / "q8.onnx"))
     layers = quantized_layers(model)
     # the stem conv and the classifier stay float: the 1x1 and the strided 3x3 are integer
@@ -146,7 +146,7 @@ def test_safe_weight_ranges_cannot_overflow(tmp_path, weight_range):
     rng = np.random.default_rng(1)
     _float_model(tmp_path / "f.onnx", rng)
     calib = rng.uniform(-2, 2, (32, 3, 7, 7)).astype(np.float32)
-    quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib, weight_range=weight_range)
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib, weight_range=weight_range, float_convs=1)
     layers = count_saturations(tmp_path / "q.onnx", calib)
     assert len(layers) == 2
     assert not any(unsafe_channels(lay).any() for lay in layers)

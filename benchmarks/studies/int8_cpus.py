@@ -131,7 +131,7 @@ def main(argv=None):
         path = out / f"int8_{weight_range}_{method or 'minmax'}_f{float_convs or 1}.onnx"
         if not path.exists():
             quantize_int8(a.fp32, path, calib_batch, method=method or "minmax", weight_range=weight_range,
-                          float_convs=int(float_convs or 1))
+                          float_convs=int(float_convs or 1))  # "pair-safe" alone: the stem only
         q = logits_of(path, batch, precise=precise)
         sat = summary(count_saturations(path, batch[:n_emu or 64]))
         row = {"option": option, "agree": float((q.argmax(1) == ref.argmax(1)).mean()),
