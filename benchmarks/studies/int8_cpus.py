@@ -28,6 +28,8 @@ import numpy as np
 AVX2_CPU = "Haswell"  # AVX2 and FMA, no AVX-512, no VNNI
 
 
+# Not export.onnx_export.ort_session: that module imports torch, and the worker half of this script
+# runs under qemu, where importing torch alone takes minutes; this one also sets x64quantprecision.
 def _session(path, threads=2, precise=False):
     import onnxruntime as ort
 
