@@ -44,6 +44,9 @@ class BenchConfig:
     max_drop: float | None = None
     plots: bool = True
     command: str = ""
+    # Crop each image to the hand asl-run's hand finder finds (and give a landmark model its
+    # landmarks), as asl-run --roi hand does. None: on when the models take landmarks.
+    hands: bool | None = None
 
 
 @dataclass
@@ -53,7 +56,8 @@ class DataSet:
     files: list
     labels: np.ndarray
     class_counts: dict
-    npy: dict  # input format ("float"/"uint8") -> .npy path
+    npy: dict  # input format ("float"/"uint8"), and "landmarks" for a landmark model -> .npy path
+    hands_found: int | None = None  # with hand crops: images where the finder found a hand
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -85,7 +89,11 @@ def _write_npy(path, samples, make, shape, dtype):
 
 
 def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
-    """Scan, sample (stratified, --max-images) and preprocess each --data folder once."""
+    """Scan, sample (stratified, --max-images) and preprocess each --data folder once; with hand
+    crops, through the runtime's hand finder first (cached, as asl-train's)."""
+    hands = bool(contract.landmarks) if cfg.hands is None else cfg.hands
+    if contract.landmarks and not hands:
+        raise UserError("this model takes hand landmarks: drop --no-hands (asl-bench finds them as asl-run does)")
     from asl_edge.export.images import load_batch, load_uint8_batch, stratified
     from asl_edge.train.data import scan_source
 
@@ -95,6 +103,13 @@ def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
     for i, d in enumerate(cfg.data):
         samples, report = scan_source(d, classes, log=log)  # unknown class folder -> UserError
         samples = stratified(samples, cfg.max_images or len(samples))
+        found = None
+        if hands:
+            from asl_edge.train.data import CACHE_ROOT
+            from asl_edge.train.hand_boxes import fill_hand_boxes
+
+            samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=lambda *_: None)
+            found = counts["found"]
         labels = np.array([x.label for x in samples], dtype=np.int64)
         npy = {}
         if "float" in formats:
@@ -103,9 +118,15 @@ def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
         if "uint8" in formats:
             npy["uint8"] = tmp / f"data{i}.uint8.npy"
             _write_npy(npy["uint8"], samples, lambda ss: load_uint8_batch(ss, contract), (s, s, 3), np.uint8)
+        if contract.landmarks:
+            from asl_edge.runtime.landmarks import stack
+
+            npy["landmarks"] = tmp / f"data{i}.landmarks.npy"
+            np.save(npy["landmarks"], stack([x.hand for x in samples], len(samples)))
         counts = {classes[k]: int(n) for k, n in zip(*np.unique(labels, return_counts=True))}
-        out.append(DataSet(str(d), str(report.root), [x.path for x in samples], labels, counts, npy))
-        log(f"data {d}: {len(samples)} images, {len(counts)} of {len(classes)} classes")
+        out.append(DataSet(str(d), str(report.root), [x.path for x in samples], labels, counts, npy, found))
+        hand = "" if found is None else f"; hand found in {found} (cropped to it, as asl-run --roi hand)"
+        log(f"data {d}: {len(samples)} images, {len(counts)} of {len(classes)} classes{hand}")
     return out
 
 
@@ -120,6 +141,8 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
     cmd += ["--runs", str(cfg.runs)] if cfg.runs is not None else ["--time-budget", str(cfg.time_budget)]
     for ds in datasets:
         cmd += ["--images", str(ds.npy[input_format(row.model)])]
+        if "landmarks" in ds.npy:
+            cmd += ["--landmarks", str(ds.npy["landmarks"])]
     log(f"measuring {row.id} ...")
     t0 = time.perf_counter()
     err_path = wdir / "stderr.log"
@@ -226,7 +249,8 @@ def run_bench(cfg: BenchConfig) -> int:
         "settings": {"threads": cfg.threads, "providers": cfg.providers, "runs": cfg.runs,
                      "time_budget_s": cfg.time_budget, "warmup": cfg.warmup, "batch": cfg.batch,
                      "max_images": cfg.max_images, "min_agreement_pct": cfg.min_agreement,
-                     "max_drop_pts": cfg.max_drop},
+                     "max_drop_pts": cfg.max_drop,
+                     "hand_crops": bool(contract.landmarks) if cfg.hands is None else cfg.hands},
         "contract": contract.to_dict(),
         "classes": list(contract.classes),
         "reference": reference.id,

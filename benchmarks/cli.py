@@ -35,10 +35,13 @@ DEFAULT_RUNS = 100
               help="Fail (exit 1) when a model's top-1 agreement with the reference is below PCT.")
 @click.option("--max-drop", default=None, type=click.FloatRange(0), metavar="PCT",
               help="Fail (exit 1) when a model's top-1 accuracy is more than PCT points below the reference's.")
+@click.option("--hands/--no-hands", default=None, show_default="on for a model that takes landmarks",
+              help="Crop each image to the hand the runtime's hand finder finds (whole image where none), as "
+                   "asl-run --roi hand does; a landmark model also gets the landmarks.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="PNG plots (needs matplotlib).")
 @cli_errors
 def main(ckpt, onnx, data, threads, providers, runs, time_budget, warmup, batch, max_images, out, min_agreement,
-         max_drop, plots):
+         max_drop, hands, plots):
     """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process.
 
     The reference for agreement and accuracy drop is --ckpt, or else the first --onnx."""
@@ -51,7 +54,7 @@ def main(ckpt, onnx, data, threads, providers, runs, time_budget, warmup, batch,
     threads = cap_threads(threads, lambda msg: print(msg, file=sys.stderr)) or os.cpu_count() or 1
     cfg = BenchConfig(ckpt=ckpt, onnx=list(onnx), data=list(data), threads=threads, providers=providers, runs=runs,
                       time_budget=time_budget, warmup=warmup, batch=batch, max_images=max_images, out=out,
-                      min_agreement=min_agreement, max_drop=max_drop, plots=plots,
+                      min_agreement=min_agreement, max_drop=max_drop, plots=plots, hands=hands,
                       command=shlex.join(["asl-bench", *sys.argv[1:]]))
     raise SystemExit(run_bench(cfg))
 

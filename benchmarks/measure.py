@@ -23,6 +23,27 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+class Feeds:
+    """Images with their landmark rows (a landmark model's two inputs), sliced together like an array."""
+
+    def __init__(self, images, landmarks):
+        self.images, self.landmarks = images, landmarks
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return Feeds(self.images[index], self.landmarks[index])
+
+
+def tile(inputs, n: int):
+    """The first n of inputs repeated (an array, or Feeds)."""
+    if isinstance(inputs, Feeds):
+        return Feeds(tile(inputs.images, n), tile(inputs.landmarks, n))
+    reps = -(-n // len(inputs))
+    return np.ascontiguousarray(np.concatenate([inputs] * reps)[:n])
+
+
 def iter_chunks(npy_path, chunk: int):
     """Read a saved batch chunk by chunk; a fresh memmap each time and copy out, so the whole
     file never stays mapped and the image array does not inflate the model's peak RSS."""
@@ -72,8 +93,7 @@ def throughput(fn, images: np.ndarray, batch: int, runs: int | None, time_budget
     """Images per second at a fixed batch size (images tiled up to `batch`); one warm-up batch.
     With --runs N it times about as many images as the latency test (at least 3 batches);
     with a time budget it spends half the budget."""
-    reps = -(-batch // len(images))
-    x = np.ascontiguousarray(np.concatenate([images] * reps)[:batch])
+    x = tile(images, batch)
     n_batches = max(3, -(-runs // batch)) if runs is not None else None
     budget = None if time_budget is None else time_budget / 2
     times = time_runs(fn, [x], 1, n_batches, budget, min_runs=2)

@@ -17,7 +17,7 @@ import numpy as np
 
 from asl_edge.runtime.errors import UserError
 
-from .measure import iter_chunks, latency, peak_rss_mb, throughput
+from .measure import Feeds, iter_chunks, latency, peak_rss_mb, throughput
 
 # Latency cycles through at most this many real images: enough variety, bounded memory.
 LATENCY_IMAGES = 64
@@ -35,7 +35,10 @@ def load_onnx(path, provider, threads):
     # onnxruntime silently falls back to CPU when the CUDA provider cannot start (e.g. no cuDNN).
     if clf.providers[0] != want:
         raise Skipped(f"{want} not usable here (the session runs on {clf.providers[0]})")
-    return clf.run, {"providers": clf.providers, "intra_op_num_threads": threads, "inter_op_num_threads": 1}
+    def run(x):
+        return clf.run(x.images, x.landmarks) if isinstance(x, Feeds) else clf.run(x)
+
+    return run, {"providers": clf.providers, "intra_op_num_threads": threads, "inter_op_num_threads": 1}
 
 
 def load_torch(path, device, threads):
@@ -51,6 +54,8 @@ def load_torch(path, device, threads):
     @torch.inference_mode()
     def run(x):
         # .cpu() waits for the GPU, so the timings include the whole forward pass.
+        if isinstance(x, Feeds):
+            return model(torch.from_numpy(x.images).to(device), torch.from_numpy(x.landmarks).to(device)).float().cpu().numpy()
         return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
     info = {"torch_num_threads": torch.get_num_threads(), "torch_num_interop_threads": torch.get_num_interop_threads(),
@@ -83,7 +88,13 @@ def measure(args) -> dict:
     res["import_ms"] = 1000 * (time.perf_counter() - t0)
     res["rss_before_load_mb"] = peak_rss_mb()
 
-    first = np.array(np.load(args.images[0], mmap_mode="r")[:1])
+    if args.landmarks and len(args.landmarks) != len(args.images):
+        raise UserError("give one --landmarks file per --images file")
+
+    def inputs(i, x, start=0):  # a chunk of data set i, with its landmark rows when the model takes them
+        return Feeds(x, np.array(np.load(args.landmarks[i], mmap_mode="r")[start:start + len(x)])) if args.landmarks else x
+
+    first = inputs(0, np.array(np.load(args.images[0], mmap_mode="r")[:1]))
     t0 = time.perf_counter()
     loader = load_onnx if args.kind == "onnx" else load_torch
     run, info = loader(args.model, args.provider, args.threads)
@@ -94,10 +105,11 @@ def measure(args) -> dict:
 
     out = Path(args.out)
     for i, npy in enumerate(args.images):
-        logits = np.concatenate([run(x) for x in iter_chunks(npy, args.batch)]).astype(np.float32)
+        logits = np.concatenate([run(inputs(i, x, k * args.batch))
+                                 for k, x in enumerate(iter_chunks(npy, args.batch))]).astype(np.float32)
         np.save(out / f"logits_{i}.npy", logits)
 
-    lat_images = np.array(np.load(args.images[0], mmap_mode="r")[:LATENCY_IMAGES])
+    lat_images = inputs(0, np.array(np.load(args.images[0], mmap_mode="r")[:LATENCY_IMAGES]))
     res["latency_ms"] = latency(run, lat_images, args.warmup, args.runs, args.time_budget)
     res["throughput"] = throughput(run, lat_images, args.batch, args.runs, args.time_budget)
     res["peak_rss_mb"] = peak_rss_mb()
@@ -113,6 +125,8 @@ def parse(argv):
     p.add_argument("--provider", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--images", action="append", required=True, help="float32 (or uint8) batch .npy; repeat per data set")
+    p.add_argument("--landmarks", action="append", default=[],
+                   help="float32 (N, 64) landmark rows .npy per --images file, for a model that takes them")
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--time-budget", type=float, default=None)
     p.add_argument("--warmup", type=int, default=10)

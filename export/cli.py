@@ -37,14 +37,14 @@ def _held_out(ckpt, classes, eval_data, limit, log):
 def _check_saturation(int8_path, batches, weight_range, log):
     """Count, in numpy, the int16 pair sums that would overflow on an AVX2-only x86 CPU for these
     images; refuse a file that overflows (only possible with --int8-weights 8bit)."""
-    import numpy as np
-
+    from .onnx_export import INPUT_NAME, concat_feeds
     from .saturation import count_saturations, summary, unsafe_channels
 
-    layers = count_saturations(int8_path, np.concatenate(batches))
+    feeds = concat_feeds(batches)
+    layers = count_saturations(int8_path, feeds if len(feeds) > 1 else feeds[INPUT_NAME])
     s = summary(layers)
     can = sum(int(unsafe_channels(layer).sum()) for layer in layers)
-    log(f"AVX2 overflow check ({sum(len(b) for b in batches)} images, {s['layers']} integer layers): "
+    log(f"AVX2 overflow check ({len(feeds[INPUT_NAME])} images, {s['layers']} integer layers): "
         f"{s['saturated_pair_sums']} of {s['pair_sums']:,} pair sums overflow; "
         f"{can} output channels could for some input")
     if can and weight_range != "8bit":
@@ -63,7 +63,7 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
     from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
 
     from . import onnx_export as X
-    from .images import checkpoint_train_samples, folder_samples, load_input_batch, stratified
+    from .images import checkpoint_train_samples, folder_samples, model_inputs, stratified, with_hands
     from .quantize import MIN_CALIB_IMAGES, convert_fp16, quantize_int8
 
     ckpt = load_checkpoint(ckpt_path)
@@ -86,8 +86,9 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
     try:
         # --- images: held-out for parity/accuracy, training-side for calibration ---
         held, held_name = _held_out(ckpt, classes, eval_data, eval_count, log)
+        held = with_hands(held, ckpt, log)
         if held:
-            eval_batch = load_input_batch(held, contract)
+            eval_batch = model_inputs(held, contract)
             labels = np.array([s.label for s in held])
             log(f"parity images: {len(held)} real images from {held_name}")
         else:
@@ -96,6 +97,9 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
             eval_batch = rng.integers(0, 256, (16, s, s, 3), dtype=np.uint8)
             if input_format == "float":
                 eval_batch = contract.normalize(eval_batch).astype(np.float32)
+            eval_batch = {X.INPUT_NAME: eval_batch}
+            if contract.landmarks:
+                eval_batch[X.LANDMARKS_NAME] = rng.normal(size=(16, contract.landmarks)).astype(np.float32)
             labels = None
             log("parity images: no real images found (no --eval-data, val split not on disk); using 16 random images")
         ref = X.torch_logits(model, eval_batch)
@@ -123,13 +127,13 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
                 calib_name = "the checkpoint's training images"
                 if not pool:
                     raise UserError("INT8 needs real calibration images: pass --calib-data DIR (a folder laid out by class)")
-            calib = stratified(pool, calib_count, seed=1)
+            calib = with_hands(stratified(pool, calib_count, seed=1), ckpt, log)
             if len(calib) < MIN_CALIB_IMAGES:
                 log(f"warning: only {len(calib)} calibration images (fewer than {MIN_CALIB_IMAGES}); "
                     "INT8 ranges may be poor, pass --calib-data with more images")
             log(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
             tmp8 = workdir / "model.int8.onnx"
-            calib_batch = load_input_batch(calib, contract)
+            calib_batch = model_inputs(calib, contract)
             quantize_int8(tmp32, tmp8, calib_batch, calib_method, weight_range, float_convs)
             overflow = _check_saturation(tmp8, [calib_batch, eval_batch], weight_range, log)
             X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(

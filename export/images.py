@@ -50,6 +50,41 @@ def checkpoint_train_samples(ckpt, classes, log=print) -> list:
     return out
 
 
+def with_hands(samples, ckpt, log=print) -> list:
+    """For a model trained on the hand finder's crops (or its landmarks): the samples with the
+    finder's box and landmark row, as training and asl-run see them (cached per source folder)."""
+    from asl_edge.runtime.contract import ModelContract
+
+    landmarks = bool(ModelContract.from_dict(ckpt["contract"]).landmarks)
+    if not samples or not (landmarks or ckpt.get("config", {}).get("hand_boxes")):
+        return samples
+    from asl_edge.train.hand_boxes import fill_hand_boxes
+
+    groups = {}
+    for i, s in enumerate(samples):  # one cache file per class root, as asl-train keeps them
+        groups.setdefault(str(Path(s.path).parent.parent), []).append(i)
+    out = list(samples)
+    for root, idx in groups.items():
+        found, _ = fill_hand_boxes([samples[i] for i in idx], D.CACHE_ROOT / "hand_boxes", log=lambda *_: None)
+        for i, s in zip(idx, found):
+            out[i] = s
+    log(f"hand finder: {sum(s.hand is not None for s in out)} of {len(out)} images with a hand")
+    return out
+
+
+def model_inputs(samples, contract) -> dict:
+    """The feeds of a model with this contract: {"image": batch} plus {"landmarks": (N, 64)} when
+    it takes landmarks (rows of samples with no hand are all zeros)."""
+    from asl_edge.runtime.landmarks import stack
+
+    from .onnx_export import INPUT_NAME, LANDMARKS_NAME
+
+    feeds = {INPUT_NAME: load_input_batch(samples, contract)}
+    if contract.landmarks:
+        feeds[LANDMARKS_NAME] = stack([s.hand for s in samples], len(samples))
+    return feeds
+
+
 def load_input_batch(samples, contract):
     """Decode (cropped to the hand box where the sample has one) and preprocess into the batch a
     model with this contract takes: float32 NCHW, or uint8 NHWC when its input_format is uint8."""

@@ -14,7 +14,7 @@ import asl_edge
 from asl_edge.runtime.contract import CONTRACT_KEY
 from asl_edge.runtime.errors import UserError
 
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
+INPUT_NAME, OUTPUT_NAME, LANDMARKS_NAME = "image", "logits", "landmarks"
 DEFAULT_OPSET = 20
 INPUT_FORMATS = ("float", "uint8")
 INPUT_DESCRIPTION = {"float": "float32 NCHW normalised", "uint8": "uint8 NHWC RGB, normalised in the graph"}
@@ -32,11 +32,12 @@ class Uint8Input(torch.nn.Module):
         self.register_buffer("mean", torch.tensor(contract.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(contract.std, dtype=torch.float32).view(1, 3, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x, landmarks=None):
         # contiguous(): a permuted NHWC tensor has channels-last strides, which torch.export
         # carries through the network into an as_strided (Range, Gather) before the classifier.
         x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32) * (1.0 / 255.0)
-        return self.net((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        return self.net(x) if landmarks is None else self.net(x, landmarks)
 
 
 def for_input_format(model, contract, input_format: str):
@@ -51,15 +52,21 @@ def export_fp32(model, contract, path, opset=DEFAULT_OPSET):
     """Export with the dynamo exporter (torch.export): it is torch's default and maintained
     path, while the TorchScript exporter is deprecated; weights are embedded
     (external_data=False) so the model is one file. The dummy input follows
-    contract.input_format: float32 NCHW, or uint8 NHWC for a model wrapped in Uint8Input."""
+    contract.input_format: float32 NCHW, or uint8 NHWC for a model wrapped in Uint8Input; a
+    landmark model (contract.landmarks) takes the (N, 64) landmark rows as a second input."""
     s = contract.input_size
     dummy = (torch.zeros(2, s, s, 3, dtype=torch.uint8) if contract.input_format == "uint8"
              else torch.zeros(2, 3, s, s))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    args, names, shapes = (dummy,), [INPUT_NAME], {"x": {0: batch}}
+    if contract.landmarks:
+        args += (torch.zeros(2, contract.landmarks),)
+        names.append(LANDMARKS_NAME)
+        shapes["landmarks"] = {0: batch}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model.eval(), (dummy,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            model.eval(), args, input_names=names, output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
             dynamo=True, external_data=False, opset_version=opset, verbose=False, optimize=True)
     program.save(str(path), external_data=False)
     m = onnx.load(str(path))
@@ -108,15 +115,36 @@ def ort_session(path, threads=None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def ort_logits(path_or_session, batch, chunk=32):
+def as_feeds(inputs) -> dict:
+    """A batch (the image input alone) or feeds {"image": ..., "landmarks": ...} -> feeds."""
+    return dict(inputs) if isinstance(inputs, dict) else {INPUT_NAME: inputs}
+
+
+def chunks(feeds: dict, size: int):
+    n = len(next(iter(feeds.values())))
+    for i in range(0, n, size):
+        yield {k: v[i:i + size] for k, v in feeds.items()}
+
+
+def concat_feeds(parts) -> dict:
+    parts = [as_feeds(p) for p in parts]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def ort_logits(path_or_session, inputs, chunk=32):
+    """Logits of an ONNX model for a batch or feeds (the graph's inputs are fed by name)."""
     sess = ort_session(path_or_session) if isinstance(path_or_session, (str, Path)) else path_or_session
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: batch[i:i + chunk]})[0] for i in range(0, len(batch), chunk)])
+    feeds = as_feeds(inputs)
+    if list(feeds) == [INPUT_NAME]:
+        feeds = {sess.get_inputs()[0].name: feeds[INPUT_NAME]}
+    return np.concatenate([sess.run(None, part)[0] for part in chunks(feeds, chunk)])
 
 
 @torch.no_grad()
-def torch_logits(model, batch, chunk=32):
-    return np.concatenate([model(torch.from_numpy(batch[i:i + chunk])).numpy() for i in range(0, len(batch), chunk)])
+def torch_logits(model, inputs, chunk=32):
+    """The same for the PyTorch model: the feeds in order (image, then landmarks)."""
+    return np.concatenate([model(*(torch.from_numpy(v) for v in part.values())).numpy()
+                           for part in chunks(as_feeds(inputs), chunk)])
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:

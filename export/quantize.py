@@ -33,10 +33,11 @@ def preprocessing_nodes(graph) -> list:
 
 class _BatchReader:
     """onnxruntime.quantization CalibrationDataReader over preprocessed images (float32 NCHW,
-    or uint8 NHWC for a model that normalises inside)."""
+    or uint8 NHWC for a model that normalises inside), with their landmark rows if it takes them."""
 
-    def __init__(self, input_name, batch, chunk=16):
-        self._it = iter([{input_name: batch[i:i + chunk]} for i in range(0, len(batch), chunk)])
+    def __init__(self, feeds: dict, chunk=16):
+        n = len(next(iter(feeds.values())))
+        self._it = iter([{k: v[i:i + chunk] for k, v in feeds.items()} for i in range(0, n, chunk)])
 
     def get_next(self):
         return next(self._it, None)
@@ -87,7 +88,26 @@ def pair_safe_absmax(rows: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum(np.abs(rows).max(axis=1), same_sign_sum), 1e-12)
 
 
-def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax", weight_range="pair-safe",
+def landmark_nodes(graph) -> list:
+    """Names of the nodes downstream of the landmarks input (the landmark MLP, the fusion and the
+    classifier): tiny next to the backbone, so they stay float."""
+    inputs = [i.name for i in graph.input if i.name == "landmarks"]
+    if not inputs:
+        return []
+    consumers = {}
+    for n in graph.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+    names, todo = set(), list(inputs)
+    while todo:
+        for node in consumers.get(todo.pop(), []):
+            if node.name not in names:
+                names.add(node.name)
+                todo.extend(node.output)
+    return [n.name for n in graph.node if n.name in names]
+
+
+def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_range="pair-safe",
                   float_convs=DEFAULT_FLOAT_CONVS):
     """Static INT8 in QDQ format with per-channel weights, after quant_pre_process.
 
@@ -97,7 +117,8 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
     convolutions (raw pixels and the high-resolution early blocks) and the classifier layer (the
     logits) stay in float: that is where rounding hurts most. So do the nodes before the first conv
     (the in-graph normalisation of a uint8-input model): calib_batch is then uint8 NHWC, like the
-    model's input.
+    model's input. A landmark model's landmark branch and head stay float too (landmark_nodes);
+    calib_batch is then feeds {"image": ..., "landmarks": ...}.
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -107,16 +128,18 @@ def quantize_int8(fp32_path, out_path, calib_batch: np.ndarray, method="minmax",
         raise ValueError(f"weight_range must be one of {WEIGHT_RANGES}, not {weight_range!r}")
     calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
-    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+    if not isinstance(calib_batch, dict):
+        calib_batch = {onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name: calib_batch}
     with tempfile.TemporaryDirectory(prefix="asl-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
         # histogram calibrators need equal-sized batches
-        reader = _BatchReader(input_name, calib_batch, chunk=16 if method == "minmax" else 1)
+        reader = _BatchReader(calib_batch, chunk=16 if method == "minmax" else 1)
         graph = onnx.load(str(pre)).graph
         convs = [n.name for n in graph.node if n.op_type == "Conv"]
         heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
         exclude = preprocessing_nodes(graph) + convs[:float_convs] + heads[-1:]
+        exclude += [n for n in landmark_nodes(graph) if n not in exclude]
         extra = {"CalibMovingAverage": False, "CalibPercentile": 99.99}
         if weight_range == "pair-safe":
             extra["TensorQuantOverrides"] = pair_safe_overrides(graph, exclude)

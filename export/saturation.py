@@ -177,9 +177,10 @@ def activation_model(model: onnx.ModelProto, layers) -> onnx.ModelProto:
     return m
 
 
-def count_saturations(model_path, batch: np.ndarray, chunk: int = 8) -> list[QuantizedLayer]:
-    """Run `batch` (the model's input format) through the QDQ model and count, per layer, the
-    VPMADDUBSW pair sums that would overflow int16 on an AVX2-only x86 CPU."""
+def count_saturations(model_path, batch, chunk: int = 8) -> list[QuantizedLayer]:
+    """Run `batch` (the model's input format; or feeds by input name for a model with several
+    inputs) through the QDQ model and count, per layer, the VPMADDUBSW pair sums that would
+    overflow int16 on an AVX2-only x86 CPU."""
     import onnxruntime as ort
 
     model = onnx.load(str(model_path))
@@ -193,9 +194,10 @@ def count_saturations(model_path, batch: np.ndarray, chunk: int = 8) -> list[Qua
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    input_name = sess.get_inputs()[0].name
-    for i in range(0, len(batch), chunk):
-        values = dict(zip(names, sess.run(None, {input_name: batch[i:i + chunk]})))
+    feeds = batch if isinstance(batch, dict) else {sess.get_inputs()[0].name: batch}
+    n = len(next(iter(feeds.values())))
+    for i in range(0, n, chunk):
+        values = dict(zip(names, sess.run(None, {k: v[i:i + chunk] for k, v in feeds.items()})))
         for layer in layers:
             _count_layer(layer, values[layer.activation])
     return layers

@@ -27,15 +27,19 @@ def info(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
-def load_model(model, provider, threads) -> tuple[OnnxClassifier, float]:
+def load_model(model, provider, threads, roi="hand") -> tuple[OnnxClassifier, float]:
     clf = OnnxClassifier(model, provider=provider, threads=threads, log=info)
+    if clf.uses_landmarks and not wants_hand(roi):
+        info(f"note: {clf.path.name} also reads the hand's landmarks, which only --roi hand finds; "
+             "with this --roi it classifies from the image alone")
     first = clf.warmup()  # the first run pays for graph optimisation; keep it out of the timings
     return clf, first
 
 
 def describe_model(clf, first) -> str:
     c = clf.contract
-    return (f"model {clf.path}: {c.num_classes} classes, {c.input_size}px {c.input_format} input, "
+    lm = " + hand landmarks" if c.landmarks else ""
+    return (f"model {clf.path}: {c.num_classes} classes, {c.input_size}px {c.input_format} input{lm}, "
             f"on {clf.providers[0]} ({int8_isa()}); load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
 
 
@@ -146,7 +150,7 @@ def run_files(inputs, opts: RunOptions):
     if not wants_hand(opts.roi):
         parse_region(opts.roi)  # a bad value fails in one line, before the model loads
     finder = HandFinder(video=False, landmark_model=opts.hand_model) if wants_hand(opts.roi) else None
-    clf, first = load_model(opts.model, opts.provider, opts.threads)
+    clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
     run = FilesRun(clf, top_k=opts.top_k, as_json=opts.as_json, batch_size=opts.batch_size, every=opts.every,
                    max_frames=opts.max_frames, finder=finder)
     run.run(found)
@@ -171,7 +175,7 @@ def run_camera(camera, opts: RunOptions):
 def run_camera_source(camera, opts: RunOptions, speller, guide):
     source = open_source(camera, opts.timeout)  # before the model: a wrong --camera fails at once, in one line
     try:
-        clf, first = load_model(opts.model, opts.provider, opts.threads)
+        clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
         info(describe_model(clf, first))
         window = open_window(opts.no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
+from .landmarks import LANDMARK_FEATURES
 from .safeio import read_image_rgb
 
 # Kaggle "ASL Alphabet" folder order (sorted as its folders list).
@@ -49,6 +50,9 @@ class ModelContract:
     # fitted on signers the model never trained on (benchmarks/studies/calibrate.py).
     # Optional: files from before it load with 1.0 (plain softmax).
     temperature: float = 1.0
+    # Hand landmarks as a second input (runtime/landmarks.py): 0 = the image only; 64 = the graph
+    # also takes "landmarks" (N, 64) float32, one row per image (all zeros where no hand was found).
+    landmarks: int = 0
 
     def __post_init__(self):
         # A contract comes from a file someone else wrote: check every field's type and range
@@ -83,6 +87,8 @@ class ModelContract:
         if not (math.isfinite(t) and 0.01 <= t <= 100.0):
             raise UserError(f"bad model contract temperature {self.temperature!r}: must be a number in 0.01..100")
         object.__setattr__(self, "temperature", t)
+        if self.landmarks not in (0, LANDMARK_FEATURES) or isinstance(self.landmarks, bool):
+            raise bad(f"landmarks must be 0 or {LANDMARK_FEATURES}, not {self.landmarks!r}")
         if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":
             raise UserError(f"unsupported model contract {self.to_dict()}: this asl-edge knows RGB, center_crop, NCHW")
 
@@ -97,6 +103,8 @@ class ModelContract:
         d["std"] = list(self.std)
         if self.temperature == 1.0:
             del d["temperature"]  # uncalibrated: the same dict (and cache keys) as before it existed
+        if not self.landmarks:
+            del d["landmarks"]  # image-only: likewise
         return d
 
     def to_json(self) -> str:
@@ -123,6 +131,9 @@ class ModelContract:
 
     def with_input_format(self, fmt: str) -> "ModelContract":
         return self._with(input_format=fmt)
+
+    def with_landmarks(self, landmarks: int) -> "ModelContract":
+        return self._with(landmarks=landmarks)
 
     def with_temperature(self, temperature: float) -> "ModelContract":
         return self._with(temperature=temperature)

@@ -12,6 +12,7 @@ import cv2
 from .camera import VIDEO_EXTENSIONS
 from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
 from .errors import UserError
+from .landmarks import of_hand, stack
 from .safeio import quiet_native_stderr
 
 
@@ -29,6 +30,7 @@ class Item:
     true: str | None
     frame: int | None = None
     hand: tuple | None = None  # square (x, y, w, h) that was classified, with --roi hand
+    landmarks: object = None   # the hand's landmark row (runtime/landmarks.py), with --roi hand
 
 
 def collect_inputs(raw_inputs) -> list[Input]:
@@ -152,6 +154,7 @@ class FilesRun:
             if it.hand is None:
                 crops.append(it.rgb)
                 continue
+            it.landmarks = of_hand(self.finder.hand)
             self.hands_found += 1
             x, y, w, h = it.hand
             crops.append(it.rgb[y:y + h, x:x + w])
@@ -163,7 +166,7 @@ class FilesRun:
         t0 = time.perf_counter()
         x = self.clf.contract.preprocess_batch(images)
         t1 = time.perf_counter()
-        probs = self.clf.contract.probabilities(self.clf.run(x))
+        probs = self.clf.contract.probabilities(self.clf.run(x, stack([it.landmarks for it in batch], len(batch))))
         self.preprocess_seconds += t1 - t0
         self.model_seconds += time.perf_counter() - t1
         for it, row in zip(batch, probs):

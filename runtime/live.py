@@ -8,6 +8,7 @@ import time
 from .camera import GuideBox, StreamStalled
 from .contract import bgr_to_rgb
 from .hands import HandRoi
+from .landmarks import of_hand
 from .motion import MOTION_POSES, MotionSpotter
 from .overlay import Window, draw_overlay
 from .spelling import Speller
@@ -83,11 +84,13 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 stats.hand_s += th - t0
                 t0 = th
                 x = clf.contract.preprocess(rgb[box[1]:box[3], box[0]:box[2]])[None]
+                landmarks = of_hand(hands.finder.hand)[None]  # this frame's hand only; zeros when none
             else:
                 box = guide.box(frame.shape[1], frame.shape[0])
                 x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
+                landmarks = None
             t1 = time.perf_counter()
-            probs = clf.contract.probabilities(clf.run(x))[0]
+            probs = clf.contract.probabilities(clf.run(x, landmarks))[0]
             t2 = time.perf_counter()
             stats.preprocess_s += t1 - t0
             stats.model_s += t2 - t1

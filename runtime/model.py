@@ -61,6 +61,7 @@ def needs_precise_int8(metadata: dict, isa: str) -> bool:
     return "no VNNI" in isa and export.get("weight_range", "8bit") == "8bit"
 
 
+LANDMARKS_INPUT = "landmarks"
 _INPUT = {"float": ("tensor(float)", "N,3,S,S"), "uint8": ("tensor(uint8)", "N,S,S,3")}
 
 
@@ -73,8 +74,16 @@ def check_graph(session, contract: ModelContract, path):
         return UserError(f"{path}: its contract does not match its graph ({what}); "
                          "re-export it with asl-export, which writes both together")
 
-    if len(ins) != 1 or not outs:
-        raise refuse(f"{len(ins)} inputs and {len(outs)} outputs, expected 1 and 1")
+    want_inputs = 2 if contract.landmarks else 1
+    if len(ins) != want_inputs or not outs:
+        raise refuse(f"{len(ins)} inputs and {len(outs)} outputs, expected {want_inputs} and 1")
+    if contract.landmarks:
+        lm = ins[1]
+        dims = list(lm.shape)
+        if lm.name != LANDMARKS_INPUT or lm.type != "tensor(float)" or len(dims) != 2 \
+                or (isinstance(dims[1], int) and dims[1] != contract.landmarks):
+            raise refuse(f"second input {lm.name} {lm.type} {dims}, contract says {LANDMARKS_INPUT} float "
+                         f"[N, {contract.landmarks}]")
     dtype, layout = _INPUT[contract.input_format]
     if ins[0].type != dtype:
         raise refuse(f"input type {ins[0].type}, contract says {contract.input_format} ({dtype})")
@@ -138,21 +147,30 @@ class OnnxClassifier:
     def classes(self):
         return self.contract.classes
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed batch -> logits (N, classes)."""
-        out = self.session.run(None, {self.input_name: batch})[0]
+    @property
+    def uses_landmarks(self) -> bool:
+        return bool(self.contract.landmarks)
+
+    def run(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """Preprocessed batch (+ for a landmark model its (N, 64) landmark rows, runtime/landmarks.py;
+        None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
+        feeds = {self.input_name: batch}
+        if self.contract.landmarks:
+            feeds[LANDMARKS_INPUT] = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
+                                      else np.ascontiguousarray(landmarks, np.float32))
+        out = self.session.run(None, feeds)[0]
         if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph
             raise UserError(f"{self.path}: its contract does not match its graph (output shape {list(out.shape)}, "
                             f"contract has {self.contract.num_classes} classes); re-export it with asl-export")
         return out
 
-    def logits(self, images_rgb) -> np.ndarray:
-        return self.run(self.contract.preprocess_batch(images_rgb))
+    def logits(self, images_rgb, landmarks=None) -> np.ndarray:
+        return self.run(self.contract.preprocess_batch(images_rgb), landmarks)
 
-    def predict(self, images_rgb) -> np.ndarray:
+    def predict(self, images_rgb, landmarks=None) -> np.ndarray:
         """RGB uint8 images (any size) -> class probabilities (N, classes), calibrated with the
         file's temperature."""
-        return self.contract.probabilities(self.logits(images_rgb))
+        return self.contract.probabilities(self.logits(images_rgb, landmarks))
 
     def warmup(self, runs: int = 2) -> float:
         """Run a blank frame through the model; returns the first run's seconds."""

@@ -72,7 +72,8 @@ def model_from_checkpoint(ckpt: dict):
     from .models import build_model
 
     contract = checkpoint_contract(ckpt)
-    model = build_model(ckpt["arch"], contract.num_classes, weights="none", input_size=contract.input_size)
+    model = build_model(ckpt["arch"], contract.num_classes, weights="none", input_size=contract.input_size,
+                        landmarks=bool(contract.landmarks))
     try:
         model.load_state_dict(ckpt["model_state_dict"])
     except RuntimeError as e:

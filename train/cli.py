@@ -61,6 +61,9 @@ def _unfreeze(value: str) -> int:
 @click.option("--hand-boxes/--no-hand-boxes", default=True, show_default=True,
               help="Images without a boxes.csv: crop the hand found by asl-run's hand finder (computed once "
                    "per image and cached), so training framing matches the runtime's; whole image where none.")
+@click.option("--landmarks/--no-landmarks", default=False, show_default=True,
+              help="Also feed the hand's 21 landmarks (from the hand finder) to the model, fused with the image "
+                   "features before the head; the exported file then takes them as a second input.")
 @click.option("--force", is_flag=True, help="With --resume: allow an --out that holds another run (overwrites it).")
 @click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
               help="Skip images with more pixels (default 50; checked from the header before decoding).")
@@ -75,7 +78,7 @@ def main(**params):
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
                  feature_engine, cache_dir, resume, hand_boxes=True, val_source=None, force=False,
-                 max_megapixels=None):
+                 max_megapixels=None, landmarks=False):
     from asl_edge.runtime.limits import set_max_megapixels
 
     from .engine import TrainConfig
@@ -104,7 +107,7 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
                        device=device, out=out, img_size=img_size, val_fraction=val_fraction,
                        random_split=random_split, max_per_class=max_per_class, source_weights=sw,
                        feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes,
-                       val_source=val_source, force=force)
+                       val_source=val_source, force=force, landmarks=landmarks)
 
 
 def config_from_args(args):

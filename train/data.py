@@ -33,6 +33,7 @@ class Sample:
     label: int
     source: int = 0
     box: tuple | None = None  # hand box (x0, y0, x1, y1) in pixels, when the source has boxes.csv
+    hand: np.ndarray | None = None  # landmark features (runtime/landmarks.py) where the hand finder found a hand
 
 
 @dataclass

