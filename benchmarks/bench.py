@@ -190,7 +190,8 @@ def score(rows: list, reference: Row, datasets: list, classes) -> list:
         for rep in results.values():
             rep["acc_drop_pts"] = None if ref_top1 is None else ref_top1 - rep["top1_pct"]
         out.append({"name": ds.name, "root": ds.root, "n_images": int(len(ds.labels)), "class_counts": ds.class_counts,
-                    "files": ds.files, "labels": ds.labels.tolist(), "results": results})
+                    "files": ds.files, "labels": ds.labels.tolist(), "results": results,
+                    "hands_found": ds.hands_found})
     return out
 
 

@@ -66,9 +66,7 @@ class TrainConfig:
 
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
-# Share of training rows whose landmarks are blanked (as if no hand were found), so a landmark
-# model still classifies from the image alone where asl-run finds no hand.
-LANDMARK_DROPOUT = 0.25
+
 # What a resumed run may change; everything else (data, arch, recipe, seed) is the checkpoint's.
 RUNTIME_KEYS = ("workers", "device", "cache_dir", "resume", "feature_engine", "force")
 
@@ -329,14 +327,19 @@ class Trainer:
     def _head_or_model(self):
         return self.net if self.feature_mode else self.model
 
-    def _forward(self, net, x, landmarks, train=False):
+    def _forward(self, net, x, landmarks):
+        return net(x, landmarks.to(self.device)) if self.cfg.landmarks else net(x)
+
+    def _losses(self, net, x, landmarks, y):
+        """(per-row loss, scores). A landmark model trains its two classifiers on their own losses
+        (FusionHead.losses); its scores are the fused ones."""
         if not self.cfg.landmarks:
-            return net(x)
+            logits = net(x)
+            return self.criterion(logits, y), logits
         landmarks = landmarks.to(self.device)
-        if train:  # blank some rows: the model must also work where no hand is found
-            keep = torch.rand(len(landmarks), 1, device=self.device) >= LANDMARK_DROPOUT
-            landmarks = landmarks * keep
-        return net(x, landmarks)
+        f = net.features(x) if self.feature_mode else self.model.backbone(x)
+        head = net.head if self.feature_mode else self.model.head
+        return head.losses(f, landmarks, y), head(f, landmarks)
 
     def train_epoch(self, epoch):
         from tqdm import tqdm
@@ -363,8 +366,8 @@ class Trainer:
                 x, y, idx = batch
                 w, lm = self.train_weights[idx], self.train_landmarks[idx]
             x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
-            logits = self._forward(net, x, lm, train=True)
-            loss = (self.criterion(logits, y) * w).sum() / w.sum()
+            per_row, logits = self._losses(net, x, lm, y)
+            loss = (per_row * w).sum() / w.sum()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

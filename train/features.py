@@ -84,7 +84,9 @@ def module_identity(module: torch.nn.Module) -> str:
 
 def cache_key(samples, arch, prefix_id, contract, view_spec) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([FEATURE_VERSION, arch, prefix_id, contract.to_dict(), view_spec], sort_keys=True).encode())
+    # the landmark input does not change the image features: image-only and landmark runs share them
+    image = contract.with_landmarks(0).to_dict()
+    h.update(json.dumps([FEATURE_VERSION, arch, prefix_id, image, view_spec], sort_keys=True).encode())
     for s in samples:
         st = os.stat(s.path)
         h.update(f"{s.path}|{st.st_size}|{st.st_mtime_ns}|{s.box}\n".encode())

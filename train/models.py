@@ -21,21 +21,34 @@ NORMALIZATION = {
 
 
 class FusionHead(nn.Module):
-    """Image features (N, D) + landmark rows (N, 64, runtime/landmarks.py) -> logits.
+    """Image features (N, D) + landmark rows (N, 64, runtime/landmarks.py) -> scores (late fusion).
 
-    The landmarks go through a small MLP whose output is concatenated to the pooled image features
-    before one linear layer (the same as adding a landmark logit term to the image's). The MLP's
-    output is multiplied by the row's presence flag, so with no hand found the logits are exactly
-    the image term: the model degrades to image-only, it does not guess from zeros."""
+    Two classifiers: a linear layer on the image features, and a small MLP on the landmarks. Each
+    is trained on its own loss (losses()), and the output is the sum of their log-probabilities,
+    the landmark term multiplied by the row's presence flag: with no hand found the output is the
+    image's log-probabilities alone. Measured against concatenating landmark features to the image
+    features before one layer (benchmarks/studies/fusion_lopo.py), which let the image features,
+    which fit the training signers best, crowd out the landmarks that carry over to strangers."""
 
     def __init__(self, feature_dim: int, num_classes: int, landmark_dim: int = LANDMARK_FEATURES, hidden: int = 128):
         super().__init__()
-        self.landmarks = nn.Sequential(nn.Linear(landmark_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.linear = nn.Linear(feature_dim + hidden, num_classes)
+        self.image = nn.Linear(feature_dim, num_classes)
+        self.landmarks = nn.Sequential(nn.Linear(landmark_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                       nn.Linear(hidden, num_classes))
+
+    def branches(self, x, landmarks):
+        return self.image(x), self.landmarks(landmarks)
 
     def forward(self, x, landmarks):
-        h = self.landmarks(landmarks) * landmarks[:, -1:]
-        return self.linear(torch.cat([x, h], 1))
+        a, b = self.branches(x, landmarks)
+        return torch.log_softmax(a, 1) + landmarks[:, -1:] * torch.log_softmax(b, 1)
+
+    def losses(self, x, landmarks, labels):
+        """Per-row loss: the image classifier's cross-entropy plus, where a hand was found, the
+        landmark classifier's. The two share no weights, so each learns to stand alone."""
+        a, b = self.branches(x, landmarks)
+        ce = nn.functional.cross_entropy
+        return ce(a, labels, reduction="none") + landmarks[:, -1] * ce(b, labels, reduction="none")
 
 
 class AslNet(nn.Module):
@@ -266,11 +279,15 @@ class StageRange(nn.Module):
         self.head = head
 
     def forward(self, x, landmarks=None):
-        for st in self.stages:
-            x = st(x)
+        x = self.features(x)
         if self.head is None:
             return x
         return self.head(x) if landmarks is None else self.head(x, landmarks)
+
+    def features(self, x):
+        for st in self.stages:
+            x = st(x)
+        return x
 
 
 def split_frozen(model: AslNet) -> tuple:

@@ -1,0 +1,209 @@
+"""Hand landmarks as the model's second input: the features, the fusion head, and a real landmark
+model trained, exported (FP32 + INT8), run by asl-run and measured by asl-bench."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asl_edge.runtime.contract import ModelContract
+from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES, hand_features, no_hand, stack
+
+from conftest import DATA, assert_one_line_error, need, run_cli
+from onnx_fixtures import make_tiny_onnx
+
+CLOSEUP = DATA / "t32rahman_closeup"
+
+
+def _hand(seed=0):
+    """A plausible hand: wrist at the origin, middle knuckle straight up, fingers above."""
+    rng = np.random.default_rng(seed)
+    p = rng.normal(0, 30, (21, 3))
+    p[0] = 0
+    p[9] = (0, -80, 0)
+    return p
+
+
+@settings(max_examples=60, deadline=None)
+@given(dx=st.floats(-500, 500), dy=st.floats(-500, 500), scale=st.floats(0.2, 8), angle=st.floats(-math.pi, math.pi),
+       seed=st.integers(0, 10))
+def test_features_ignore_position_scale_and_rotation(dx, dy, scale, angle, seed):
+    p = _hand(seed)
+    c, s = math.cos(angle), math.sin(angle)
+    moved = p.copy()
+    moved[:, :2] = p[:, :2] @ np.array([[c, -s], [s, c]]).T * scale + (dx, dy)
+    moved[:, 2] = p[:, 2] * scale
+    np.testing.assert_allclose(hand_features(moved, "Right"), hand_features(p, "Right"), atol=1e-4)
+
+
+@given(seed=st.integers(0, 50))
+def test_a_mirrored_left_hand_looks_like_the_right_hand(seed):
+    p = _hand(seed)
+    mirror = p * (-1, 1, 1)
+    a, b = hand_features(p, "Right"), hand_features(mirror, "Left")
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert a[-1] == 1.0 and a.shape == (LANDMARK_FEATURES,) and a.dtype == np.float32
+    assert not np.allclose(hand_features(p, "Right"), hand_features(p, "Left"))  # handedness is not ignored
+
+
+def test_degenerate_or_missing_hands_are_no_hand():
+    flat = np.zeros((21, 3))
+    assert not hand_features(flat, "Right").any()
+    nan = _hand()
+    nan[4, 0] = np.nan
+    assert not hand_features(nan, "Right").any()
+    rows = stack([None, hand_features(_hand(), "Right")], 3)
+    assert rows.shape == (3, 64) and not rows[0].any() and rows[1, -1] == 1 and not rows[2].any()
+
+
+def test_fusion_head_sums_the_two_classifiers_and_without_a_hand_is_the_image_alone():
+    import torch
+
+    from asl_edge.train.models import FusionHead
+
+    torch.manual_seed(0)
+    head = FusionHead(16, 5)
+    x = torch.randn(4, 16)
+    junk = torch.randn(4, 64)
+    junk[:, -1] = 0  # presence flag off: whatever else is in the row must not matter
+    image_only = torch.log_softmax(head.image(x), 1)
+    torch.testing.assert_close(head(x, junk), image_only)
+    torch.testing.assert_close(head(x, torch.zeros(4, 64)), image_only)
+    hand = torch.from_numpy(np.stack([hand_features(_hand(i), "Right") for i in range(4)]))
+    torch.testing.assert_close(head(x, hand), image_only + torch.log_softmax(head.landmarks(hand), 1))
+    # each classifier learns from its own loss: the landmark loss counts only where there is a hand
+    y = torch.tensor([0, 1, 2, 3])
+    ce = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(head.losses(x, junk, y), ce(head.image(x), y, reduction="none"))
+    loss = head.losses(x, hand, y).sum()
+    loss.backward()
+    assert head.image.weight.grad.abs().sum() > 0 and head.landmarks[0].weight.grad.abs().sum() > 0
+
+
+def test_contract_landmarks_field():
+    c = ModelContract()
+    assert "landmarks" not in c.to_dict()  # image-only contracts are unchanged (and so are cache keys)
+    d = c.with_landmarks(64)
+    assert ModelContract.from_json(d.to_json()).landmarks == 64
+    for bad in (3, -1, True, "64"):
+        with pytest.raises(UserError, match="landmarks"):
+            ModelContract(landmarks=bad)
+
+
+def test_a_contract_that_promises_landmarks_to_a_one_input_graph_is_refused(tmp_path):
+    from asl_edge.runtime.model import OnnxClassifier
+
+    path = make_tiny_onnx(tmp_path / "m.onnx", ModelContract(input_size=64, landmarks=64))
+    with pytest.raises(UserError, match="does not match its graph"):
+        OnnxClassifier(path, log=lambda *_: None)
+
+
+# --- a real landmark model -----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def landmark_run(tmp_path_factory, cache_dir):
+    """EfficientNet-Lite0 (frozen) + FusionHead on 8 close-ups per letter of one signer, 96 px,
+    exported to FP32 and INT8."""
+    need(CLOSEUP)
+    from asl_edge.train.engine import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("landmark-run")
+    cfg = TrainConfig(data=[str(CLOSEUP)], arch="efficientnet_lite0", weights="imagenet", epochs=15, img_size=96,
+                      max_per_class=8, out=str(out), cache_dir=str(cache_dir), workers=0, landmarks=True)
+    summary = Trainer(cfg, log=lambda *_: None).fit()
+    run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "100", check=True)
+    return out, summary
+
+
+def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
+    from asl_edge.export.onnx_export import ort_logits
+    from asl_edge.train.checkpoint import load_checkpoint
+
+    out, summary = landmark_run
+    ckpt = load_checkpoint(out / "best.ckpt")
+    assert ckpt["contract"]["landmarks"] == 64 and ckpt["config"]["landmarks"] is True
+    assert summary["best_val_acc"] > 0.3  # 26 letters: chance is 4%
+    fp32, int8 = out / "best.onnx", out / "best.int8.onnx"
+    for path in (fp32, int8):
+        m = onnx.load(str(path))
+        assert [i.name for i in m.graph.input] == ["image", "landmarks"]
+        meta = {p.key: p.value for p in m.metadata_props}
+        assert json.loads(meta["asl_edge.contract"])["landmarks"] == 64
+    # the landmark branch stays float in the INT8 file: nothing downstream of "landmarks" is quantized
+    from asl_edge.export.quantize import landmark_nodes
+
+    g = onnx.load(str(int8)).graph
+    branch = set(landmark_nodes(g))
+    assert branch and not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node if n.name in branch)
+    # the landmarks change the answer; a row with its presence flag off is the same as no hand
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3, 96, 96)).astype(np.float32)
+    hands = np.stack([hand_features(_hand(i), "Right") for i in range(6)])
+    off = hands.copy()
+    off[:, -1] = 0
+    zeros = np.zeros_like(hands)
+    with_hands = ort_logits(fp32, {"image": x, "landmarks": hands})
+    assert not np.allclose(with_hands, ort_logits(fp32, {"image": x, "landmarks": zeros}), atol=1e-3)
+    np.testing.assert_allclose(ort_logits(fp32, {"image": x, "landmarks": off}),
+                               ort_logits(fp32, {"image": x, "landmarks": zeros}), atol=1e-5)
+
+
+def test_asl_run_feeds_the_found_hands_landmarks(landmark_run, tmp_path):
+    """asl-run's answer for each image equals the model run by hand on the finder's crop and
+    landmarks; with --roi 0.6 the model says it runs on the image alone."""
+    from asl_edge.runtime.contract import read_rgb
+    from asl_edge.runtime.hands import HandFinder
+    from asl_edge.runtime.landmarks import of_hand
+    from asl_edge.runtime.model import OnnxClassifier
+
+    out, _ = landmark_run
+    folder = need(CLOSEUP) / "train" / "B"
+    images = sorted(folder.iterdir())[:4]
+    proc = run_cli("asl_edge.runtime.cli", "--model", out / "best.onnx", "--json", *images, check=True)
+    recs = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    assert len(recs) == 4 and "+ hand landmarks" in proc.stdout
+    clf = OnnxClassifier(out / "best.onnx", log=lambda *_: None)
+    finder = HandFinder(video=False)
+    found = 0
+    for rec, path in zip(recs, images):
+        rgb = read_rgb(path)
+        box = finder.find(rgb)
+        assert (box is None) == (rec["hand"] is None)
+        if box is None:
+            probs = clf.predict([rgb])[0]
+        else:
+            found += 1
+            x, y, w, h = box
+            probs = clf.predict([rgb[y:y + h, x:x + w]], of_hand(finder.hand)[None])[0]
+        assert clf.classes[int(probs.argmax())] == rec["label"]
+        assert abs(float(probs.max()) - rec["prob"]) < 1e-4
+    assert found >= 3  # close-ups: the finder sees these hands
+    proc = run_cli("asl_edge.runtime.cli", "--model", out / "best.onnx", "--roi", "0.6", images[0], check=True)
+    assert "classifies from the image alone" in proc.stderr
+
+
+def test_asl_bench_measures_a_landmark_model_on_hand_crops(landmark_run, tmp_path):
+    out, _ = landmark_run
+    data = need(CLOSEUP)
+    proc = run_cli("asl_edge.benchmarks.cli", "--ckpt", out / "best.ckpt", "--onnx", out / "best.onnx",
+                   "--onnx", out / "best.int8.onnx", "--data", data, "--max-images", "52", "--runs", "5",
+                   "--warmup", "1", "--threads", "1", "--no-plots", "--out", tmp_path / "bench", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bench = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert bench["settings"]["hand_crops"] is True and bench["contract"]["landmarks"] == 64
+    (ds,) = bench["datasets"]
+    assert ds["hands_found"] >= 40  # of 52 close-ups
+    files = {m["id"]: m["file"] for m in bench["models"]}
+    agree = {files[rid]: r["agreement"]["top1_pct"] for rid, r in ds["results"].items()}
+    assert set(agree) == {"best.ckpt", "best.onnx", "best.int8.onnx"}, agree
+    # FP32 ONNX and PyTorch read the same crops and landmarks: they agree on every image
+    assert agree["best.onnx"] == 100.0 and agree["best.int8.onnx"] >= 80.0, agree
+    proc = run_cli("asl_edge.benchmarks.cli", "--ckpt", out / "best.ckpt", "--data", data, "--no-hands",
+                   "--max-images", "5", "--runs", "2", "--no-plots", "--out", tmp_path / "b2")
+    assert_one_line_error(proc, "takes hand landmarks")
