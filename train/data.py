@@ -34,6 +34,7 @@ class Sample:
     source: int = 0
     box: tuple | None = None  # hand box (x0, y0, x1, y1) in pixels, when the source has boxes.csv
     hand: np.ndarray | None = None  # landmark features (runtime/landmarks.py) where the hand finder found a hand
+    points: np.ndarray | None = None  # those 21 landmarks in image pixels (x, y), for train/augment.py
 
 
 @dataclass
@@ -221,10 +222,13 @@ def class_counts(samples, idx, classes):
     return {classes[k]: c.get(k, 0) for k in range(len(classes))}
 
 
-def load_image(sample: Sample, box_margin: float = 0.25, jitter: float = 0.0, rng=None) -> np.ndarray:
+def load_image(sample: Sample, box_margin: float = 0.25, jitter: float = 0.0, rng=None, scene=None) -> np.ndarray:
     """Decode to RGB; when the sample has a hand box, crop a square around it (with margin,
-    optional jitter) so training sees the same framing as the runtime's hand crop."""
+    optional jitter) so training sees the same framing as the runtime's hand crop. `scene`, a
+    function of (image, landmark points), augments the whole image first (train/augment.py)."""
     rgb = read_rgb(sample.path)
+    if scene is not None:
+        rgb = scene(rgb, sample.points)
     if sample.box is None:
         return rgb
     return crop_box(rgb, sample.box, box_margin, jitter, rng)

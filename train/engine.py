@@ -315,7 +315,7 @@ class Trainer:
                 self.log(f"feature cache: hit ({info['loaded']} file(s))")
         else:
             self.train_set = ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
-                                          box_jitter=self._box_jitter(), seed=cfg.seed)
+                                          box_jitter=self._box_jitter(), seed=cfg.seed, augment=cfg.augment)
             self.val_set = ImageDataset(self.val_samples, EvalPreset(self.contract)) if self.val_samples else None
             self.train_weights = self._sample_weights(self.samples)
             self.train_landmarks = self._landmarks(self.samples)

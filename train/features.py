@@ -23,7 +23,8 @@ from asl_edge.runtime.fileio import sweep_temps
 
 from .checkpoint import atomic_write
 from .data import CACHE_ROOT, load_image
-from .presets import EvalPreset, TrainPreset
+from .augment import scene as augment_scene
+from .presets import SCENE_AUGMENTATIONS, EvalPreset, TrainPreset
 
 FEATURE_VERSION = 2
 
@@ -32,9 +33,10 @@ class ImageDataset(Dataset):
     """Images through a preset. `view` (an int) makes the random augmentation of each image
     a pure function of (seed, view, index), so a cached view can be recomputed exactly."""
 
-    def __init__(self, samples, transform, box_jitter=0.0, seed=0, view=None):
+    def __init__(self, samples, transform, box_jitter=0.0, seed=0, view=None, augment=()):
         self.samples, self.transform, self.box_jitter, self.seed = samples, transform, box_jitter, seed
         self.view = view
+        self.scene_augment = tuple(a for a in augment if a in SCENE_AUGMENTATIONS)
         self.epoch = 0
 
     def __len__(self):
@@ -44,7 +46,11 @@ class ImageDataset(Dataset):
         s = self.samples[i]
         salt = self.epoch if self.view is None else 1_000_003 + self.view
         rng = np.random.default_rng((self.seed, salt, i)) if self.box_jitter else None
-        image = load_image(s, jitter=self.box_jitter, rng=rng)
+        scene = None
+        if self.scene_augment:  # its own generator: views of the other augmentations stay as they were
+            scene_rng = np.random.default_rng((self.seed, salt, i, 1))
+            scene = lambda rgb, points: augment_scene(rgb, points, self.scene_augment, scene_rng)  # noqa: E731
+        image = load_image(s, jitter=self.box_jitter, rng=rng, scene=scene)
         if self.view is None:
             return self.transform(image), s.label, i
         with torch.random.fork_rng(devices=[]):  # torchvision's random ops draw from torch's global RNG
@@ -211,7 +217,8 @@ class FeatureStore:
         for v in range(views):
             spec = {"augment": list(augment), "view": v, "seed": seed, "box_jitter": box_jitter}
             out.append(self._by_source(samples, lambda group, src, v=v, spec=spec: self.get(
-                group, spec, lambda: ImageDataset(group, TrainPreset(self.contract, augment), box_jitter, seed, view=v),
+                group, spec, lambda: ImageDataset(group, TrainPreset(self.contract, augment), box_jitter, seed, view=v,
+                                                  augment=augment),
                 f"source {src} view {v + 1}/{views}")))
         return torch.stack(out)
 

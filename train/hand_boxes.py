@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from asl_edge.runtime.contract import read_rgb
 from asl_edge.runtime.errors import UserError
 from asl_edge.runtime.hands import LANDMARK_MODELS, MODELS, PALM_MODEL, HandFinder
@@ -80,7 +82,8 @@ def fill_hand_boxes(samples, cache_dir: Path, log=print, label: str = "") -> tup
                 out.append(s)
                 continue
             box = s.box if s.box is not None else tuple(float(v) for v in entry["box"])
-            out.append(dataclasses.replace(s, box=box, hand=hand_features(entry["landmarks"], entry["handedness"])))
+            out.append(dataclasses.replace(s, box=box, hand=hand_features(entry["landmarks"], entry["handedness"]),
+                                           points=np.asarray(entry["landmarks"], np.float32)[:, :2]))
     finally:  # an interrupted pass keeps what it computed
         if counts["computed"]:
             cache_dir.mkdir(parents=True, exist_ok=True)

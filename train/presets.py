@@ -7,8 +7,9 @@ from torchvision.transforms import v2
 
 from asl_edge.runtime.contract import ModelContract
 
-# jitter: move and scale the boxes.csv hand crop (sources with boxes only)
-AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter")
+# jitter: move and scale the hand crop; background, light: on the whole image (train/augment.py)
+AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter", "background", "light")
+SCENE_AUGMENTATIONS = ("background", "light")
 # The set that measured best on held-out photos of other people (benchmarks/README.md,
 # Generalization); rotate, color, blur and gray each moved that figure by less than its noise.
 DEFAULT_AUGMENT = ("jitter", "crop", "flip")

@@ -82,8 +82,10 @@ def source_logits(clf, path, per_class: int, log) -> tuple:
     n_classes = len({s.label for s in samples})
     samples = stratified(samples, per_class * n_classes)
     samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{Path(path).name}: ")
-    logits = np.concatenate([clf.logits([load_image(s) for s in samples[i:i + 16]])
-                             for i in range(0, len(samples), 16)])
+    from asl_edge.runtime.landmarks import stack
+
+    chunks = [samples[i:i + 16] for i in range(0, len(samples), 16)]  # a landmark model also gets the rows
+    logits = np.concatenate([clf.logits([load_image(s) for s in c], stack([s.hand for s in c], len(c))) for c in chunks])
     return logits, np.array([s.label for s in samples]), counts
 
 
@@ -105,30 +107,38 @@ def report_rows(name, before, after, thresholds) -> list:
 @click.option("--model", default=None, type=click.Path(dir_okay=False), help="ONNX model (default: the shipped one).")
 @click.option("--data", "sources", multiple=True, required=True, type=click.Path(),
               help="A held-out signer's folder of class folders (repeat; at least 2 for the leave-one-out fit).")
+@click.option("--fold-model", "fold_models", multiple=True, type=click.Path(dir_okay=False),
+              help="Leave-one-source-out: the model trained without the matching --data source (repeat, once per "
+                   "--data, in order); each source's logits then come from a model that never saw it.")
 @click.option("--per-class", default=8, show_default=True, type=click.IntRange(1), help="Images per class per source.")
 @click.option("--threshold", "thresholds", multiple=True, type=click.FloatRange(0, 1), default=(0.5, 0.7, 0.9),
               show_default=True)
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1))
 @click.option("--json-out", default=None, type=click.Path(dir_okay=False))
 @cli_errors
-def main(model, sources, per_class, thresholds, threads, json_out):
+def main(model, sources, fold_models, per_class, thresholds, threads, json_out):
     """Fit and measure a confidence temperature on held-out signers."""
     from asl_edge.runtime.model import OnnxClassifier
 
     if len(sources) < 2:
         raise UserError("give at least two --data sources (T is also checked on a source left out of its fit)")
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    clf = OnnxClassifier(model, provider="cpu", threads=threads, log=log)
-    if clf.contract.temperature != 1.0:
-        log(f"note: {clf.path} already has temperature {clf.contract.temperature:g}; fitting on its raw logits")
+    if fold_models and len(fold_models) != len(sources):
+        raise UserError(f"{len(fold_models)} --fold-model for {len(sources)} --data: give one per source, in order")
+    models = [OnnxClassifier(m, provider="cpu", threads=threads, log=log) for m in (fold_models or [model])]
+    for clf in models:
+        if clf.contract.temperature != 1.0:
+            log(f"note: {clf.path} already has temperature {clf.contract.temperature:g}; fitting on its raw logits")
+    clf = models[0]
     data = {}
-    for path in sources:
-        logits, labels, counts = source_logits(clf, path, per_class, log)
-        data[Path(path).name] = (logits, labels)
+    for k, path in enumerate(sources):
+        logits, labels, counts = source_logits(models[k] if fold_models else clf, path, per_class, log)
+        name = Path(path).parent.name if Path(path).name == "train" else Path(path).name
+        data[name] = (logits, labels)
     names = list(data)
     pooled = (np.concatenate([data[n][0] for n in names]), np.concatenate([data[n][1] for n in names]))
     t_all = fit_temperature(*pooled)
-    results = {"model": str(clf.path), "per_class": per_class, "fitted_on_all": t_all, "sources": {}}
+    results = {"model": [str(m.path) for m in models], "per_class": per_class, "fitted_on_all": t_all, "sources": {}}
     head = " | ".join(f"precision / coverage at {th:g}" for th in thresholds)
     lines = [f"| held-out source | temperature | images | top-1 | ECE | NLL | {head} |",
              "|" + "---|" * (6 + len(thresholds))]

@@ -1,0 +1,38 @@
+"""Whole-image augmentations (train/augment.py): background replacement keeps the hand, relighting
+stays an image, and both are reproducible from the view's seed."""
+from __future__ import annotations
+
+import numpy as np
+
+from asl_edge.train.augment import hand_mask, relight, replace_background, scene
+
+
+def _scene():
+    """A flat grey 'room' with a bright 'hand' blob, and 21 points on that blob."""
+    rgb = np.full((120, 160, 3), 90, np.uint8)
+    rgb[40:80, 60:100] = (230, 180, 150)
+    rng = np.random.default_rng(0)
+    points = np.column_stack([rng.uniform(62, 98, 21), rng.uniform(42, 78, 21)])
+    return rgb, points
+
+
+def test_background_is_replaced_outside_the_hand_only():
+    rgb, points = _scene()
+    out = replace_background(rgb, points, np.random.default_rng(1))
+    mask = hand_mask(rgb.shape, points)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    inside = mask > 0.99
+    outside = mask < 0.01
+    assert inside.sum() > 500 and outside.sum() > 10000
+    np.testing.assert_array_equal(out[inside], rgb[inside])  # the hand is untouched
+    assert np.abs(out[outside].astype(int) - 90).mean() > 10  # the grey room is gone
+    again = replace_background(rgb, points, np.random.default_rng(1))
+    np.testing.assert_array_equal(out, again)  # a view is a pure function of its seed
+
+
+def test_relight_and_scene():
+    rgb, points = _scene()
+    lit = relight(rgb, np.random.default_rng(3))
+    assert lit.dtype == np.uint8 and lit.shape == rgb.shape and not np.array_equal(lit, rgb)
+    assert scene(rgb, None, ("background",), np.random.default_rng(0)) is rgb  # no landmarks: nothing to keep
+    assert scene(rgb, points, (), np.random.default_rng(0)) is rgb
