@@ -34,7 +34,8 @@ def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
     assert counts["without_boxes_csv"] == 7 and counts["computed"] == 7
     assert counts["found"] + counts["no_hand"] == 7 and counts["found"] >= 4
     blank = next(s for s in out if s.path.endswith("blank.jpg"))
-    assert blank.box is None and "with no hand found (whole image)" in logs[0]
+    assert blank.box is None and blank.hand is None and "1 with none (whole image, no landmarks)" in logs[0]
+    assert all(s.hand is not None and s.hand[-1] == 1 and s.points.shape == (21, 2) for s in out if s.box is not None)
     # the training crop is the square asl-run classifies for that image (same size; same pixels where
     # it lies inside the image: at an edge, training pads and the runtime shifts the square in)
     inside = 0
@@ -54,3 +55,22 @@ def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
     os.utime(blank.path, ns=(1, 1))
     _, counts3 = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
     assert counts3["computed"] == 1
+
+
+def test_a_boxes_csv_box_is_kept_and_still_gets_landmarks(tmp_path):
+    import dataclasses
+
+    from asl_edge.train.data import scan_source
+    from asl_edge.train.hand_boxes import fill_hand_boxes
+
+    need(ROBOFLOW_TRAIN)
+    src = tmp_path / "photos"
+    (src / "F").mkdir(parents=True)
+    for p in sorted((ROBOFLOW_TRAIN / "F").glob("*.jpg"))[:3]:
+        shutil.copy(p, src / "F" / p.name)
+    samples, _ = scan_source(src, KAGGLE_CLASSES)
+    given = [dataclasses.replace(s, box=(1.0, 2.0, 50.0, 60.0)) for s in samples]
+    out, counts = fill_hand_boxes(given, tmp_path / "cache", log=lambda *_: None)
+    assert counts["without_boxes_csv"] == 0 and counts["computed"] == 3 and counts["found"] >= 2
+    assert all(s.box == (1.0, 2.0, 50.0, 60.0) for s in out)
+    assert sum(s.hand is not None for s in out) == counts["found"]

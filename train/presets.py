@@ -24,7 +24,10 @@ def parse_augment(text: str | None) -> tuple:
         return DEFAULT_AUGMENT
     if text == "all":
         return AUGMENTATIONS
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    names = []
+    for t in (t.strip() for t in text.split(",")):  # "default,background" = the default set plus background
+        names += [n for n in (DEFAULT_AUGMENT if t == "default" else (t,) if t else ()) if n not in names]
+    names = tuple(names)
     bad = [n for n in names if n not in AUGMENTATIONS]
     if bad:
         raise UserError(f"unknown augmentation(s) {', '.join(bad)}: choose from {', '.join(AUGMENTATIONS)}, default, all, none")

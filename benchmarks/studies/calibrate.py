@@ -72,13 +72,15 @@ def measure(logits, labels, t: float, thresholds) -> dict:
                         for th in thresholds}}
 
 
-def source_logits(clf, path, per_class: int, log) -> tuple:
+def source_logits(clf, path, per_class: int, log, letters_only: bool = False) -> tuple:
     """Hand-cropped logits and labels of up to per_class images per class of one source."""
     from asl_edge.export.images import stratified
     from asl_edge.train.data import CACHE_ROOT, load_image, scan_source
     from asl_edge.train.hand_boxes import fill_hand_boxes
 
     samples, _ = scan_source(path, clf.classes, log=log)
+    if letters_only:  # a model trained without Kaggle has never seen del/nothing/space
+        samples = [s for s in samples if len(clf.classes[s.label]) == 1]
     n_classes = len({s.label for s in samples})
     samples = stratified(samples, per_class * n_classes)
     samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{Path(path).name}: ")
@@ -114,9 +116,10 @@ def report_rows(name, before, after, thresholds) -> list:
 @click.option("--threshold", "thresholds", multiple=True, type=click.FloatRange(0, 1), default=(0.5, 0.7, 0.9),
               show_default=True)
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--letters-only", is_flag=True, help="Only the images of A-Z (for models that never saw del/nothing/space).")
 @click.option("--json-out", default=None, type=click.Path(dir_okay=False))
 @cli_errors
-def main(model, sources, fold_models, per_class, thresholds, threads, json_out):
+def main(model, sources, fold_models, per_class, thresholds, threads, letters_only, json_out):
     """Fit and measure a confidence temperature on held-out signers."""
     from asl_edge.runtime.model import OnnxClassifier
 
@@ -130,11 +133,13 @@ def main(model, sources, fold_models, per_class, thresholds, threads, json_out):
         if clf.contract.temperature != 1.0:
             log(f"note: {clf.path} already has temperature {clf.contract.temperature:g}; fitting on its raw logits")
     clf = models[0]
-    data = {}
+    data, per_class_acc = {}, {}
     for k, path in enumerate(sources):
-        logits, labels, counts = source_logits(models[k] if fold_models else clf, path, per_class, log)
+        logits, labels, counts = source_logits(models[k] if fold_models else clf, path, per_class, log, letters_only)
         name = Path(path).parent.name if Path(path).name == "train" else Path(path).name
         data[name] = (logits, labels)
+        per_class_acc[name] = {clf.classes[c]: float((logits[labels == c].argmax(1) == c).mean())
+                               for c in sorted(set(labels.tolist()))}
     names = list(data)
     pooled = (np.concatenate([data[n][0] for n in names]), np.concatenate([data[n][1] for n in names]))
     t_all = fit_temperature(*pooled)
@@ -151,6 +156,7 @@ def main(model, sources, fold_models, per_class, thresholds, threads, json_out):
         lines += report_rows(f"{n} (T fitted on the others)", before, after, thresholds)
     before, after = measure(*pooled, 1.0, thresholds), measure(*pooled, t_all, thresholds)
     results["pooled"] = {"before": before, "after": after}
+    results["per_class_accuracy"] = per_class_acc
     lines += report_rows("all (T fitted on all)", before, after, thresholds)
     print("\n".join(lines))
     print(f"fitted temperature (all sources): {t_all:.3f}")
