@@ -88,11 +88,12 @@ def _write_npy(path, samples, make, shape, dtype):
     del arr
 
 
-def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
+def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path, landmarks: bool = False) -> list:
     """Scan, sample (stratified, --max-images) and preprocess each --data folder once; with hand
-    crops, through the runtime's hand finder first (cached, as asl-train's)."""
-    hands = bool(contract.landmarks) if cfg.hands is None else cfg.hands
-    if contract.landmarks and not hands:
+    crops, through the runtime's hand finder first (cached, as asl-train's). `landmarks`: some
+    model takes them (they are then written for every data set)."""
+    hands = landmarks if cfg.hands is None else cfg.hands
+    if landmarks and not hands:
         raise UserError("this model takes hand landmarks: drop --no-hands (asl-bench finds them as asl-run does)")
     from asl_edge.export.images import load_batch, load_uint8_batch, stratified
     from asl_edge.train.data import scan_source
@@ -118,7 +119,7 @@ def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path) -> list:
         if "uint8" in formats:
             npy["uint8"] = tmp / f"data{i}.uint8.npy"
             _write_npy(npy["uint8"], samples, lambda ss: load_uint8_batch(ss, contract), (s, s, 3), np.uint8)
-        if contract.landmarks:
+        if landmarks:
             from asl_edge.runtime.landmarks import stack
 
             npy["landmarks"] = tmp / f"data{i}.landmarks.npy"
@@ -141,7 +142,7 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
     cmd += ["--runs", str(cfg.runs)] if cfg.runs is not None else ["--time-budget", str(cfg.time_budget)]
     for ds in datasets:
         cmd += ["--images", str(ds.npy[input_format(row.model)])]
-        if "landmarks" in ds.npy:
+        if row.model.contract.landmarks:
             cmd += ["--landmarks", str(ds.npy["landmarks"])]
     log(f"measuring {row.id} ...")
     t0 = time.perf_counter()
@@ -217,13 +218,14 @@ def run_bench(cfg: BenchConfig) -> int:
     models = load_models(cfg.ckpt, cfg.onnx)
     check_contracts(models)
     contract = models[0].contract
+    landmarks = any(m.contract.landmarks for m in models)  # image-only models may be compared with them
     rows = plan_rows(models, providers)
     reference = rows[0]
     # Work files (preprocessed .npy, worker logs) inside --out: swept by the next run if killed.
     sweep_temps(cfg.out)
     tmp = temp_dir(cfg.out, ".asl-bench-")
     try:
-        datasets = prepare_data(cfg, contract, {input_format(m) for m in models}, tmp)
+        datasets = prepare_data(cfg, contract, {input_format(m) for m in models}, tmp, landmarks)
         for i, row in enumerate(rows):
             if not row.result:
                 run_worker(row, i, datasets, cfg, tmp)
@@ -251,7 +253,7 @@ def run_bench(cfg: BenchConfig) -> int:
                      "time_budget_s": cfg.time_budget, "warmup": cfg.warmup, "batch": cfg.batch,
                      "max_images": cfg.max_images, "min_agreement_pct": cfg.min_agreement,
                      "max_drop_pts": cfg.max_drop,
-                     "hand_crops": bool(contract.landmarks) if cfg.hands is None else cfg.hands},
+                     "hand_crops": landmarks if cfg.hands is None else cfg.hands},
         "contract": contract.to_dict(),
         "classes": list(contract.classes),
         "reference": reference.id,

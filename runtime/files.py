@@ -154,7 +154,8 @@ class FilesRun:
             if it.hand is None:
                 crops.append(it.rgb)
                 continue
-            it.landmarks = of_hand(self.finder.hand)
+            if getattr(self.clf, "uses_landmarks", False):
+                it.landmarks = of_hand(self.finder.hand)
             self.hands_found += 1
             x, y, w, h = it.hand
             crops.append(it.rgb[y:y + h, x:x + w])

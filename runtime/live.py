@@ -84,7 +84,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 stats.hand_s += th - t0
                 t0 = th
                 x = clf.contract.preprocess(rgb[box[1]:box[3], box[0]:box[2]])[None]
-                landmarks = of_hand(hands.finder.hand)[None]  # this frame's hand only; zeros when none
+                # this frame's hand only (zeros when none), for a model that reads landmarks
+                landmarks = of_hand(hands.finder.hand)[None] if getattr(clf, "uses_landmarks", False) else None
             else:
                 box = guide.box(frame.shape[1], frame.shape[0])
                 x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]

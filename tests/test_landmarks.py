@@ -167,7 +167,7 @@ def test_asl_run_feeds_the_found_hands_landmarks(landmark_run, tmp_path):
     images = sorted(folder.iterdir())[:4]
     proc = run_cli("asl_edge.runtime.cli", "--model", out / "best.onnx", "--json", *images, check=True)
     recs = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
-    assert len(recs) == 4 and "+ hand landmarks" in proc.stdout
+    assert len(recs) == 4 and "+ hand landmarks" in proc.stdout + proc.stderr  # the model line
     clf = OnnxClassifier(out / "best.onnx", log=lambda *_: None)
     finder = HandFinder(video=False)
     found = 0

@@ -171,9 +171,9 @@ class Trainer:
             self.contract = ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=cfg.img_size, mean=mean, std=std,
                                           landmarks=LANDMARK_FEATURES if cfg.landmarks else 0)
         if bool(self.contract.landmarks) != bool(cfg.landmarks) and init_ckpt is not None:
-            raise UserError(f"--init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
-                            f"{'drop' if self.contract.landmarks else 'pass'} --landmarks to match it, or train from ImageNet")
-        cfg.landmarks = bool(self.contract.landmarks)  # a resumed run keeps its own
+            log(f"note: --init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
+                "training it as one")
+        cfg.landmarks = bool(self.contract.landmarks)  # --init and --resume keep the checkpoint's own
         if cfg.landmarks and not cfg.hand_boxes:
             raise UserError("--landmarks needs the hand finder's landmarks: drop --no-hand-boxes")
         classes = list(self.contract.classes)
