@@ -207,3 +207,12 @@ def test_asl_bench_measures_a_landmark_model_on_hand_crops(landmark_run, tmp_pat
     proc = run_cli("asl_edge.benchmarks.cli", "--ckpt", out / "best.ckpt", "--data", data, "--no-hands",
                    "--max-images", "5", "--runs", "2", "--no-plots", "--out", tmp_path / "b2")
     assert_one_line_error(proc, "takes hand landmarks")
+
+
+def test_camera_mode_uses_the_full_landmark_model_for_a_landmark_model():
+    from asl_edge.runtime.cli import RunOptions, camera_hand_model
+
+    landmark, image_only = type("C", (), {"uses_landmarks": True})(), type("C", (), {"uses_landmarks": False})()
+    assert camera_hand_model(RunOptions(), landmark) == "full"  # what it was trained on
+    assert camera_hand_model(RunOptions(), image_only) == "lite"
+    assert camera_hand_model(RunOptions(hand_model="lite"), landmark) == "lite"  # asked for
