@@ -216,3 +216,28 @@ def test_camera_mode_uses_the_full_landmark_model_for_a_landmark_model():
     assert camera_hand_model(RunOptions(), landmark) == "full"  # what it was trained on
     assert camera_hand_model(RunOptions(), image_only) == "lite"
     assert camera_hand_model(RunOptions(hand_model="lite"), landmark) == "lite"  # asked for
+
+
+def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only():
+    from asl_edge.benchmarks.studies.fusion_lopo import RECIPES, run_recipe
+
+    rng = np.random.default_rng(0)
+
+    def part(name, n=60, hands=True):
+        y = np.arange(n) % 3
+        x = (rng.normal(size=(n, 8)) + y[:, None]).astype(np.float32)
+        lm = np.zeros((n, 64), np.float32)
+        if hands:
+            lm[:, :63] = rng.normal(size=(n, 63)) + y[:, None]
+            lm[:, -1] = 1
+        return {"name": name, "samples": [None] * n, "x": x, "lm": lm, "y": y}
+
+    train = [part("asl_alphabet"), part("roboflow_asl_letters")]
+    seen, blind = part("t32rahman_closeup"), part("longhongvo23_handcrops", hands=False)
+    for recipe in RECIPES:
+        a, b = run_recipe(recipe, train, [seen, blind], 3)
+        assert 0.0 <= a <= 1.0 and 0.0 <= b <= 1.0
+        if recipe == "landmarks":
+            assert b == 0.0 and a > 0.8  # no hand found: no answer; separable landmarks: learnt
+        if recipe == "late fusion":
+            assert b > 0.8  # no hand: the image classifier alone still answers

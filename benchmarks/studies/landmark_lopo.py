@@ -26,17 +26,10 @@ LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
 
 
 def normalise(landmarks: np.ndarray, handedness: str) -> np.ndarray:
-    """(21, 3) frame-pixel landmarks -> 63 numbers independent of position, scale, rotation, hand."""
-    p = landmarks - landmarks[0]
-    up = p[9, :2]
-    size = float(np.hypot(*up)) or 1.0
-    angle = np.arctan2(up[0], -up[1])  # rotate the wrist -> middle knuckle direction onto -y
-    c, s = np.cos(angle), np.sin(angle)
-    xy = p[:, :2] @ np.array([[c, s], [-s, c]]).T
-    out = np.concatenate([xy, p[:, 2:3]], axis=1) / size
-    if handedness == "Left":
-        out[:, 0] = -out[:, 0]
-    return out.ravel().astype(np.float32)
+    """(21, 3) frame-pixel landmarks -> 63 numbers: runtime/landmarks.py's row without its presence flag."""
+    from asl_edge.runtime.landmarks import hand_features
+
+    return hand_features(landmarks, handedness)[:63]
 
 
 def source_features(path, per_class: int, log) -> tuple:
