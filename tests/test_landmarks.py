@@ -225,10 +225,10 @@ def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only(
 
     def part(name, n=60, hands=True):
         y = np.arange(n) % 3
-        x = (rng.normal(size=(n, 8)) + y[:, None]).astype(np.float32)
+        x = (rng.normal(size=(n, 8)) + 3 * y[:, None]).astype(np.float32)
         lm = np.zeros((n, 64), np.float32)
         if hands:
-            lm[:, :63] = rng.normal(size=(n, 63)) + y[:, None]
+            lm[:, :63] = rng.normal(size=(n, 63)) + 3 * y[:, None]
             lm[:, -1] = 1
         return {"name": name, "samples": [None] * n, "x": x, "lm": lm, "y": y}
 
@@ -238,6 +238,6 @@ def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only(
         a, b = run_recipe(recipe, train, [seen, blind], 3)
         assert 0.0 <= a <= 1.0 and 0.0 <= b <= 1.0
         if recipe == "landmarks":
-            assert b == 0.0 and a > 0.8  # no hand found: no answer; separable landmarks: learnt
+            assert b == 0.0 and a > 0.9  # no hand found: no answer; separable landmarks: learnt
         if recipe == "late fusion":
-            assert b > 0.8  # no hand: the image classifier alone still answers
+            assert b > 0.9  # no hand: the image classifier alone still answers
