@@ -222,13 +222,14 @@ def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only(
     from asl_edge.benchmarks.studies.fusion_lopo import RECIPES, run_recipe
 
     rng = np.random.default_rng(0)
+    image_means, landmark_means = np.eye(3, 8) * 6, np.eye(3, 63) * 8  # one direction per class
 
     def part(name, n=60, hands=True):
         y = np.arange(n) % 3
-        x = (rng.normal(size=(n, 8)) + 3 * y[:, None]).astype(np.float32)
+        x = (rng.normal(size=(n, 8)) + image_means[y]).astype(np.float32)
         lm = np.zeros((n, 64), np.float32)
         if hands:
-            lm[:, :63] = rng.normal(size=(n, 63)) + 3 * y[:, None]
+            lm[:, :63] = rng.normal(size=(n, 63)) + landmark_means[y]
             lm[:, -1] = 1
         return {"name": name, "samples": [None] * n, "x": x, "lm": lm, "y": y}
 
