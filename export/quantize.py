@@ -138,8 +138,11 @@ def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_rang
         graph = onnx.load(str(pre)).graph
         convs = [n.name for n in graph.node if n.op_type == "Conv"]
         heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
-        exclude = preprocessing_nodes(graph) + convs[:float_convs] + heads[-1:]
-        exclude += [n for n in landmark_nodes(graph) if n not in exclude]
+        branch = landmark_nodes(graph)
+        # the classifier(s) stay float: the last Gemm/MatMul, or with landmarks every one (the image
+        # classifier and the landmark MLP)
+        exclude = preprocessing_nodes(graph) + convs[:float_convs] + (heads if branch else heads[-1:])
+        exclude += [n for n in branch if n not in exclude]
         extra = {"CalibMovingAverage": False, "CalibPercentile": 99.99}
         if weight_range == "pair-safe":
             extra["TensorQuantOverrides"] = pair_safe_overrides(graph, exclude)
