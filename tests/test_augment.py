@@ -36,3 +36,15 @@ def test_relight_and_scene():
     assert lit.dtype == np.uint8 and lit.shape == rgb.shape and not np.array_equal(lit, rgb)
     assert scene(rgb, None, ("background",), np.random.default_rng(0)) is rgb  # no landmarks: nothing to keep
     assert scene(rgb, points, (), np.random.default_rng(0)) is rgb
+
+
+def test_default_can_be_extended_in_an_augment_list():
+    import pytest
+
+    from asl_edge.runtime.errors import UserError
+    from asl_edge.train.presets import DEFAULT_AUGMENT, parse_augment
+
+    assert parse_augment("default,background,light") == DEFAULT_AUGMENT + ("background", "light")
+    assert parse_augment("flip,default") == ("flip",) + tuple(a for a in DEFAULT_AUGMENT if a != "flip")
+    with pytest.raises(UserError, match="unknown augmentation"):
+        parse_augment("default,sparkle")
