@@ -37,7 +37,7 @@ def _held_out(ckpt, classes, eval_data, limit, log):
 def _check_saturation(int8_path, batches, weight_range, log):
     """Count, in numpy, the int16 pair sums that would overflow on an AVX2-only x86 CPU for these
     images; refuse a file that overflows (only possible with --int8-weights 8bit)."""
-    from .onnx_export import INPUT_NAME, concat_feeds
+    from .feeds import INPUT_NAME, concat_feeds
     from .saturation import count_saturations, summary, unsafe_channels
 
     feeds = concat_feeds(batches)

@@ -77,7 +77,7 @@ def model_inputs(samples, contract) -> dict:
     it takes landmarks (rows of samples with no hand are all zeros)."""
     from asl_edge.runtime.landmarks import stack
 
-    from .onnx_export import INPUT_NAME, LANDMARKS_NAME
+    from .feeds import INPUT_NAME, LANDMARKS_NAME
 
     feeds = {INPUT_NAME: load_input_batch(samples, contract)}
     if contract.landmarks:

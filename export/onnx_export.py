@@ -14,7 +14,9 @@ import asl_edge
 from asl_edge.runtime.contract import CONTRACT_KEY
 from asl_edge.runtime.errors import UserError
 
-INPUT_NAME, OUTPUT_NAME, LANDMARKS_NAME = "image", "logits", "landmarks"
+from .feeds import INPUT_NAME, LANDMARKS_NAME, as_feeds, chunks
+
+OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 20
 INPUT_FORMATS = ("float", "uint8")
 INPUT_DESCRIPTION = {"float": "float32 NCHW normalised", "uint8": "uint8 NHWC RGB, normalised in the graph"}
@@ -113,22 +115,6 @@ def ort_session(path, threads=None):
     if threads:
         opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def as_feeds(inputs) -> dict:
-    """A batch (the image input alone) or feeds {"image": ..., "landmarks": ...} -> feeds."""
-    return dict(inputs) if isinstance(inputs, dict) else {INPUT_NAME: inputs}
-
-
-def chunks(feeds: dict, size: int):
-    n = len(next(iter(feeds.values())))
-    for i in range(0, n, size):
-        yield {k: v[i:i + size] for k, v in feeds.items()}
-
-
-def concat_feeds(parts) -> dict:
-    parts = [as_feeds(p) for p in parts]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def ort_logits(path_or_session, inputs, chunk=32):

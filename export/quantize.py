@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .feeds import LANDMARKS_NAME, chunks
 from .saturation import kernel_rows, pairs
 
 MIN_CALIB_IMAGES = 100
@@ -36,8 +37,7 @@ class _BatchReader:
     or uint8 NHWC for a model that normalises inside), with their landmark rows if it takes them."""
 
     def __init__(self, feeds: dict, chunk=16):
-        n = len(next(iter(feeds.values())))
-        self._it = iter([{k: v[i:i + chunk] for k, v in feeds.items()} for i in range(0, n, chunk)])
+        self._it = chunks(feeds, chunk)
 
     def get_next(self):
         return next(self._it, None)
@@ -91,7 +91,7 @@ def pair_safe_absmax(rows: np.ndarray) -> np.ndarray:
 def landmark_nodes(graph) -> list:
     """Names of the nodes downstream of the landmarks input (the landmark MLP, the fusion and the
     classifier): tiny next to the backbone, so they stay float."""
-    inputs = [i.name for i in graph.input if i.name == "landmarks"]
+    inputs = [i.name for i in graph.input if i.name == LANDMARKS_NAME]
     if not inputs:
         return []
     consumers = {}

@@ -21,6 +21,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .feeds import chunks
+
 INT16_MIN, INT16_MAX = -32768, 32767
 UINT8_MAX = 255
 # Largest |w_k| + |w_k+1| of a same-signed pair that cannot overflow int16 for any uint8 input.
@@ -195,9 +197,8 @@ def count_saturations(model_path, batch, chunk: int = 8) -> list[QuantizedLayer]
     sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     feeds = batch if isinstance(batch, dict) else {sess.get_inputs()[0].name: batch}
-    n = len(next(iter(feeds.values())))
-    for i in range(0, n, chunk):
-        values = dict(zip(names, sess.run(None, {k: v[i:i + chunk] for k, v in feeds.items()})))
+    for part in chunks(feeds, chunk):
+        values = dict(zip(names, sess.run(None, part)))
         for layer in layers:
             _count_layer(layer, values[layer.activation])
     return layers

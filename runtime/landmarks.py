@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 LANDMARK_FEATURES = 64  # 21 x (x, y, z) + presence flag
+LANDMARKS_INPUT = "landmarks"  # the graph input's name
 WRIST, MIDDLE_MCP = 0, 9
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from .contract import CONTRACT_KEY, ModelContract
 from .cpu import int8_isa
 from .errors import UserError
+from .landmarks import LANDMARKS_INPUT
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 
@@ -61,7 +62,6 @@ def needs_precise_int8(metadata: dict, isa: str) -> bool:
     return "no VNNI" in isa and export.get("weight_range", "8bit") == "8bit"
 
 
-LANDMARKS_INPUT = "landmarks"
 _INPUT = {"float": ("tensor(float)", "N,3,S,S"), "uint8": ("tensor(uint8)", "N,S,S,3")}
 
 
