@@ -20,19 +20,27 @@ def hand_features(landmarks, handedness: str) -> np.ndarray:
 
     Relative to the wrist; rotated so wrist -> middle knuckle points up; divided by that length;
     x mirrored for MediaPipe's "Left" label so both hands look alike; last value 1 (a hand)."""
-    p = np.asarray(landmarks, np.float64).reshape(21, 3)
-    p = p - p[WRIST]
-    up = p[MIDDLE_MCP, :2]
-    size = float(np.hypot(*up))
-    if not np.isfinite(p).all() or size < 1e-6:
-        return no_hand()
-    angle = np.arctan2(up[0], -up[1])
-    c, s = np.cos(angle), np.sin(angle)
-    xy = p[:, :2] @ np.array([[c, s], [-s, c]]).T
-    out = np.concatenate([xy, p[:, 2:3]], axis=1) / size
-    if handedness == "Left":
-        out[:, 0] = -out[:, 0]
-    return np.append(out.ravel(), 1.0).astype(np.float32)
+    rows = normalise(np.asarray(landmarks, np.float64).reshape(1, 21, 3), np.array([handedness == "Left"]))
+    return rows[0]
+
+
+def normalise(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """(N, 21, 3) points, (N,) bool mirror -> (N, 64) float32 rows (hand_features for many hands at once;
+    train/augment.py re-normalises turned hands with it). A degenerate hand gets the no-hand row."""
+    p = np.asarray(points, np.float64)
+    p = p - p[:, WRIST:WRIST + 1]
+    up = p[:, MIDDLE_MCP, :2]
+    size = np.hypot(up[:, 0], up[:, 1])
+    ok = np.isfinite(p).all(axis=(1, 2)) & (size >= 1e-6)
+    angle = np.arctan2(up[:, 0], -up[:, 1])
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    x = c * p[..., 0] + s * p[..., 1]
+    y = -s * p[..., 0] + c * p[..., 1]
+    out = np.stack([np.where(np.asarray(mirror)[:, None], -x, x), y, p[..., 2]], axis=-1)
+    out = out / np.where(ok, size, 1.0)[:, None, None]
+    rows = np.concatenate([out.reshape(len(p), 63), np.ones((len(p), 1))], axis=1)
+    rows[~ok] = 0.0
+    return rows.astype(np.float32)
 
 
 def no_hand() -> np.ndarray:

@@ -68,7 +68,7 @@ def test_fusion_head_sums_the_two_classifiers_and_without_a_hand_is_the_image_al
     from asl_edge.train.models import FusionHead
 
     torch.manual_seed(0)
-    head = FusionHead(16, 5)
+    head = FusionHead(16, 5).eval()  # eval: the landmark MLP's dropout off, as in the exported graph
     x = torch.randn(4, 16)
     junk = torch.randn(4, 64)
     junk[:, -1] = 0  # presence flag off: whatever else is in the row must not matter
@@ -80,10 +80,45 @@ def test_fusion_head_sums_the_two_classifiers_and_without_a_hand_is_the_image_al
     # each classifier learns from its own loss: the landmark loss counts only where there is a hand
     y = torch.tensor([0, 1, 2, 3])
     ce = torch.nn.functional.cross_entropy
+    head.train()
     torch.testing.assert_close(head.losses(x, junk, y), ce(head.image(x), y, reduction="none"))
     loss = head.losses(x, hand, y).sum()
     loss.backward()
     assert head.image.weight.grad.abs().sum() > 0 and head.landmarks[0].weight.grad.abs().sum() > 0
+
+
+def test_fusion_head_loads_a_checkpoint_from_before_its_dropout_layers():
+    import torch
+
+    from asl_edge.train.models import FusionHead
+
+    head = FusionHead(16, 5).eval()
+    old = {k.replace("landmarks.3.", "landmarks.2.").replace("landmarks.6.", "landmarks.4."): v.clone()
+           for k, v in head.state_dict().items()}
+    assert "landmarks.4.weight" in old and "landmarks.6.weight" not in old
+    fresh = FusionHead(16, 5).eval()
+    fresh.load_state_dict(old)  # strict: every old key finds its layer
+    x, rows = torch.randn(3, 16), torch.from_numpy(np.stack([hand_features(_hand(i), "Left") for i in range(3)]))
+    torch.testing.assert_close(fresh(x, rows), head(x, rows))
+
+
+def test_pose_turns_hands_and_normalises_them_again_as_the_runtime_does(monkeypatch):
+    from asl_edge.train import augment
+
+    rows = np.stack([hand_features(_hand(i), "Right") for i in range(6)] + [np.zeros(64, np.float32)])
+    out = augment.pose(rows, np.random.default_rng(0))
+    assert out.shape == rows.shape and out.dtype == np.float32
+    assert not out[-1].any()  # no hand stays no hand
+    pts = out[:-1, :63].reshape(-1, 21, 3)
+    np.testing.assert_allclose(pts[:, 0], 0, atol=1e-6)  # wrist at the origin
+    np.testing.assert_allclose(pts[:, 9, :2], np.tile([0.0, -1.0], (6, 1)), atol=1e-5)  # knuckle straight up, unit length
+    assert np.all(out[:-1, -1] == 1) and np.abs(out[:-1] - rows[:-1]).max() > 0.05  # turned: not the same hand
+    np.testing.assert_array_equal(augment.pose(rows, np.random.default_rng(0)), out)  # seeded: reproducible
+    # with no turn, depth change or noise it is the runtime's own normalisation of the same hand
+    monkeypatch.setattr(augment, "POSE_TURN", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(augment, "POSE_DEPTH", 0.0)
+    monkeypatch.setattr(augment, "POSE_NOISE", 0.0)
+    np.testing.assert_allclose(augment.pose(rows, np.random.default_rng(1)), rows, atol=1e-6)
 
 
 def test_contract_landmarks_field():

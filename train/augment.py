@@ -5,7 +5,10 @@ people's rooms and lights rather than between their hands.
   replaced by a random smooth colour field with noise, so the model cannot lean on the training
   signer's wall.
 - light: white balance (per-channel gain) and exposure (gamma), as another camera and lamp give.
-Both run on the whole image before the hand crop, with the view's seeded generator.
+These two run on the whole image before the hand crop, with the view's seeded generator.
+- pose: on a landmark model's landmark rows (not the image), every training step: the same hand
+  seen from another camera angle (turned up to POSE_TURN radians about each axis), with another
+  depth estimate (z scaled) and landmark noise, then normalised again as the runtime does.
 """
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ import cv2
 import numpy as np
 
 BACKGROUND_P = 0.5  # share of views whose background is replaced (the rest keep the real one)
+# pose: (yaw, pitch, roll) limits in radians, depth scale +-, landmark noise (in wrist-to-knuckle lengths).
+# Set before the leave-one-source-out runs (benchmarks/README.md, Landmark augmentation), not tuned on them.
+POSE_TURN, POSE_DEPTH, POSE_NOISE = (0.5, 0.4, 0.3), 0.3, 0.03
 
 
 def hand_mask(shape, points: np.ndarray, widen: float = 0.3) -> np.ndarray:
@@ -63,3 +69,29 @@ def scene(rgb: np.ndarray, points, augment: tuple, rng: np.random.Generator) -> 
     if "light" in augment:
         rgb = relight(rgb, rng)
     return rgb
+
+
+def _rotations(angles: np.ndarray) -> np.ndarray:
+    """(N, 3) yaw (about y, up), pitch (about x), roll (about z, the camera axis) -> (N, 3, 3)."""
+    (cy, cp, cr), (sy, sp, sr) = np.cos(angles).T, np.sin(angles).T
+    one, zero = np.ones_like(cy), np.zeros_like(cy)
+    m = lambda rows: np.stack([np.stack(r, -1) for r in rows], -2)  # noqa: E731
+    yaw = m([(cy, zero, sy), (zero, one, zero), (-sy, zero, cy)])
+    pitch = m([(one, zero, zero), (zero, cp, -sp), (zero, sp, cp)])
+    roll = m([(cr, -sr, zero), (sr, cr, zero), (zero, zero, one)])
+    return yaw @ pitch @ roll
+
+
+def pose(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(N, 64) landmark rows (runtime/landmarks.py) -> the same hands turned, re-estimated and
+    normalised again; no-hand rows stay as they are."""
+    from asl_edge.runtime.landmarks import normalise
+
+    rows = np.asarray(rows, np.float32)
+    n = len(rows)
+    p = rows[:, :63].reshape(n, 21, 3).astype(np.float64)
+    p[..., 2] *= 1 + rng.uniform(-POSE_DEPTH, POSE_DEPTH, (n, 1))
+    p = p @ _rotations(rng.uniform(-1, 1, (n, 3)) * POSE_TURN).transpose(0, 2, 1)
+    p += rng.normal(0, POSE_NOISE, p.shape)
+    turned = normalise(p, np.zeros(n, bool))
+    return np.where(rows[:, -1:] > 0, turned, rows)

@@ -24,7 +24,8 @@ from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
-from .presets import EvalPreset, TrainPreset
+from .augment import pose
+from .presets import EvalPreset, TrainPreset, image_augment
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Trainer:
         set_trainable(self.model, cfg.unfreeze)
         # The frozen prefix of the backbone is cached (augmented as `views` copies); only
         # --unfreeze all, or --views 0 with augmentation, runs the whole network every step.
-        self.feature_mode = cfg.unfreeze != -1 and (not cfg.augment or cfg.views > 0)
+        self.feature_mode = cfg.unfreeze != -1 and (not image_augment(cfg.augment) or cfg.views > 0)
         self.model.to(self.device)
         # pretrained blocks move at a tenth of the new head's rate: fine-tuning, not retraining
         backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
@@ -294,8 +295,9 @@ class Trainer:
             prefix, self.net = split_frozen(self.model)  # self.net (suffix + head) is what trains
             store = FeatureStore(prefix, cfg.arch, self.contract, self.device, cfg.cache_dir,
                                  cfg.feature_engine, cfg.workers, log=self.log)
-            if cfg.augment:
-                train = store.view_features(self.samples, cfg.augment, cfg.views, cfg.seed, self._box_jitter())
+            if image_augment(cfg.augment):
+                train = store.view_features(self.samples, image_augment(cfg.augment), cfg.views, cfg.seed,
+                                            self._box_jitter())
             else:
                 train = store.eval_features(self.samples)
             labels = torch.tensor([s.label for s in self.samples])
@@ -320,6 +322,9 @@ class Trainer:
             self.train_weights = self._sample_weights(self.samples)
             self.train_landmarks = self._landmarks(self.samples)
             self.val_landmarks = self._landmarks(self.val_samples)
+
+    def _poses(self):
+        return self.cfg.landmarks and "pose" in self.cfg.augment
 
     def _box_jitter(self):
         return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0
@@ -355,6 +360,7 @@ class Trainer:
                                 num_workers=self.cfg.workers, persistent_workers=False, drop_last=False)
         net = self._head_or_model()
         net.train()
+        turn = np.random.default_rng(self.cfg.seed * 100_003 + epoch) if self._poses() else None
         if not self.feature_mode:
             freeze_batchnorm_of_frozen(self.model)
         total, correct, loss_sum = 0, 0, 0.0
@@ -366,6 +372,8 @@ class Trainer:
                 x, y, idx = batch
                 w, lm = self.train_weights[idx], self.train_landmarks[idx]
             x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
+            if turn is not None:
+                lm = torch.from_numpy(pose(lm.numpy(), turn))
             per_row, logits = self._losses(net, x, lm, y)
             loss = (per_row * w).sum() / w.sum()
             self.optimizer.zero_grad(set_to_none=True)
@@ -451,7 +459,7 @@ class Trainer:
         self._prepare()
         self._write_manifest()
         if self.feature_mode:
-            views = f", {cfg.views} augmented views" if cfg.augment else ""
+            views = f", {cfg.views} augmented views" if image_augment(cfg.augment) else ""
             mode = (f"cached features{views}, training "
                     + (f"the last {self.feature_info['stages_trained'] - 1} stage(s) and the head"
                        if self.feature_info["stages_trained"] > 1 else "the head"))

@@ -30,11 +30,26 @@ class FusionHead(nn.Module):
     features before one layer (benchmarks/studies/fusion_lopo.py), which let the image features,
     which fit the training signers best, crowd out the landmarks that carry over to strangers."""
 
+    # Dropout in the landmark MLP (with the pose augmentation, train/augment.py) is what carried the
+    # landmark branch over to left-out signers (benchmarks/README.md, Landmark augmentation).
+    DROPOUT = 0.2
+
     def __init__(self, feature_dim: int, num_classes: int, landmark_dim: int = LANDMARK_FEATURES, hidden: int = 128):
         super().__init__()
         self.image = nn.Linear(feature_dim, num_classes)
-        self.landmarks = nn.Sequential(nn.Linear(landmark_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+        self.landmarks = nn.Sequential(nn.Linear(landmark_dim, hidden), nn.ReLU(), nn.Dropout(self.DROPOUT),
+                                       nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(self.DROPOUT),
                                        nn.Linear(hidden, num_classes))
+
+    # Checkpoints from before the dropout layers numbered the MLP's linear layers 0, 2, 4.
+    _OLD_LAYERS = {"landmarks.2.": "landmarks.3.", "landmarks.4.": "landmarks.6."}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "landmarks.6.weight" not in state_dict:
+            for old, new in self._OLD_LAYERS.items():
+                for key in [k for k in state_dict if k.startswith(prefix + old)]:
+                    state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def branches(self, x, landmarks):
         return self.image(x), self.landmarks(landmarks)

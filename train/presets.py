@@ -7,12 +7,20 @@ from torchvision.transforms import v2
 
 from asl_edge.runtime.contract import ModelContract
 
-# jitter: move and scale the hand crop; background, light: on the whole image (train/augment.py)
-AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter", "background", "light")
+# jitter: move and scale the hand crop; background, light: on the whole image; pose: on the
+# landmark rows of a landmark model, not the image (train/augment.py)
+AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter", "background", "light", "pose")
 SCENE_AUGMENTATIONS = ("background", "light")
+LANDMARK_AUGMENTATIONS = ("pose",)
 # The set that measured best on held-out photos of other people (benchmarks/README.md,
 # Generalization); rotate, color, blur and gray each moved that figure by less than its noise.
-DEFAULT_AUGMENT = ("jitter", "crop", "flip")
+# pose: +3 points on left-out signers for landmark models (benchmarks/README.md); image-only ignore it.
+DEFAULT_AUGMENT = ("jitter", "crop", "flip", "pose")
+
+
+def image_augment(augment: tuple) -> tuple:
+    """The augmentations that change the image (what the feature cache and the image presets see)."""
+    return tuple(a for a in augment if a not in LANDMARK_AUGMENTATIONS)
 
 
 def parse_augment(text: str | None) -> tuple:
