@@ -20,7 +20,9 @@ Recipes (rows):
   layer, trained jointly on one loss, landmarks dropped on 25% of training rows so it also works
   without a hand;
 - late fusion: asl-train's FusionHead: an image classifier and a landmark classifier, each on its
-  own loss, log-probabilities summed (the landmark term only where a hand was found).
+  own loss, log-probabilities summed (the landmark term only where a hand was found);
+- "+ pose": the same, with asl-train's pose augmentation of the landmark rows every epoch
+  (train/augment.py: the hand turned, re-estimated and normalised again).
 A fine-tuned backbone (the shipped recipe) is better than these frozen features on every row; this
 study compares recipes cheaply and fairly, it does not measure the shipped model.
 """
@@ -85,10 +87,11 @@ def ConcatHead(feature_dim, classes, hidden=128):  # noqa: N802 (a module factor
     return Concat()
 
 
-def fit(kind, x, lm, y, w, classes, seed=0):
+def fit(kind, x, lm, y, w, classes, seed=0, poses=False):
     """Train one head; returns predict(x, lm) -> log-probabilities (N, classes)."""
     import torch
 
+    from asl_edge.train.augment import pose
     from asl_edge.train.models import FusionHead
 
     torch.manual_seed(seed)
@@ -97,7 +100,7 @@ def fit(kind, x, lm, y, w, classes, seed=0):
         net = nn.Linear(x.shape[1], classes)
         call = lambda n, a, b: n(a)  # noqa: E731
     elif kind == "landmarks":
-        net = nn.Sequential(nn.Linear(lm.shape[1], 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, classes))
+        net = FusionHead(x.shape[1], classes).landmarks  # the shipped landmark MLP alone
         call = lambda n, a, b: n(b)  # noqa: E731
     elif kind == "concat":
         net = ConcatHead(x.shape[1], classes)
@@ -111,18 +114,22 @@ def fit(kind, x, lm, y, w, classes, seed=0):
         xt, lt, yt, wt = xt[keep], lt[keep], yt[keep], wt[keep]
     opt = torch.optim.Adam(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     g = torch.Generator().manual_seed(seed)
+    turn = np.random.default_rng(seed)
+    net.train()
     for _ in range(EPOCHS):
-        b = lt
+        b = torch.from_numpy(pose(lt.numpy(), turn)) if poses else lt
         if kind == "concat":
             b = lt * (torch.rand(len(lt), 1, generator=g) >= DROP_LANDMARKS)
         opt.zero_grad()
         if kind == "fusion":
-            per_row = net.losses(xt, lt, yt)
+            per_row = net.losses(xt, b, yt)
         else:
             per_row = torch.nn.functional.cross_entropy(call(net, xt, b), yt, reduction="none")
         loss = (per_row * wt).sum() / wt.sum()
         loss.backward()
         opt.step()
+
+    net.eval()
 
     def predict(a, b):
         with torch.no_grad():
@@ -163,13 +170,14 @@ def _take(part, idx):
 
 
 TWO = ("asl_alphabet", "roboflow_asl_letters")  # the shipped model's sources
-RECIPES = ("image, 2 sources", "image", "landmarks", "concat fusion", "late fusion")
+RECIPES = ("image, 2 sources", "image", "landmarks", "landmarks + pose", "concat fusion", "late fusion",
+           "late fusion + pose")
 
 
 def run_recipe(recipe, train_parts, test_parts, classes):
     """Train the recipe's head(s) once; top-1 on each test part (None when the recipe has no data)."""
     kind = {"image, 2 sources": "image", "image": "image", "landmarks": "landmarks", "concat fusion": "concat",
-            "late fusion": "fusion"}[recipe]
+            "late fusion": "fusion"}[recipe.removesuffix(" + pose")]
     if recipe == "image, 2 sources":
         train_parts = [p for p in train_parts if p["name"] in TWO]
         if not train_parts:
@@ -178,7 +186,7 @@ def run_recipe(recipe, train_parts, test_parts, classes):
     lm = np.concatenate([p["lm"] for p in train_parts])
     y = np.concatenate([p["y"] for p in train_parts])
     w = balanced_weights(train_parts)
-    predict = fit(kind, x, lm, y, w, classes)
+    predict = fit(kind, x, lm, y, w, classes, poses=recipe.endswith(" + pose"))
     return [_accuracy(recipe, predict(t["x"], t["lm"]), t, y) for t in test_parts]
 
 
@@ -186,7 +194,7 @@ def _accuracy(recipe, logp, test_part, y):
     own = sorted(set(test_part["y"].tolist()) & set(y.tolist()))  # classes it could have learnt
     keep = np.isin(test_part["y"], own)
     test_part, logp = _take(test_part, np.flatnonzero(keep)), logp[keep]
-    part = dict(test_part, no_hand_wrong=(test_part["lm"][:, -1] > 0) if recipe == "landmarks" else None)
+    part = dict(test_part, no_hand_wrong=(test_part["lm"][:, -1] > 0) if recipe.startswith("landmarks") else None)
     return score(logp, part, own)
 
 
