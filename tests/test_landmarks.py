@@ -144,13 +144,14 @@ def test_a_contract_that_promises_landmarks_to_a_one_input_graph_is_refused(tmp_
 @pytest.fixture(scope="session")
 def landmark_run(tmp_path_factory, cache_dir):
     """EfficientNet-Lite0 (frozen) + FusionHead on 8 close-ups per letter of one signer, 96 px,
-    exported to FP32 and INT8."""
+    landmark rows turned by the pose augmentation, exported to FP32 and INT8."""
     need(CLOSEUP)
     from asl_edge.train.engine import TrainConfig, Trainer
 
     out = tmp_path_factory.mktemp("landmark-run")
     cfg = TrainConfig(data=[str(CLOSEUP)], arch="efficientnet_lite0", weights="imagenet", epochs=15, img_size=96,
-                      max_per_class=8, out=str(out), cache_dir=str(cache_dir), workers=0, landmarks=True)
+                      max_per_class=8, out=str(out), cache_dir=str(cache_dir), workers=0, landmarks=True,
+                      augment=("pose",))
     summary = Trainer(cfg, log=lambda *_: None).fit()
     run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "100", check=True)
     return out, summary
@@ -163,6 +164,7 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
     out, summary = landmark_run
     ckpt = load_checkpoint(out / "best.ckpt")
     assert ckpt["contract"]["landmarks"] == 64 and ckpt["config"]["landmarks"] is True
+    assert ckpt["config"]["augment"] == ["pose"]
     assert summary["best_val_acc"] > 0.3  # 26 letters: chance is 4%
     fp32, int8 = out / "best.onnx", out / "best.int8.onnx"
     for path in (fp32, int8):
