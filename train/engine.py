@@ -23,8 +23,8 @@ from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
+from .landmark_fit import fit_landmark_classifier
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
-from .augment import pose
 from .presets import EvalPreset, TrainPreset, image_augment
 
 
@@ -323,8 +323,17 @@ class Trainer:
             self.train_landmarks = self._landmarks(self.samples)
             self.val_landmarks = self._landmarks(self.val_samples)
 
-    def _poses(self):
-        return self.cfg.landmarks and "pose" in self.cfg.augment
+    def _landmark_stage(self):
+        """A landmark model's landmark classifier: fitted in its own stage when training starts (a
+        resumed run has it in the checkpoint), frozen for the image epochs (train/landmark_fit.py)."""
+        mlp = self.model.head.landmarks
+        if self.start_epoch > 0:
+            for p in mlp.parameters():
+                p.requires_grad_(False)
+            return
+        labels = torch.tensor([s.label for s in self.samples])
+        fit_landmark_classifier(mlp, self._landmarks(self.samples), labels, self._sample_weights(self.samples),
+                                "pose" in self.cfg.augment, self.cfg.seed, self.log)
 
     def _box_jitter(self):
         return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0
@@ -360,7 +369,6 @@ class Trainer:
                                 num_workers=self.cfg.workers, persistent_workers=False, drop_last=False)
         net = self._head_or_model()
         net.train()
-        turn = np.random.default_rng(self.cfg.seed * 100_003 + epoch) if self._poses() else None
         if not self.feature_mode:
             freeze_batchnorm_of_frozen(self.model)
         total, correct, loss_sum = 0, 0, 0.0
@@ -372,8 +380,6 @@ class Trainer:
                 x, y, idx = batch
                 w, lm = self.train_weights[idx], self.train_landmarks[idx]
             x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
-            if turn is not None:
-                lm = torch.from_numpy(pose(lm.numpy(), turn))
             per_row, logits = self._losses(net, x, lm, y)
             loss = (per_row * w).sum() / w.sum()
             self.optimizer.zero_grad(set_to_none=True)
@@ -458,6 +464,8 @@ class Trainer:
             self._carry_best(self._resume_ckpt)
         self._prepare()
         self._write_manifest()
+        if cfg.landmarks:
+            self._landmark_stage()
         if self.feature_mode:
             views = f", {cfg.views} augmented views" if image_augment(cfg.augment) else ""
             mode = (f"cached features{views}, training "
