@@ -121,6 +121,33 @@ def test_pose_turns_hands_and_normalises_them_again_as_the_runtime_does(monkeypa
     np.testing.assert_allclose(augment.pose(rows, np.random.default_rng(1)), rows, atol=1e-6)
 
 
+def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_the_classifier():
+    import torch
+
+    from asl_edge.train.landmark_fit import fit_landmark_classifier
+    from asl_edge.train.models import FusionHead
+
+    rng = np.random.default_rng(0)
+    protos = [_hand(seed) for seed in range(3)]  # three hand shapes, one per class
+    labels = np.arange(60) % 3
+    rows = np.stack([hand_features(protos[c] + rng.normal(0, 2, (21, 3)), "Right") for c in labels])
+    rows[::5] = 0  # no hand found: must not count (its label is noise)
+    noisy = np.where(np.arange(60) % 5 == 0, (labels + 1) % 3, labels)
+    head = FusionHead(4, 3)
+    lines = []
+    fit_landmark_classifier(head.landmarks, torch.from_numpy(rows), torch.from_numpy(noisy), torch.ones(60), True, 0,
+                            log=lines.append)
+    assert not any(p.requires_grad for p in head.landmarks.parameters()) and not head.landmarks.training
+    with torch.no_grad():
+        pred = head.landmarks(torch.from_numpy(rows[labels == noisy])).argmax(1).numpy()
+    assert (pred == labels[labels == noisy]).mean() > 0.9 and "48 hands (pose augmentation)" in lines[0]
+    untouched = FusionHead(4, 3)
+    before = [p.clone() for p in untouched.landmarks.parameters()]
+    fit_landmark_classifier(untouched.landmarks, torch.zeros(5, 64), torch.zeros(5, dtype=torch.long), torch.ones(5),
+                            True, 0, log=lines.append)
+    assert "no hand" in lines[-1] and all(torch.equal(a, b) for a, b in zip(before, untouched.landmarks.parameters()))
+
+
 def test_contract_landmarks_field():
     c = ModelContract()
     assert "landmarks" not in c.to_dict()  # image-only contracts are unchanged (and so are cache keys)

@@ -1,0 +1,141 @@
+"""How should a landmark model's landmark classifier be trained? Measured on fine-tuned
+leave-one-source-out fold models, without training their image path again.
+
+    python -m asl_edge.benchmarks.studies.landmark_stage --fold runs/lopo/fusion-lo0 --fold runs/lopo/fusion-lo1 \\
+        --fold runs/lopo/fusion-lo2 --fold runs/lopo/fusion-lo3
+
+Each --fold is an `asl-train --landmarks --val-source K` run (last.ckpt, split.csv), whose image path
+never saw source K. FusionHead's two classifiers share no weight, so its landmark classifier can be
+swapped for one trained another way on the same training rows (split.csv, the run's source weights)
+and the fused answer scored on source K's rows (the run's own val rows of K, all 29 classes, as
+asl-train reports them). Rows:
+- as trained: the fold's own landmark classifier (trained with the image, 6 epochs of batch 32);
+- stage: train/landmark_fit.py (full batch, to convergence), without and with the pose augmentation.
+Then the speller's view on letters (20 per letter and source, seeded): a temperature fitted on all
+folds' left-out rows (and per fold on the other three), ECE, and precision / coverage at --threshold.
+The image path's logits are computed once per fold (the slow part: a few minutes on 2 cores).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from asl_edge.runtime.errors import UserError, cli_errors
+
+ROWS = ("as trained", "stage", "stage + pose")
+
+
+def _log_softmax(z):
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def fold_data(run: Path, log) -> dict:
+    """One fold: image-branch logits, its own landmark logits, landmark rows and labels on its left-out
+    source's val rows; and its training rows' landmarks, labels and source weights."""
+    import torch
+
+    from asl_edge.runtime.contract import KAGGLE_CLASSES
+    from asl_edge.runtime.landmarks import stack
+    from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from asl_edge.train.data import CACHE_ROOT, load_image, scan_source
+    from asl_edge.train.hand_boxes import fill_hand_boxes
+    from asl_edge.train.presets import EvalPreset
+
+    ckpt = load_checkpoint(run / "last.ckpt")
+    cfg = ckpt["config"]
+    if not cfg.get("landmarks") or cfg.get("val_source") is None:
+        raise UserError(f"{run}: not an asl-train --landmarks --val-source run")
+    model, contract = model_from_checkpoint(ckpt)
+    by_path = {}
+    for i, path in enumerate(cfg["data"]):
+        samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=i, check_images=False, strict_classes=False, log=log)
+        samples, _ = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{path}: ")
+        by_path.update({os.path.realpath(s.path): s for s in samples})
+    with open(run / "split.csv", newline="") as f:
+        train = [by_path[os.path.realpath(r["path"])] for r in csv.DictReader(f) if r["split"] == "train"]
+    held = [by_path[os.path.realpath(p)] for p in ckpt["split"]["val_files"]]
+    held = [s for s in held if s.source == cfg["val_source"]]
+    weights = cfg.get("source_weights") or []
+    pre = EvalPreset(contract)
+    image, own = [], []
+    rows = stack([s.hand for s in held], len(held))
+    with torch.no_grad():
+        for b in range(0, len(held), 64):
+            x = torch.stack([pre(load_image(s)) for s in held[b:b + 64]])
+            a, lm = model.head.branches(model.backbone(x), torch.from_numpy(rows[b:b + 64]))
+            image.append(a.numpy())
+            own.append(lm.numpy())
+    log(f"{run}: {len(held)} left-out rows (source {cfg['val_source']}), {len(train)} training rows")
+    return {"image": np.concatenate(image), "own": np.concatenate(own), "rows": rows,
+            "y": np.array([s.label for s in held]), "seed": int(cfg.get("seed", 0)),
+            "train_rows": stack([s.hand for s in train], len(train)), "train_y": np.array([s.label for s in train]),
+            "train_w": np.array([float(weights[s.source]) if s.source < len(weights) else 1.0 for s in train],
+                                np.float32)}
+
+
+def landmark_logits(fold: dict, row: str) -> np.ndarray:
+    import torch
+
+    from asl_edge.train.landmark_fit import fit_landmark_classifier
+    from asl_edge.train.models import FusionHead
+
+    if row == "as trained":
+        return fold["own"]
+    head = FusionHead(1, fold["image"].shape[1])
+    fit_landmark_classifier(head.landmarks, torch.from_numpy(fold["train_rows"]), torch.from_numpy(fold["train_y"]),
+                            torch.from_numpy(fold["train_w"]), row.endswith("pose"), fold["seed"], log=lambda _: None)
+    with torch.no_grad():
+        return head.landmarks(torch.from_numpy(fold["rows"])).numpy()
+
+
+def letters_sample(y, per_letter=20, seed=0):
+    rng = np.random.default_rng(seed)
+    keep = [rng.choice(np.flatnonzero(y == c), min(per_letter, int((y == c).sum())), replace=False)
+            for c in range(26) if (y == c).any()]
+    return np.sort(np.concatenate(keep))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--fold", "folds", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
+              help="An asl-train --landmarks --val-source K run folder (repeat).")
+@click.option("--threshold", "thresholds", multiple=True, type=float, default=(0.5, 0.7, 0.9), show_default=True)
+@cli_errors
+def main(folds, thresholds):
+    """Left-out top-1 and calibration of a landmark model's landmark classifier, trained three ways."""
+    from asl_edge.benchmarks.studies.calibrate import ece, fit_temperature, log_softmax, speller_view
+
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    data = [fold_data(Path(f), log) for f in folds]
+    names = [Path(f).name for f in folds]
+    print("| landmark classifier | " + " | ".join(names) + " | mean left-out | letters top-1 | T | ECE before -> after | "
+          + " | ".join(f"precision / coverage at {t:g}" for t in thresholds) + " |")
+    print("|---|" + "---|" * (len(names) + 4 + len(thresholds)))
+    for row in ROWS:
+        accs, letters, labels = [], [], []
+        for d in data:
+            fused = _log_softmax(d["image"]) + d["rows"][:, -1:] * _log_softmax(landmark_logits(d, row))
+            accs.append(float((fused.argmax(1) == d["y"]).mean()))
+            keep = letters_sample(d["y"])
+            letters.append(fused[keep][:, :26])
+            labels.append(d["y"][keep])
+        z, y = np.concatenate(letters), np.concatenate(labels)
+        t = fit_temperature(z, y)
+        before, after = np.exp(log_softmax(z, 1.0)), np.exp(log_softmax(z, t))
+        views = [speller_view(after, y, th) for th in thresholds]
+        print(f"| {row} | " + " | ".join(f"{100 * a:.1f}%" for a in accs) + f" | {100 * np.mean(accs):.1f}% | "
+              f"{100 * (z.argmax(1) == y).mean():.1f}% | {t:.2f} | {100 * ece(before, y):.1f}% -> {100 * ece(after, y):.1f}% | "
+              + " | ".join("—" if p is None else f"{100 * p:.1f}% / {100 * c:.1f}%" for p, c in views) + " |")
+        per_fold = [fit_temperature(np.concatenate(letters[:k] + letters[k + 1:]), np.concatenate(labels[:k] + labels[k + 1:]))
+                    for k in range(len(letters))] if len(letters) > 1 else []
+        if per_fold:
+            log(f"{row}: T fitted on the other folds: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, per_fold)))
+
+
+if __name__ == "__main__":
+    main()
