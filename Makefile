@@ -56,7 +56,7 @@ default-model: setup
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
 	# temperature fitted on signers it never saw (leave-one-source-out; benchmarks/README.md, "Calibrated confidence")
-	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.43
+	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.87
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,
 # compared with this machine. Needs root and apt; the arm64 root takes 15-50 min once (50 measured on busy cores), each run ~1 s per image and model; not part of CI.

@@ -135,6 +135,20 @@ def main(folds, thresholds):
                     for k in range(len(letters))] if len(letters) > 1 else []
         if per_fold:
             log(f"{row}: T fitted on the other folds: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, per_fold)))
+        last = (letters, labels)
+    _per_letter(*last, names)
+
+
+def _per_letter(letters, labels, names):
+    """Top-1 per letter and fold of the last row (the recipe asl-train uses)."""
+    from asl_edge.runtime.contract import KAGGLE_CLASSES
+
+    print(f"\nPer letter, {ROWS[-1]} (20 per letter and left-out source):\n")
+    print("| letter | " + " | ".join(names) + " | mean |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for c in range(26):
+        cells = [float((z.argmax(1)[y == c] == c).mean()) if (y == c).any() else float("nan") for z, y in zip(letters, labels)]
+        print(f"| {KAGGLE_CLASSES[c]} | " + " | ".join(f"{100 * v:.0f}%" for v in cells) + f" | {100 * np.nanmean(cells):.0f}% |")
 
 
 if __name__ == "__main__":
