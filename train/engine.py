@@ -23,7 +23,7 @@ from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
-from .landmark_fit import fit_landmark_classifier
+from .landmark_fit import fit_landmark_classifier, freeze
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
 
@@ -328,8 +328,7 @@ class Trainer:
         resumed run has it in the checkpoint), frozen for the image epochs (train/landmark_fit.py)."""
         mlp = self.model.head.landmarks
         if self.start_epoch > 0:
-            for p in mlp.parameters():
-                p.requires_grad_(False)
+            freeze(mlp)
             return
         labels = torch.tensor([s.label for s in self.samples])
         fit_landmark_classifier(mlp, self._landmarks(self.samples), labels, self._sample_weights(self.samples),

@@ -46,5 +46,10 @@ def fit_landmark_classifier(mlp: nn.Module, rows: torch.Tensor, labels: torch.Te
             "frozen for the image epochs")
     else:
         log("landmark classifier: no hand in the training images; it stays untrained (the image decides)")
+    freeze(mlp)
+
+
+def freeze(mlp: nn.Module) -> None:
+    """The image epochs leave the fitted classifier as it is."""
     for p in mlp.parameters():
         p.requires_grad_(False)

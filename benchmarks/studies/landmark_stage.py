@@ -30,11 +30,6 @@ from asl_edge.runtime.errors import UserError, cli_errors
 ROWS = ("as trained", "stage", "stage + pose")
 
 
-def _log_softmax(z):
-    z = z - z.max(1, keepdims=True)
-    return z - np.log(np.exp(z).sum(1, keepdims=True))
-
-
 def fold_data(run: Path, log) -> dict:
     """One fold: image-branch logits, its own landmark logits, landmark rows and labels on its left-out
     source's val rows; and its training rows' landmarks, labels and source weights."""
@@ -119,7 +114,7 @@ def main(folds, thresholds):
     for row in ROWS:
         accs, letters, labels = [], [], []
         for d in data:
-            fused = _log_softmax(d["image"]) + d["rows"][:, -1:] * _log_softmax(landmark_logits(d, row))
+            fused = log_softmax(d["image"], 1.0) + d["rows"][:, -1:] * log_softmax(landmark_logits(d, row), 1.0)
             accs.append(float((fused.argmax(1) == d["y"]).mean()))
             keep = letters_sample(d["y"])
             letters.append(fused[keep][:, :26])
