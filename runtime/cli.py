@@ -51,7 +51,7 @@ def describe_model(clf, first) -> str:
               help="Camera mode: a camera index, a video file (read frame by frame), a stream URL, "
                    "or picam. Default when no INPUTS are given: 0.")
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="onnxruntime execution provider; auto uses CUDA when available.")
+              help="onnxruntime execution provider of the classifier and the hand finder; auto uses CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="onnxruntime intra-op threads (default: onnxruntime's choice; capped at 4 per core).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
@@ -138,10 +138,10 @@ def wants_hand(roi) -> bool:
     return str(roi).strip().lower() == "hand"
 
 
-def parse_region(roi, hand_model="full") -> GuideBox | HandRoi:
+def parse_region(roi, hand_model="full", provider="cpu") -> GuideBox | HandRoi:
     """--roi -> the fixed guide box, or the hand finder that falls back to the default guide box."""
     if wants_hand(roi):
-        return HandRoi(HandFinder(video=True, landmark_model=hand_model), GuideBox())
+        return HandRoi(HandFinder(video=True, landmark_model=hand_model, provider=provider), GuideBox())
     try:
         return GuideBox.parse(roi)
     except UserError as e:
@@ -152,7 +152,8 @@ def run_files(inputs, opts: RunOptions):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
     if not wants_hand(opts.roi):
         parse_region(opts.roi)  # a bad value fails in one line, before the model loads
-    finder = HandFinder(video=False, landmark_model=opts.hand_model or "full") if wants_hand(opts.roi) else None
+    finder = (HandFinder(video=False, landmark_model=opts.hand_model or "full", provider=opts.provider)
+              if wants_hand(opts.roi) else None)
     clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
     run = FilesRun(clf, top_k=opts.top_k, as_json=opts.as_json, batch_size=opts.batch_size, every=opts.every,
                    max_frames=opts.max_frames, finder=finder)
@@ -184,7 +185,7 @@ def run_camera_source(camera, opts: RunOptions, speller):
     try:
         clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
         info(describe_model(clf, first))
-        guide = parse_region(opts.roi, camera_hand_model(opts, clf))
+        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider)
         window = open_window(opts.no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
              f"; hold {speller.hold}, threshold {opts.threshold:g}")

@@ -32,6 +32,7 @@ import numpy as np
 
 from .camera import GuideBox, first_line
 from .errors import UserError
+from .model import choose_providers
 
 # The same margin training uses around a boxes.csv hand box (train/data.py crop_box).
 MARGIN = 0.25
@@ -189,9 +190,8 @@ def _session(path: Path, threads: int, provider: str = "cpu"):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if provider == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+    # the classifier's rule (auto = CUDA where this onnxruntime has it); its fallback note is said once, there
+    providers = choose_providers(provider, log=lambda msg: None)
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:
@@ -341,9 +341,9 @@ class HandFinder:
     name = "hand landmarks (ONNX)"
 
     def __init__(self, margin: float = MARGIN, *, video: bool = False, landmark_model: str = "full",
-                 threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None):
+                 threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None, provider: str = "cpu"):
         self.margin, self.pad = margin, pad
-        self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads)
+        self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads, provider=provider)
         self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model})"
         self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 

@@ -115,4 +115,4 @@ for model in $MODELS; do
     > "$OUT/x86_$tag.jsonl" 2> "$OUT/x86_$tag.log" || die "asl-run failed on x86 for $tag"
 done
 [[ ${#names[@]} -gt 0 ]] || die "no model to check"
-"$X86_PY" scripts/pi_compare.py "$OUT" "${names[@]}" | tee "$OUT/compare.txt"
+"$X86_PY" scripts/compare_runs.py "$OUT" "${names[@]}" | tee "$OUT/compare.txt"

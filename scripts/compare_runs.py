@@ -1,10 +1,11 @@
-"""Compare `asl-run --json --top-k 1000` outputs of the emulated arm64 and the x86 runs, per image.
+"""Compare `asl-run --json --top-k 1000` outputs of two places a model ran, per image.
 
-    python scripts/pi_compare.py RESULTS_DIR TAG [TAG ...]
+    python scripts/compare_runs.py [--sides TEST,REF] RESULTS_DIR TAG [TAG ...]
 
-Reads RESULTS_DIR/{arm,x86}_TAG.jsonl. For each TAG: arm64 vs x86 on the same file, and both
-against the x86 run of the last TAG (the reference, e.g. the FP32 file): top-1 agreement, the
-largest and median per-image max |probability difference|, and accuracy where folders name classes.
+Reads RESULTS_DIR/{TEST,REF}_TAG.jsonl (sides default to arm,x86: scripts/pi_check.sh's emulated
+arm64 and x86 runs; scripts/gpu_check.sh uses cuda,cpu). For each TAG: TEST vs REF on the same file,
+and both against the REF run of the last TAG (the reference, e.g. the FP32 file): top-1 agreement,
+the largest and median per-image max |probability difference|, and accuracy where folders name classes.
 """
 from __future__ import annotations
 
@@ -42,15 +43,15 @@ def accuracy(runs: dict):
     return (sum(r["label"] == r["true"] for r in labelled), len(labelled))
 
 
-def main(out: str, *tags: str) -> None:
-    out = Path(out)
-    runs = {(side, t): load(out / f"{side}_{t}.jsonl") for t in tags for side in ("arm", "x86")}
+def main(out: str, *tags: str, sides=("arm", "x86")) -> None:
+    out, (test, base) = Path(out), sides
+    runs = {(side, t): load(out / f"{side}_{t}.jsonl") for t in tags for side in sides}
     ref = tags[-1]
     lines, report = [], {}
     for t in tags:
-        for name, (a, b) in {f"{t}: arm64 vs x86 (same file)": (("arm", t), ("x86", t)),
-                             f"{t}: arm64 vs x86 {ref} (reference)": (("arm", t), ("x86", ref)),
-                             f"{t}: x86 vs x86 {ref} (reference)": (("x86", t), ("x86", ref))}.items():
+        for name, (a, b) in {f"{t}: {test} vs {base} (same file)": ((test, t), (base, t)),
+                             f"{t}: {test} vs {base} {ref} (reference)": ((test, t), (base, ref)),
+                             f"{t}: {base} vs {base} {ref} (reference)": ((base, t), (base, ref))}.items():
             if a == b:
                 continue
             c = compare(runs[a], runs[b])
@@ -58,7 +59,7 @@ def main(out: str, *tags: str) -> None:
             lines.append(f"{name}: top-1 agree {c['top1_agree']}/{c['images']} "
                          f"({100 * c['top1_agree'] / max(c['images'], 1):.1f}%), max |dp| {c['max_dp']:.4f}, "
                          f"median per-image max |dp| {c['median_dp']:.5f}")
-        for side in ("arm", "x86"):
+        for side in sides:
             ok, n = accuracy(runs[(side, t)])
             if n:
                 lines.append(f"{t}: {side} accuracy {ok}/{n} ({100 * ok / n:.1f}%)")
@@ -68,4 +69,8 @@ def main(out: str, *tags: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["--sides"]:
+        main(*args[2:], sides=tuple(args[1].split(",")))
+    else:
+        main(*args)
