@@ -50,14 +50,20 @@ def choose_providers(provider: str = "auto", log=print) -> list:
     raise UserError(f"unknown provider {provider!r}: use auto, cpu or cuda")
 
 
-def needs_precise_int8(metadata: dict, isa: str) -> bool:
-    """True for an INT8 file exported before pair-safe weights (or with --int8-weights 8bit) running
-    on an x86 CPU without VNNI, where its int16 pair sums can overflow."""
+def export_settings(metadata: dict) -> dict:
+    """What asl-export wrote about how the file was made ({} for a file without it)."""
     try:
         export = json.loads(metadata.get("asl_edge.export", "{}"))
     except ValueError:
-        return False
-    if not isinstance(export, dict) or export.get("precision") != "int8":
+        return {}
+    return export if isinstance(export, dict) else {}
+
+
+def needs_precise_int8(metadata: dict, isa: str) -> bool:
+    """True for an INT8 file exported before pair-safe weights (or with --int8-weights 8bit) running
+    on an x86 CPU without VNNI, where its int16 pair sums can overflow."""
+    export = export_settings(metadata)
+    if export.get("precision") != "int8":
         return False
     return "no VNNI" in isa and export.get("weight_range", "8bit") == "8bit"
 
@@ -132,14 +138,24 @@ class OnnxClassifier:
         except UserError as e:
             raise UserError(f"{self.path}: {e}") from None
         check_graph(self.session, self.contract, self.path)
-        if needs_precise_int8(self.metadata, int8_isa()):
+        providers = self.session.get_providers()
+        if export_settings(self.metadata).get("precision") == "int8" and providers[0] == "CUDAExecutionProvider":
+            # INT8 (QDQ) on CUDA runs partly on the CPU with copies between: 17.6 ms/img against 1.4 on the CPU
+            # (scripts/gpu_check.sh, H200). auto keeps such a file on the CPU; an explicit cuda is obeyed.
+            if provider == "auto":
+                providers = ["CPUExecutionProvider"]
+            else:
+                log(f"note: {self.path.name} is INT8, slower on CUDA than on the CPU; for a GPU use the FP32 or "
+                    "FP16 file (asl-export --quantize fp16)")
+        precise = needs_precise_int8(self.metadata, int8_isa())
+        if precise:
             # an older full-range INT8 file on an AVX2-only CPU: its int16 pair sums would overflow;
             # onnxruntime's slower exact U8S8 path avoids that (re-export with asl-export to drop it)
             opts.add_session_config_entry("session.x64quantprecision", "1")
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                providers=self.session.get_providers())
             log(f"note: {self.path.name} has full-range INT8 weights and this CPU lacks VNNI; using onnxruntime's "
                 "exact (slower) INT8 kernels. Re-export with asl-export for pair-safe weights.")
+        if precise or providers != self.session.get_providers():
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 

@@ -168,17 +168,3 @@ def test_camera_that_will_not_open(color_model):
 def test_camera_and_inputs_together(color_model, dataset):
     assert_one_line_error(run_cli("--model", color_model, "--camera", "0", dataset / "loose.png"), "not both")
 
-
-def test_provider_reaches_the_hand_finder(color_model, dataset, monkeypatch, capsys):
-    """--provider applies to the hand finder's two models too (on a GPU, palm detection and landmarks
-    run on CUDA: 6.8 vs 24.4 ms per image in scripts/gpu_check.sh), by the classifier's own rule."""
-    from asl_edge.runtime import cli, hands
-
-    asked, real = [], hands.choose_providers
-    monkeypatch.setattr(hands, "choose_providers", lambda provider, log=print: asked.append(provider) or real("cpu"))
-    cli.run_files([str(dataset / "set")], cli.RunOptions(model=color_model, provider="cuda"))
-    assert asked == ["cuda", "cuda"]  # palm detector and landmark model
-    assert "hands: found in 0/" in capsys.readouterr().out
-    asked.clear()
-    cli.run_files([str(dataset / "set")], cli.RunOptions(model=color_model, provider="auto", roi="full"))
-    assert asked == []  # no hand finder without --roi hand
