@@ -11,7 +11,7 @@ import onnx
 import torch
 
 import asl_edge
-from asl_edge.runtime.contract import CONTRACT_KEY
+from asl_edge.runtime.contract import AGREEMENT_OUTPUT, CONTRACT_KEY
 from asl_edge.runtime.errors import UserError
 
 from .feeds import INPUT_NAME, LANDMARKS_NAME, as_feeds, chunks
@@ -42,11 +42,26 @@ class Uint8Input(torch.nn.Module):
         return self.net(x) if landmarks is None else self.net(x, landmarks)
 
 
+class WithAgreement(torch.nn.Module):
+    """A landmark model with its second output: whether its image and landmark classifiers agree
+    (ModelContract.agreement; FusionHead.forward)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, landmarks):
+        return self.net(x, landmarks, with_agreement=True)
+
+
 def for_input_format(model, contract, input_format: str):
-    """The module to export and the contract to store for --input-format."""
+    """The module to export and the contract to store for --input-format (a landmark model also
+    outputs its branches' agreement)."""
     if input_format not in INPUT_FORMATS:
         raise UserError(f"unknown input format {input_format!r}: use float or uint8")
     contract = contract.with_input_format(input_format)
+    if contract.landmarks:
+        model, contract = WithAgreement(model).eval(), contract.with_agreement(True)
     return (Uint8Input(model, contract).eval() if input_format == "uint8" else model), contract
 
 
@@ -68,7 +83,8 @@ def export_fp32(model, contract, path, opset=DEFAULT_OPSET):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model.eval(), args, input_names=names, output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
+            model.eval(), args, input_names=names, dynamic_shapes=shapes,
+            output_names=[OUTPUT_NAME] + ([AGREEMENT_OUTPUT] if contract.agreement else []),
             dynamo=True, external_data=False, opset_version=opset, verbose=False, optimize=True)
     program.save(str(path), external_data=False)
     m = onnx.load(str(path))
@@ -129,8 +145,8 @@ def ort_logits(path_or_session, inputs, chunk=32):
 @torch.no_grad()
 def torch_logits(model, inputs, chunk=32):
     """The same for the PyTorch model: the feeds in order (image, then landmarks)."""
-    return np.concatenate([model(*(torch.from_numpy(v) for v in part.values())).numpy()
-                           for part in chunks(as_feeds(inputs), chunk)])
+    outs = [model(*(torch.from_numpy(v) for v in part.values())) for part in chunks(as_feeds(inputs), chunk)]
+    return np.concatenate([(o[0] if isinstance(o, tuple) else o).numpy() for o in outs])
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:

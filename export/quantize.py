@@ -143,6 +143,8 @@ def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_rang
         # classifier and the landmark MLP)
         exclude = preprocessing_nodes(graph) + convs[:float_convs] + (heads if branch else heads[-1:])
         exclude += [n for n in branch if n not in exclude]
+        # the agreement output compares the two classifiers' top-1 on their float logits
+        exclude += [n.name for n in graph.node if n.op_type == "ArgMax" and n.name not in exclude]
         extra = {"CalibMovingAverage": False, "CalibPercentile": 99.99}
         if weight_range == "pair-safe":
             extra["TensorQuantOverrides"] = pair_safe_overrides(graph, exclude)

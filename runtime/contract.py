@@ -28,6 +28,7 @@ LITE_STD = (128.0 / 255,) * 3
 
 CONTRACT_KEY = "asl_edge.contract"
 CONTRACT_VERSION = 1
+AGREEMENT_OUTPUT = "agreement"  # the graph output's name (ModelContract.agreement)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -53,6 +54,10 @@ class ModelContract:
     # Hand landmarks as a second input (runtime/landmarks.py): 0 = the image only; 64 = the graph
     # also takes "landmarks" (N, 64) float32, one row per image (all zeros where no hand was found).
     landmarks: int = 0
+    # A landmark model's second output, "agreement" (N,) bool: true where its image and landmark
+    # classifiers name the same class (or no hand was found), false where they differ. The speller accepts
+    # only agreeing frames. Optional: files without it are treated as always agreeing.
+    agreement: bool = False
 
     def __post_init__(self):
         # A contract comes from a file someone else wrote: check every field's type and range
@@ -89,6 +94,8 @@ class ModelContract:
         object.__setattr__(self, "temperature", t)
         if self.landmarks not in (0, LANDMARK_FEATURES) or isinstance(self.landmarks, bool):
             raise bad(f"landmarks must be 0 or {LANDMARK_FEATURES}, not {self.landmarks!r}")
+        if not isinstance(self.agreement, bool) or (self.agreement and not self.landmarks):
+            raise bad(f"agreement must be true or false, and true only with landmarks, not {self.agreement!r}")
         if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":
             raise UserError(f"unsupported model contract {self.to_dict()}: this asl-edge knows RGB, center_crop, NCHW")
 
@@ -105,6 +112,8 @@ class ModelContract:
             del d["temperature"]  # uncalibrated: the same dict (and cache keys) as before it existed
         if not self.landmarks:
             del d["landmarks"]  # image-only: likewise
+        if not self.agreement:
+            del d["agreement"]
         return d
 
     def to_json(self) -> str:
@@ -134,6 +143,9 @@ class ModelContract:
 
     def with_landmarks(self, landmarks: int) -> "ModelContract":
         return self._with(landmarks=landmarks)
+
+    def with_agreement(self, agreement: bool) -> "ModelContract":
+        return self._with(agreement=agreement)
 
     def with_temperature(self, temperature: float) -> "ModelContract":
         return self._with(temperature=temperature)

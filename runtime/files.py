@@ -167,10 +167,11 @@ class FilesRun:
         t0 = time.perf_counter()
         x = self.clf.contract.preprocess_batch(images)
         t1 = time.perf_counter()
-        probs = self.clf.contract.probabilities(self.clf.run(x, stack([it.landmarks for it in batch], len(batch))))
+        logits, agree = self.clf.run_with_agreement(x, stack([it.landmarks for it in batch], len(batch)))
+        probs = self.clf.contract.probabilities(logits)
         self.preprocess_seconds += t1 - t0
         self.model_seconds += time.perf_counter() - t1
-        for it, row in zip(batch, probs):
+        for it, row, agrees in zip(batch, probs, agree):
             top = self.clf.top_k(row, self.k)
             label, prob = top[0]
             self.count += 1
@@ -178,9 +179,9 @@ class FilesRun:
             if it.true is not None:
                 self.labelled += 1
                 self.correct += label == it.true
-            self._print(it, label, prob, top)
+            self._print(it, label, prob, top, bool(agrees))
 
-    def _print(self, it, label, prob, top):
+    def _print(self, it, label, prob, top, agree=True):
         if self.as_json:
             rec = {"file": it.name, "label": label, "prob": round(prob, 6),
                    "top_k": [[name, round(p, 6)] for name, p in top]}
@@ -190,6 +191,8 @@ class FilesRun:
                 rec["true"] = it.true
             if self.finder is not None:
                 rec["hand"] = None if it.hand is None else [int(v) for v in it.hand]
+            if self.clf.contract.agreement:
+                rec["agree"] = agree
             print(json.dumps(rec), file=self.out, flush=True)
             return
         name = it.name if it.frame is None else f"{it.name}[{it.frame}]"
@@ -197,7 +200,8 @@ class FilesRun:
         hand = "" if self.finder is None else (
             "  no hand (whole image)" if it.hand is None else "  hand " + ",".join(str(int(v)) for v in it.hand))
         verdict = "" if it.true is None else f"  true {it.true} {'ok' if label == it.true else 'WRONG'}"
-        print(f"{name}  {label} {prob:.3f}  top{self.k}: {tops}{hand}{verdict}", file=self.out, flush=True)
+        differ = "" if agree else "  (image and hand shape differ)"
+        print(f"{name}  {label} {prob:.3f}  top{self.k}: {tops}{hand}{differ}{verdict}", file=self.out, flush=True)
 
     def summary_lines(self) -> list[str]:
         secs = max(self.seconds, 1e-9)

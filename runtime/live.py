@@ -91,7 +91,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
                 landmarks = None
             t1 = time.perf_counter()
-            probs = clf.contract.probabilities(clf.run(x, landmarks))[0]
+            logits, agree = clf.run_with_agreement(x, landmarks)
+            probs, agree = clf.contract.probabilities(logits)[0], bool(agree[0])
             t2 = time.perf_counter()
             stats.preprocess_s += t1 - t0
             stats.model_s += t2 - t1
@@ -99,7 +100,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
 
             top = clf.top_k(probs, k)
             label, prob = top[0]
-            accepted = speller.update(label, prob, timestamp)
+            accepted = speller.update(label, prob, timestamp, agree)
             if spotter is not None:
                 motion = spotter.update(hands.landmarks if hands.found else None, timestamp)
                 if motion is not None:
@@ -109,6 +110,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
                        "top_k": [[n, round(p, 6)] for n, p in top],
                        "accepted": accepted, "text": speller.text}
+                if clf.contract.agreement:
+                    rec["agree"] = agree
                 if hands is not None:
                     rec["hand"], rec["box"] = hands.found, [int(v) for v in box]
                 print(json.dumps(rec), file=out, flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import CONTRACT_KEY, ModelContract
+from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, ModelContract
 from .cpu import int8_isa
 from .errors import UserError
 from .landmarks import LANDMARKS_INPUT
@@ -99,6 +99,8 @@ def check_graph(session, contract: ModelContract, path):
     fixed = [d if isinstance(d, int) else None for d in shape]  # symbolic dims match anything
     if len(shape) != 4 or any(f is not None and w is not None and f != w for f, w in zip(fixed, want)):
         raise refuse(f"input shape {shape}, contract says {layout} with S={s}")
+    if contract.agreement and (len(outs) < 2 or outs[1].name != AGREEMENT_OUTPUT):
+        raise refuse(f"outputs {[o.name for o in outs]}, contract says a second output {AGREEMENT_OUTPUT!r}")
     if outs[0].type not in ("tensor(float)", "tensor(float16)"):
         raise refuse(f"output type {outs[0].type}, expected float logits")
     oshape = list(outs[0].shape)
@@ -170,15 +172,23 @@ class OnnxClassifier:
     def run(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """Preprocessed batch (+ for a landmark model its (N, 64) landmark rows, runtime/landmarks.py;
         None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
+        return self.run_with_agreement(batch, landmarks)[0]
+
+    def run_with_agreement(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> tuple:
+        """-> (logits (N, classes), agreement (N,) bool: the file's image and landmark classifiers name
+        the same class, or no hand; all True for a file without that output)."""
         feeds = {self.input_name: batch}
         if self.contract.landmarks:
             feeds[LANDMARKS_INPUT] = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
                                       else np.ascontiguousarray(landmarks, np.float32))
-        out = self.session.run(None, feeds)[0]
+        outs = self.session.run(None, feeds)
+        out = outs[0]
         if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph
             raise UserError(f"{self.path}: its contract does not match its graph (output shape {list(out.shape)}, "
                             f"contract has {self.contract.num_classes} classes); re-export it with asl-export")
-        return out
+        agree = (np.asarray(outs[1]).reshape(len(out)).astype(bool) if self.contract.agreement
+                 else np.ones(len(out), bool))
+        return out, agree
 
     def logits(self, images_rgb, landmarks=None) -> np.ndarray:
         return self.run(self.contract.preprocess_batch(images_rgb), landmarks)

@@ -80,11 +80,13 @@ class Speller:
         # Frames are counted inclusively: a label seen on 8 frames has been held 8 frames.
         return self._until(since, clock) + (self.hold.unit == "frames")
 
-    def update(self, label: str, prob: float, now: float | None = None) -> str | None:
-        """One frame's top-1. Returns the label accepted on this frame, or None."""
+    def update(self, label: str, prob: float, now: float | None = None, agree: bool = True) -> str | None:
+        """One frame's top-1. Returns the label accepted on this frame, or None. `agree`: the model's
+        image and landmark classifiers named the same class (ModelContract.agreement); a frame where
+        they differ counts as not confident."""
         self._frame += 1
         clock = self._clock(now)
-        confident = prob >= self.threshold and label != NOTHING
+        confident = prob >= self.threshold and agree and label != NOTHING
         current = label if confident else None
 
         if self._blocked is not None:

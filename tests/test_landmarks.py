@@ -156,6 +156,13 @@ def test_contract_landmarks_field():
     for bad in (3, -1, True, "64"):
         with pytest.raises(UserError, match="landmarks"):
             ModelContract(landmarks=bad)
+    assert "agreement" not in d.to_dict()  # files from before the agreement output are unchanged
+    assert ModelContract.from_json(d.with_agreement(True).to_json()).agreement is True
+    for bad in ("yes", 1):
+        with pytest.raises(UserError, match="agreement"):
+            d.with_agreement(bad)
+    with pytest.raises(UserError, match="agreement"):
+        c.with_agreement(True)  # an image-only model has no second classifier to agree with
 
 
 def test_a_contract_that_promises_landmarks_to_a_one_input_graph_is_refused(tmp_path):
@@ -222,6 +229,37 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
                                ort_logits(fp32, {"image": x, "landmarks": zeros}), atol=1e-5)
 
 
+def test_the_exported_files_say_whether_the_image_and_the_hand_shape_agree(landmark_run):
+    """Second output "agreement": 1 where the image and landmark classifiers' top-1 are the same or no
+    hand was given; the same in PyTorch, FP32 and INT8 (their branches stay float); FP16 too."""
+    import torch
+
+    from asl_edge.export.quantize import convert_fp16
+    from asl_edge.runtime.model import OnnxClassifier
+    from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    out, _ = landmark_run
+    net, _ = model_from_checkpoint(load_checkpoint(out / "best.ckpt"))
+    net.eval()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 3, 96, 96)).astype(np.float32)
+    hands = np.stack([hand_features(_hand(i), "Right") for i in range(12)])
+    hands[::4] = 0  # no hand in every fourth row
+    with torch.no_grad():
+        a, b = net.head.branches(net.backbone(torch.from_numpy(x)), torch.from_numpy(hands))
+    want = (a.argmax(1) == b.argmax(1)).numpy() | (hands[:, -1] == 0)
+    assert want[::4].all() and not want.all()  # random images: the two views differ on some rows
+    fp16 = out / "agree.fp16.onnx"
+    convert_fp16(out / "best.onnx", fp16)
+    for path in (out / "best.onnx", out / "best.int8.onnx", fp16):
+        clf = OnnxClassifier(path, provider="cpu", log=lambda *_: None)
+        assert clf.contract.agreement and [o.name for o in clf.session.get_outputs()] == ["logits", "agreement"]
+        logits, agree = clf.run_with_agreement(x, hands)
+        assert agree.dtype == bool and agree.shape == (12,)
+        assert (agree == want).mean() >= (11 / 12 if path == fp16 else 1.0), path.name
+        np.testing.assert_array_equal(clf.run(x, hands), logits)
+
+
 def test_asl_run_feeds_the_found_hands_landmarks(landmark_run, tmp_path):
     """asl-run's answer for each image equals the model run by hand on the finder's crop and
     landmarks; with --roi 0.6 the model says it runs on the image alone."""
@@ -251,6 +289,7 @@ def test_asl_run_feeds_the_found_hands_landmarks(landmark_run, tmp_path):
             probs = clf.predict([rgb[y:y + h, x:x + w]], of_hand(finder.hand)[None])[0]
         assert clf.classes[int(probs.argmax())] == rec["label"]
         assert abs(float(probs.max()) - rec["prob"]) < 1e-4
+        assert isinstance(rec["agree"], bool)
     assert found >= 3  # close-ups: the finder sees these hands
     proc = run_cli("asl_edge.runtime.cli", "--model", out / "best.onnx", "--roi", "0.6", images[0], check=True)
     assert "classifies from the image alone" in proc.stderr

@@ -120,3 +120,14 @@ def test_seconds_survive_float_rounding_of_video_time():
     sp = Speller(threshold=0.7, hold="0.5s")
     got = [sp.update("B", 0.9, now=i / 10) for i in range(9, 15)]  # 1.4 - 0.9 < 0.5 in floats
     assert got[-1] == "B"
+
+
+def test_a_frame_whose_two_views_differ_is_not_confident():
+    """agree=False (the image and landmark classifiers named different classes) breaks a hold like a
+    low-probability frame; agreeing frames type as before."""
+    sp = frames(3)
+    sp.update("A", 0.99)
+    sp.update("A", 0.99)
+    assert sp.update("A", 0.99, agree=False) is None
+    assert [sp.update("A", 0.99, agree=True) for _ in range(3)] == [None, None, "A"]
+    assert sp.text == "A"

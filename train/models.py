@@ -54,9 +54,16 @@ class FusionHead(nn.Module):
     def branches(self, x, landmarks):
         return self.image(x), self.landmarks(landmarks)
 
-    def forward(self, x, landmarks):
+    def forward(self, x, landmarks, with_agreement: bool = False):
         a, b = self.branches(x, landmarks)
-        return torch.log_softmax(a, 1) + landmarks[:, -1:] * torch.log_softmax(b, 1)
+        present = landmarks[:, -1:]
+        fused = torch.log_softmax(a, 1) + present * torch.log_softmax(b, 1)
+        if not with_agreement:
+            return fused
+        # 1 where the two classifiers name the same class, or no hand was found (the image decides alone):
+        # the speller accepts only such frames (benchmarks/README.md, "Two views that agree")
+        agree = (a.argmax(1) == b.argmax(1)) | (present[:, 0] == 0)  # bool: FP16 conversion leaves it alone
+        return fused, agree
 
     def losses(self, x, landmarks, labels):
         """Per-row loss: the image classifier's cross-entropy plus, where a hand was found, the
@@ -79,9 +86,9 @@ class AslNet(nn.Module):
         # ordered stages of the backbone, last = closest to the head (for --unfreeze N)
         self._block_names = blocks
 
-    def forward(self, x, landmarks=None):
+    def forward(self, x, landmarks=None, with_agreement: bool = False):
         f = self.backbone(x)
-        return self.head(f, landmarks) if self.uses_landmarks else self.head(f)
+        return self.head(f, landmarks, with_agreement) if self.uses_landmarks else self.head(f)
 
     def blocks(self):
         """One module per block; a block named by a tuple (a conv and its BatchNorm) is a ModuleList."""

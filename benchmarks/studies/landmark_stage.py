@@ -111,18 +111,23 @@ def main(folds, thresholds):
     print("| landmark classifier | " + " | ".join(names) + " | mean left-out | letters top-1 | T | ECE before -> after | "
           + " | ".join(f"precision / coverage at {t:g}" for t in thresholds) + " |")
     print("|---|" + "---|" * (len(names) + 4 + len(thresholds)))
+    gated = []  # the speller when it also needs the two classifiers to agree (ModelContract.agreement)
     for row in ROWS:
-        accs, letters, labels = [], [], []
+        accs, letters, labels, agreeing = [], [], [], []
         for d in data:
-            fused = log_softmax(d["image"], 1.0) + d["rows"][:, -1:] * log_softmax(landmark_logits(d, row), 1.0)
+            lm = landmark_logits(d, row)
+            fused = log_softmax(d["image"], 1.0) + d["rows"][:, -1:] * log_softmax(lm, 1.0)
             accs.append(float((fused.argmax(1) == d["y"]).mean()))
             keep = letters_sample(d["y"])
             letters.append(fused[keep][:, :26])
             labels.append(d["y"][keep])
-        z, y = np.concatenate(letters), np.concatenate(labels)
+            agreeing.append(((d["image"].argmax(1) == lm.argmax(1)) | (d["rows"][:, -1] == 0))[keep])
+        z, y, agree = np.concatenate(letters), np.concatenate(labels), np.concatenate(agreeing)
         t = fit_temperature(z, y)
         before, after = np.exp(log_softmax(z, 1.0)), np.exp(log_softmax(z, t))
         views = [speller_view(after, y, th) for th in thresholds]
+        gated.append((row, float(agree.mean()), [speller_view(after[agree], y[agree], th) for th in thresholds],
+                      len(y)))
         print(f"| {row} | " + " | ".join(f"{100 * a:.1f}%" for a in accs) + f" | {100 * np.mean(accs):.1f}% | "
               f"{100 * (z.argmax(1) == y).mean():.1f}% | {t:.2f} | {100 * ece(before, y):.1f}% -> {100 * ece(after, y):.1f}% | "
               + " | ".join("—" if p is None else f"{100 * p:.1f}% / {100 * c:.1f}%" for p, c in views) + " |")
@@ -131,6 +136,14 @@ def main(folds, thresholds):
         if per_fold:
             log(f"{row}: T fitted on the other folds: " + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, per_fold)))
         last = (letters, labels)
+    print("\nThe speller accepting only frames whose image and landmark classifiers agree (or no hand), same "
+          "letters and temperature; coverage of all letters:\n")
+    print("| landmark classifier | frames agreeing | " + " | ".join(f"precision / coverage at {t:g}" for t in thresholds)
+          + " |")
+    print("|---|---|" + "---|" * len(thresholds))
+    for row, share, views, n in gated:
+        print(f"| {row} | {100 * share:.1f}% | " + " | ".join(
+            "—" if p is None else f"{100 * p:.1f}% / {100 * c * share:.1f}%" for p, c in views) + " |")
     _per_letter(*last, names)
 
 
