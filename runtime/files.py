@@ -84,7 +84,7 @@ class FilesRun:
         self.hand_seconds = 0.0
         self.batch_size, self.every, self.max_frames = batch_size, every, max_frames
         self.out = out or sys.stdout
-        self.count = self.frames = self.skipped = self.labelled = self.correct = 0
+        self.count = self.frames = self.skipped = self.labelled = self.correct = self.agreeing = 0
         self.model_seconds = 0.0       # onnxruntime only
         self.preprocess_seconds = 0.0  # crop, resize, normalise
 
@@ -175,6 +175,7 @@ class FilesRun:
             top = self.clf.top_k(row, self.k)
             label, prob = top[0]
             self.count += 1
+            self.agreeing += bool(agrees)
             self.frames += it.frame is not None
             if it.true is not None:
                 self.labelled += 1
@@ -216,6 +217,9 @@ class FilesRun:
             lines.append(f"hands: found in {self.hands_found}/{self.count} images by {self.finder.name} "
                          f"({1000 * self.hand_seconds / max(self.count, 1):.1f} ms/img); "
                          "the whole image was classified where none was found")
+        if self.clf.contract.agreement:
+            lines.append(f"agreement: image and hand shape name the same class on {self.agreeing}/{self.count} "
+                         "images (the speller accepts only those)")
         if self.labelled:
             lines.append(f"accuracy: {self.correct / self.labelled:.4f} "
                          f"({self.correct}/{self.labelled} images in class-named folders)")

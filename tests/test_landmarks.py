@@ -291,6 +291,8 @@ def test_asl_run_feeds_the_found_hands_landmarks(landmark_run, tmp_path):
         assert abs(float(probs.max()) - rec["prob"]) < 1e-4
         assert isinstance(rec["agree"], bool)
     assert found >= 3  # close-ups: the finder sees these hands
+    agreeing = sum(r["agree"] for r in recs)
+    assert f"agreement: image and hand shape name the same class on {agreeing}/4 images" in proc.stderr
     proc = run_cli("asl_edge.runtime.cli", "--model", out / "best.onnx", "--roi", "0.6", images[0], check=True)
     assert "classifies from the image alone" in proc.stderr
 
