@@ -89,16 +89,17 @@ def draw_landmarks(frame_bgr: np.ndarray, points, scale: float = 1.0):
 
 def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
                  threshold: float, progress: float = 0.0, hand: bool | None = None,
-                 landmarks=None) -> np.ndarray:
+                 landmarks=None, agree: bool = True) -> np.ndarray:
     """Draw on frame_bgr in place (and return it). box = (x0, y0, x1, y1); top_k = [(label, prob)].
 
     hand: None without hand finding; True when box is the found hand (drawn with a cyan
     frame around it), False when no hand was found and box is the guide box.
-    landmarks: the hand's 21 points (frame pixels) to draw, or None."""
+    landmarks: the hand's 21 points (frame pixels) to draw, or None.
+    agree: False when the model's image and hand-shape classifiers differ (the speller waits)."""
     h, w = frame_bgr.shape[:2]
     s = max(0.4, h / 480)  # scale everything with the frame height
     label, prob = top_k[0]
-    confident = prob >= threshold
+    confident = prob >= threshold and agree
     x0, y0, x1, y1 = box
     cv2.rectangle(frame_bgr, (x0, y0), (x1, y1), GREEN if confident else GREY, max(1, int(2 * s)))
     if hand is not None:
@@ -114,6 +115,8 @@ def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
 
     _label(frame_bgr, f"{label} {prob:.2f}", (int(10 * s), int(45 * s)), 1.4 * s,
            GREEN if confident else WHITE, max(1, int(2 * s)))
+    if not agree:
+        _label(frame_bgr, "image and hand shape differ", (int(10 * s), int(62 * s)), 0.5 * s, GREY)
     _label(frame_bgr, f"{fps:.1f} fps", (w - int(120 * s), int(25 * s)), 0.6 * s, WHITE)
 
     bar_w, row = int(110 * s), int(22 * s)

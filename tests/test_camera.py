@@ -107,6 +107,17 @@ def test_draw_overlay(shape):
     assert out is frame and frame.shape == shape and (frame != 90).any()
 
 
+def test_overlay_shows_a_confident_letter_as_waiting_when_the_two_views_differ():
+    from asl_edge.runtime.overlay import GREEN
+
+    box, top = GuideBox().box(640, 480), [("A", 0.9), ("B", 0.07)]
+    agree, differ = (draw_overlay(np.full((480, 640, 3), 90, np.uint8), box, top, fps=24.5, text="", threshold=0.7,
+                                  agree=a) for a in (True, False))
+    x0, y0 = box[:2]
+    assert tuple(agree[y0, x0 + 20]) == GREEN and tuple(differ[y0, x0 + 20]) != GREEN  # the box's colour
+    assert (agree != differ).sum() > 500  # and a line of text
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="display variables are a Linux check")
 def test_no_display_is_detected(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
