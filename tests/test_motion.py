@@ -103,8 +103,8 @@ class _AlwaysI:
     """A classifier that sees I (J's start pose) on every frame."""
     classes, contract = ("I", "J"), _Contract()
 
-    def run(self, x, landmarks=None):
-        return np.array([[5.0, 0.0]])
+    def run_with_agreement(self, x, landmarks=None):
+        return np.array([[5.0, 0.0]]), np.array([True])
 
     def top_k(self, probs, k):
         return [(self.classes[i], float(probs[i])) for i in np.argsort(-probs)[:k]]
