@@ -123,7 +123,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
                              threshold=speller.threshold, progress=speller.progress(timestamp),
                              hand=None if hands is None else hands.found,
-                             landmarks=None if hands is None else hands.landmarks, agree=agree)
+                             landmarks=None if hands is None else hands.landmarks,
+                             agree=agree or not speller.require_agreement)
                 if not window.show(frame):
                     break
             elif not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:

@@ -44,8 +44,10 @@ class Hold:
 class Speller:
     """Feed it one (label, prob) per frame with update(); read .text."""
 
-    def __init__(self, threshold: float = 0.7, hold: Hold | str = "0.6s", rearm: Hold | str | None = None):
+    def __init__(self, threshold: float = 0.7, hold: Hold | str = "0.6s", rearm: Hold | str | None = None,
+                 require_agreement: bool = True):
         self.threshold = float(threshold)
+        self.require_agreement = require_agreement
         self.hold = hold if isinstance(hold, Hold) else Hold.parse(hold)
         if rearm is None:
             # A third of the hold: long enough to ignore a flicker, short enough to type "LL".
@@ -83,10 +85,10 @@ class Speller:
     def update(self, label: str, prob: float, now: float | None = None, agree: bool = True) -> str | None:
         """One frame's top-1. Returns the label accepted on this frame, or None. `agree`: the model's
         image and landmark classifiers named the same class (ModelContract.agreement); a frame where
-        they differ counts as not confident."""
+        they differ counts as not confident (unless require_agreement is off)."""
         self._frame += 1
         clock = self._clock(now)
-        confident = prob >= self.threshold and agree and label != NOTHING
+        confident = prob >= self.threshold and (agree or not self.require_agreement) and label != NOTHING
         current = label if confident else None
 
         if self._blocked is not None:

@@ -34,8 +34,11 @@ def compare(a: dict, b: dict) -> dict:
     keys = sorted(set(a) & set(b))
     classes = sorted({c for r in a.values() for c, _ in r["top_k"]})
     d = np.array([np.abs(probs(a[k], classes) - probs(b[k], classes)).max() for k in keys])
-    return {"images": len(keys), "top1_agree": sum(a[k]["label"] == b[k]["label"] for k in keys),
-            "max_dp": float(d.max()), "median_dp": float(np.median(d))}
+    out = {"images": len(keys), "top1_agree": sum(a[k]["label"] == b[k]["label"] for k in keys),
+           "max_dp": float(d.max()), "median_dp": float(np.median(d))}
+    if all("agree" in a[k] and "agree" in b[k] for k in keys):  # a landmark model's two-views output
+        out["views_output_same"] = sum(a[k]["agree"] == b[k]["agree"] for k in keys)
+    return out
 
 
 def accuracy(runs: dict):
@@ -58,7 +61,9 @@ def main(out: str, *tags: str, sides=("arm", "x86")) -> None:
             report[name] = c
             lines.append(f"{name}: top-1 agree {c['top1_agree']}/{c['images']} "
                          f"({100 * c['top1_agree'] / max(c['images'], 1):.1f}%), max |dp| {c['max_dp']:.4f}, "
-                         f"median per-image max |dp| {c['median_dp']:.5f}")
+                         f"median per-image max |dp| {c['median_dp']:.5f}"
+                         + (f", agreement output same {c['views_output_same']}/{c['images']}"
+                            if "views_output_same" in c else ""))
         for side in sides:
             ok, n = accuracy(runs[(side, t)])
             if n:

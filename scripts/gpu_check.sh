@@ -76,6 +76,10 @@ for m in "${models[@]}"; do
   grep -q "on CUDAExecutionProvider" "$RESULTS/cuda_$tag.log" \
     || echo "FAIL  $tag did not run on CUDAExecutionProvider" | tee -a "$RESULTS/summary.txt" >&2
 done
+# --provider auto (the default): an INT8 file stays on the CPU, the hand finder goes to CUDA
+step "asl-run default on auto (INT8 stays on the CPU)" bash -c "asl-run ${test[*]} --json > '$RESULTS/auto_default.jsonl' \
+  2> '$RESULTS/auto_default.log' && grep -q 'on CPUExecutionProvider' '$RESULTS/auto_default.log'"
+grep -h "^model\|^hands" "$RESULTS/auto_default.log" >&2
 $PY scripts/compare_runs.py --sides cuda,cpu "$RESULTS" "${tags[@]}" > "$RESULTS/compare.txt" 2>> "$LOG" \
   || echo "FAIL  compare_runs" >> "$RESULTS/summary.txt"
 cat "$RESULTS/compare.txt" >&2

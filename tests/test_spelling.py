@@ -131,3 +131,8 @@ def test_a_frame_whose_two_views_differ_is_not_confident():
     assert sp.update("A", 0.99, agree=False) is None
     assert [sp.update("A", 0.99, agree=True) for _ in range(3)] == [None, None, "A"]
     assert sp.text == "A"
+
+
+def test_without_required_agreement_a_confident_frame_counts_whatever_the_views_say():
+    sp = Speller(threshold=0.7, hold=Hold(3, "frames"), require_agreement=False)
+    assert [sp.update("A", 0.99, agree=False) for _ in range(3)] == [None, None, "A"]
