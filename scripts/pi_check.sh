@@ -12,7 +12,7 @@
 #
 # Environment: PI_DIR (/var/tmp/asl-pi), MODELS ("default runs/default/best.onnx": "default" is the
 # shipped INT8 model; missing files are skipped), PI_CPU (cortex-a76 = Pi 5; cortex-a72 = Pi 4, no
-# dot product), EVERY (take every N-th image, 5), THREADS (2), REBUILD=1 (new root), REINSTALL=1.
+# dot product), EVERY (take every N-th image, 5), THREADS (2), ROI (full, or hand), REBUILD=1 (new root), REINSTALL=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -28,6 +28,7 @@ MODELS=${MODELS:-"default runs/default/best.onnx"}
 PI_CPU=${PI_CPU:-cortex-a76}
 EVERY=${EVERY:-5}
 THREADS=${THREADS:-2}
+ROI=${ROI:-full}  # hand: the hand finder too (slower emulated), so a landmark model gets landmarks
 X86_PY=${X86_PY:-$REPO/.venv/bin/python}
 [[ -x $X86_PY ]] || X86_PY=$(command -v python3)
 "$X86_PY" -c "import asl_edge.runtime" 2>/dev/null || die "asl-edge is not installed for $X86_PY (run make setup-runtime)"
@@ -99,7 +100,7 @@ done
 log "images: $(find "$ROOT/data" -type f | wc -l) files"
 
 # --- runs: every model on both sides, whole image (no hand finding), every class's probability ---
-ARGS="--json --threads $THREADS --top-k 1000 --roi full"
+ARGS="--json --threads $THREADS --top-k 1000 --roi $ROI"
 names=()
 for model in $MODELS; do
   if [[ $model == default ]]; then src=$("$X86_PY" -c "from asl_edge.runtime.model import DEFAULT_MODEL as m; print(m)")
