@@ -99,7 +99,7 @@ for dir in "$@"; do
 done
 log "images: $(find "$ROOT/data" -type f | wc -l) files"
 
-# --- runs: every model on both sides, whole image (no hand finding), every class's probability ---
+# --- runs: every model on both sides, region as ROI says, every class's probability ---
 ARGS="--json --threads $THREADS --top-k 1000 --roi $ROI"
 names=()
 for model in $MODELS; do
