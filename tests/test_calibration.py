@@ -83,4 +83,3 @@ def test_speller_view_counts_precision_and_coverage():
     labels = np.array([0, 1, 0, 1])
     assert speller_view(probs, labels, 0.7) == (2 / 3, 0.75)
     assert speller_view(probs, labels, 0.99) == (None, 0.0)
-

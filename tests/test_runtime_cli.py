@@ -167,4 +167,3 @@ def test_camera_that_will_not_open(color_model):
 
 def test_camera_and_inputs_together(color_model, dataset):
     assert_one_line_error(run_cli("--model", color_model, "--camera", "0", dataset / "loose.png"), "not both")
-
