@@ -48,14 +48,17 @@ def load_torch(path, device, threads):
 
     if device == "cuda" and not torch.cuda.is_available():
         raise Skipped("torch has no usable CUDA device here")
-    model, _ = model_from_checkpoint(load_checkpoint(path))
+    from asl_edge.runtime.landmarks import for_width
+
+    model, contract = model_from_checkpoint(load_checkpoint(path))
     model = model.to(device)
 
     @torch.inference_mode()
     def run(x):
         # .cpu() waits for the GPU, so the timings include the whole forward pass.
         if isinstance(x, Feeds):
-            return model(torch.from_numpy(x.images).to(device), torch.from_numpy(x.landmarks).to(device)).float().cpu().numpy()
+            rows = torch.from_numpy(for_width(x.landmarks, contract.landmarks)).to(device)
+            return model(torch.from_numpy(x.images).to(device), rows).float().cpu().numpy()
         return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
     info = {"torch_num_threads": torch.get_num_threads(), "torch_num_interop_threads": torch.get_num_interop_threads(),
@@ -126,7 +129,7 @@ def parse(argv):
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--images", action="append", required=True, help="float32 (or uint8) batch .npy; repeat per data set")
     p.add_argument("--landmarks", action="append", default=[],
-                   help="float32 (N, 64) landmark rows .npy per --images file, for a model that takes them")
+                   help="float32 (N, 66) landmark rows .npy per --images file, for a model that takes them")
     p.add_argument("--runs", type=int, default=None)
     p.add_argument("--time-budget", type=float, default=None)
     p.add_argument("--warmup", type=int, default=10)

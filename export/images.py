@@ -73,7 +73,7 @@ def with_hands(samples, ckpt, log=print) -> list:
 
 
 def model_inputs(samples, contract) -> dict:
-    """The feeds of a model with this contract: {"image": batch} plus {"landmarks": (N, 64)} when
+    """The feeds of a model with this contract: {"image": batch} plus {"landmarks": (N, width)} when
     it takes landmarks (rows of samples with no hand are all zeros)."""
     from asl_edge.runtime.landmarks import stack
 
@@ -81,7 +81,7 @@ def model_inputs(samples, contract) -> dict:
 
     feeds = {INPUT_NAME: load_input_batch(samples, contract)}
     if contract.landmarks:
-        feeds[LANDMARKS_NAME] = stack([s.hand for s in samples], len(samples))
+        feeds[LANDMARKS_NAME] = stack([s.hand for s in samples], len(samples), contract.landmarks)
     return feeds
 
 

@@ -70,7 +70,7 @@ def export_fp32(model, contract, path, opset=DEFAULT_OPSET):
     path, while the TorchScript exporter is deprecated; weights are embedded
     (external_data=False) so the model is one file. The dummy input follows
     contract.input_format: float32 NCHW, or uint8 NHWC for a model wrapped in Uint8Input; a
-    landmark model (contract.landmarks) takes the (N, 64) landmark rows as a second input."""
+    landmark model (contract.landmarks) takes the (N, 66 or 64) landmark rows as a second input."""
     s = contract.input_size
     dummy = (torch.zeros(2, s, s, 3, dtype=torch.uint8) if contract.input_format == "uint8"
              else torch.zeros(2, 3, s, s))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .landmarks import LANDMARK_FEATURES
+from .landmarks import LAYOUTS
 from .safeio import read_image_rgb
 
 # Kaggle "ASL Alphabet" folder order (sorted as its folders list).
@@ -51,8 +51,9 @@ class ModelContract:
     # fitted on signers the model never trained on (benchmarks/studies/calibrate.py).
     # Optional: files from before it load with 1.0 (plain softmax).
     temperature: float = 1.0
-    # Hand landmarks as a second input (runtime/landmarks.py): 0 = the image only; 64 = the graph
-    # also takes "landmarks" (N, 64) float32, one row per image (all zeros where no hand was found).
+    # Hand landmarks as a second input (runtime/landmarks.py): 0 = the image only; 66 = the graph
+    # also takes "landmarks" (N, 66) float32, one row per image (all zeros where no hand was found);
+    # 64 = the earlier layout without the hand's direction (files from before it).
     landmarks: int = 0
     # A landmark model's second output, "agreement" (N,) bool: true where its image and landmark
     # classifiers name the same class (or no hand was found), false where they differ. The speller accepts
@@ -92,8 +93,8 @@ class ModelContract:
         if not (math.isfinite(t) and 0.01 <= t <= 100.0):
             raise UserError(f"bad model contract temperature {self.temperature!r}: must be a number in 0.01..100")
         object.__setattr__(self, "temperature", t)
-        if self.landmarks not in (0, LANDMARK_FEATURES) or isinstance(self.landmarks, bool):
-            raise bad(f"landmarks must be 0 or {LANDMARK_FEATURES}, not {self.landmarks!r}")
+        if self.landmarks not in (0, *LAYOUTS) or isinstance(self.landmarks, bool):
+            raise bad(f"landmarks must be one of 0, {', '.join(map(str, LAYOUTS))}, not {self.landmarks!r}")
         if not isinstance(self.agreement, bool) or (self.agreement and not self.landmarks):
             raise bad(f"agreement must be true or false, and true only with landmarks, not {self.agreement!r}")
         if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":

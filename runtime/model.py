@@ -11,7 +11,7 @@ import numpy as np
 from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, ModelContract
 from .cpu import int8_isa
 from .errors import UserError
-from .landmarks import LANDMARKS_INPUT
+from .landmarks import LANDMARKS_INPUT, for_width
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 
@@ -170,7 +170,7 @@ class OnnxClassifier:
         return bool(self.contract.landmarks)
 
     def run(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
-        """Preprocessed batch (+ for a landmark model its (N, 64) landmark rows, runtime/landmarks.py;
+        """Preprocessed batch (+ for a landmark model its (N, 66) landmark rows, runtime/landmarks.py;
         None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
         return self.run_with_agreement(batch, landmarks)[0]
 
@@ -180,7 +180,7 @@ class OnnxClassifier:
         feeds = {self.input_name: batch}
         if self.contract.landmarks:
             feeds[LANDMARKS_INPUT] = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
-                                      else np.ascontiguousarray(landmarks, np.float32))
+                                      else for_width(landmarks, self.contract.landmarks))
         outs = self.session.run(None, feeds)
         out = outs[0]
         if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph

@@ -1,21 +1,36 @@
-"""The landmark-only study's normalisation: the same hand anywhere, any size, tilted or mirrored."""
+"""The landmark-only study: leave one source out, shape alone against shape + direction."""
+import math
+
 import numpy as np
 
-from asl_edge.benchmarks.studies.landmark_lopo import normalise
+from asl_edge.benchmarks.studies.landmark_lopo import layout_scores
+from asl_edge.runtime.landmarks import hand_features
 
 
-def test_normalised_landmarks_ignore_position_scale_rotation_and_handedness():
-    rng = np.random.default_rng(0)
-    hand = rng.normal(0, 50, (21, 3)) + [300, 200, 0]
-    ref = normalise(hand, "Right").reshape(21, 3)
-    np.testing.assert_allclose(ref[9, :2], [0, -1], atol=1e-6)   # wrist -> middle knuckle points up, length 1
-    t = 0.7
-    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-    moved = hand.copy()
-    moved[:, :2] = (hand[:, :2] - [300, 200]) @ rot.T * 2.5 + [10, 20]
-    moved[:, 2] *= 2.5
-    np.testing.assert_allclose(normalise(moved, "Right"), ref.ravel(), atol=1e-5)
-    mirrored = hand * [-1, 1, 1]
-    np.testing.assert_allclose(normalise(mirrored, "Left"), ref.ravel(), atol=1e-5)
-    other = rng.normal(0, 50, (21, 3))
-    assert np.abs(normalise(other, "Right") - ref.ravel()).max() > 0.1
+def _source(seed, n=40):
+    """Two classes of one hand shape: pointing up (class 0) or sideways (class 1), like U and H; a
+    third of another shape. Each source tilts and sizes its hands its own way (another signer)."""
+    rng = np.random.default_rng(seed)
+    base = np.random.default_rng(99).normal(0, 30, (21, 3))
+    base[0], base[9] = 0, (0, -80, 0)
+    other = np.random.default_rng(98).normal(0, 30, (21, 3))
+    other[0], other[9] = 0, (0, -80, 0)
+    rows, labels = [], []
+    for i in range(n):
+        y = i % 3
+        p = (other if y == 2 else base) + rng.normal(0, 2, (21, 3))
+        a = (math.pi / 2 if y == 1 else 0.0) + rng.normal(0, 0.15)
+        c, s = math.cos(a), math.sin(a)
+        p[:, :2] = p[:, :2] @ np.array([[c, -s], [s, c]]).T * rng.uniform(0.5, 2)
+        rows.append(hand_features(p, "Right"))
+        labels.append(y)
+    return np.array(rows), np.array(labels), n
+
+
+def test_the_direction_tells_apart_what_the_shape_alone_cannot():
+    sources = [_source(s) for s in range(3)]
+    shape = layout_scores(sources, 64, [0], 3)
+    direction = layout_scores(sources, 66, [0], 3)
+    assert direction["per_source"].min() > 95  # every left-out source: up and sideways told apart
+    assert shape["per_source"].max() < 85  # without the direction, classes 0 and 1 are a coin toss
+    assert direction["per_class"][1] > 0.95 and shape["per_class"][2] > 0.95  # the other shape: both see it

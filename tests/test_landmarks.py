@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.landmarks import LANDMARK_FEATURES, hand_features, no_hand, stack
+from asl_edge.runtime.landmarks import (DIRECTION, LANDMARK_FEATURES, PRESENCE, SHAPE_ONLY, for_width, hand_features,
+                                        no_hand, stack)
 
 from conftest import DATA, assert_one_line_error, need, run_cli
 from onnx_fixtures import make_tiny_onnx
@@ -33,22 +34,39 @@ def _hand(seed=0):
 @settings(max_examples=60, deadline=None)
 @given(dx=st.floats(-500, 500), dy=st.floats(-500, 500), scale=st.floats(0.2, 8), angle=st.floats(-math.pi, math.pi),
        seed=st.integers(0, 10))
-def test_features_ignore_position_scale_and_rotation(dx, dy, scale, angle, seed):
+def test_the_shape_ignores_position_scale_and_rotation_and_the_direction_is_the_rotation(dx, dy, scale, angle, seed):
     p = _hand(seed)
+    moved = _turned(p, angle) * scale + (dx, dy, 0)
+    a, b = hand_features(moved, "Right"), hand_features(p, "Right")
+    np.testing.assert_allclose(a[:PRESENCE + 1], b[:PRESENCE + 1], atol=1e-4)
+    np.testing.assert_allclose(b[DIRECTION], [0.0, 1.0], atol=1e-6)  # knuckle straight up: angle 0
+    np.testing.assert_allclose(a[DIRECTION], [math.sin(angle), math.cos(angle)], atol=1e-4)
+
+
+def _turned(p, angle):
+    """The hand turned by `angle` in the frame (positive: the knuckle leans towards +x)."""
     c, s = math.cos(angle), math.sin(angle)
-    moved = p.copy()
-    moved[:, :2] = p[:, :2] @ np.array([[c, -s], [s, c]]).T * scale + (dx, dy)
-    moved[:, 2] = p[:, 2] * scale
-    np.testing.assert_allclose(hand_features(moved, "Right"), hand_features(p, "Right"), atol=1e-4)
+    out = p.copy()
+    out[:, :2] = p[:, :2] @ np.array([[c, -s], [s, c]]).T
+    return out
+
+
+def test_letters_that_differ_only_in_direction_differ_only_in_the_direction():
+    """U and H (or K and P, Q and G): the same hand shape pointing up, sideways or down."""
+    p = _hand(3)
+    u, h, down = (hand_features(_turned(p, a), "Right") for a in (0.0, math.pi / 2, math.pi))
+    for other in (h, down):
+        np.testing.assert_allclose(other[:PRESENCE + 1], u[:PRESENCE + 1], atol=1e-5)
+    np.testing.assert_allclose([u[DIRECTION], h[DIRECTION], down[DIRECTION]], [[0, 1], [1, 0], [0, -1]], atol=1e-6)
 
 
 @given(seed=st.integers(0, 50))
 def test_a_mirrored_left_hand_looks_like_the_right_hand(seed):
-    p = _hand(seed)
+    p = _turned(_hand(seed), 0.1 * seed - 2)  # leaning: the direction is mirrored too
     mirror = p * (-1, 1, 1)
     a, b = hand_features(p, "Right"), hand_features(mirror, "Left")
     np.testing.assert_allclose(a, b, atol=1e-5)
-    assert a[-1] == 1.0 and a.shape == (LANDMARK_FEATURES,) and a.dtype == np.float32
+    assert a[PRESENCE] == 1.0 and a.shape == (LANDMARK_FEATURES,) and a.dtype == np.float32
     assert not np.allclose(hand_features(p, "Right"), hand_features(p, "Left"))  # handedness is not ignored
 
 
@@ -59,7 +77,11 @@ def test_degenerate_or_missing_hands_are_no_hand():
     nan[4, 0] = np.nan
     assert not hand_features(nan, "Right").any()
     rows = stack([None, hand_features(_hand(), "Right")], 3)
-    assert rows.shape == (3, 64) and not rows[0].any() and rows[1, -1] == 1 and not rows[2].any()
+    assert rows.shape == (3, 66) and not rows[0].any() and rows[1, PRESENCE] == 1 and not rows[2].any()
+    old = stack([None, hand_features(_hand(), "Right")], 2, SHAPE_ONLY)  # what a file of the earlier layout takes
+    np.testing.assert_array_equal(old, rows[:2, :64])
+    with pytest.raises(UserError, match="width 64"):
+        for_width(old, 66)
 
 
 def test_fusion_head_sums_the_two_classifiers_and_without_a_hand_is_the_image_alone():
@@ -70,11 +92,11 @@ def test_fusion_head_sums_the_two_classifiers_and_without_a_hand_is_the_image_al
     torch.manual_seed(0)
     head = FusionHead(16, 5).eval()  # eval: the landmark MLP's dropout off, as in the exported graph
     x = torch.randn(4, 16)
-    junk = torch.randn(4, 64)
-    junk[:, -1] = 0  # presence flag off: whatever else is in the row must not matter
+    junk = torch.randn(4, 66)
+    junk[:, PRESENCE] = 0  # presence flag off: whatever else is in the row must not matter
     image_only = torch.log_softmax(head.image(x), 1)
     torch.testing.assert_close(head(x, junk), image_only)
-    torch.testing.assert_close(head(x, torch.zeros(4, 64)), image_only)
+    torch.testing.assert_close(head(x, torch.zeros(4, 66)), image_only)
     hand = torch.from_numpy(np.stack([hand_features(_hand(i), "Right") for i in range(4)]))
     torch.testing.assert_close(head(x, hand), image_only + torch.log_softmax(head.landmarks(hand), 1))
     # each classifier learns from its own loss: the landmark loss counts only where there is a hand
@@ -105,20 +127,27 @@ def test_fusion_head_loads_a_checkpoint_from_before_its_dropout_layers():
 def test_pose_turns_hands_and_normalises_them_again_as_the_runtime_does(monkeypatch):
     from asl_edge.train import augment
 
-    rows = np.stack([hand_features(_hand(i), "Right") for i in range(6)] + [np.zeros(64, np.float32)])
+    rows = np.stack([hand_features(_turned(_hand(i), i - 2.5), "Right") for i in range(6)] + [np.zeros(66, np.float32)])
     out = augment.pose(rows, np.random.default_rng(0))
     assert out.shape == rows.shape and out.dtype == np.float32
     assert not out[-1].any()  # no hand stays no hand
     pts = out[:-1, :63].reshape(-1, 21, 3)
     np.testing.assert_allclose(pts[:, 0], 0, atol=1e-6)  # wrist at the origin
     np.testing.assert_allclose(pts[:, 9, :2], np.tile([0.0, -1.0], (6, 1)), atol=1e-5)  # knuckle straight up, unit length
-    assert np.all(out[:-1, -1] == 1) and np.abs(out[:-1] - rows[:-1]).max() > 0.05  # turned: not the same hand
+    assert np.all(out[:-1, PRESENCE] == 1) and np.abs(out[:-1] - rows[:-1]).max() > 0.05  # turned: not the same hand
+    np.testing.assert_allclose(np.hypot(*out[:-1, DIRECTION].T), 1.0, atol=1e-5)
     np.testing.assert_array_equal(augment.pose(rows, np.random.default_rng(0)), out)  # seeded: reproducible
+    np.testing.assert_allclose(augment.pose(rows[:, :64], np.random.default_rng(0)), out[:, :64])  # earlier layout
     # with no turn, depth change or noise it is the runtime's own normalisation of the same hand
     monkeypatch.setattr(augment, "POSE_TURN", (0.0, 0.0, 0.0))
     monkeypatch.setattr(augment, "POSE_DEPTH", 0.0)
     monkeypatch.setattr(augment, "POSE_NOISE", 0.0)
     np.testing.assert_allclose(augment.pose(rows, np.random.default_rng(1)), rows, atol=1e-6)
+    # a turn in the frame's plane (roll) is the runtime's row of the hand turned that far: same shape, new direction
+    roll, rotations = 0.4, augment._rotations
+    monkeypatch.setattr(augment, "_rotations", lambda a: np.tile(rotations(np.array([[0.0, 0.0, roll]])), (len(a), 1, 1)))
+    want = np.stack([hand_features(_turned(_hand(i), i - 2.5 + roll), "Right") for i in range(6)])
+    np.testing.assert_allclose(augment.pose(rows, np.random.default_rng(2))[:-1], want, atol=1e-5)
 
 
 def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_the_classifier():
@@ -143,7 +172,7 @@ def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_th
     assert (pred == labels[labels == noisy]).mean() > 0.9 and "48 hands (pose augmentation)" in lines[0]
     untouched = FusionHead(4, 3)
     before = [p.clone() for p in untouched.landmarks.parameters()]
-    fit_landmark_classifier(untouched.landmarks, torch.zeros(5, 64), torch.zeros(5, dtype=torch.long), torch.ones(5),
+    fit_landmark_classifier(untouched.landmarks, torch.zeros(5, 66), torch.zeros(5, dtype=torch.long), torch.ones(5),
                             True, 0, log=lines.append)
     assert "no hand" in lines[-1] and all(torch.equal(a, b) for a, b in zip(before, untouched.landmarks.parameters()))
 
@@ -151,9 +180,10 @@ def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_th
 def test_contract_landmarks_field():
     c = ModelContract()
     assert "landmarks" not in c.to_dict()  # image-only contracts are unchanged (and so are cache keys)
-    d = c.with_landmarks(64)
-    assert ModelContract.from_json(d.to_json()).landmarks == 64
-    for bad in (3, -1, True, "64"):
+    d = c.with_landmarks(66)
+    assert ModelContract.from_json(d.to_json()).landmarks == 66
+    assert ModelContract.from_json(c.with_landmarks(64).to_json()).landmarks == 64  # files of the earlier layout
+    for bad in (3, -1, 65, True, "66"):
         with pytest.raises(UserError, match="landmarks"):
             ModelContract(landmarks=bad)
     assert "agreement" not in d.to_dict()  # files from before the agreement output are unchanged
@@ -168,7 +198,7 @@ def test_contract_landmarks_field():
 def test_a_contract_that_promises_landmarks_to_a_one_input_graph_is_refused(tmp_path):
     from asl_edge.runtime.model import OnnxClassifier
 
-    path = make_tiny_onnx(tmp_path / "m.onnx", ModelContract(input_size=64, landmarks=64))
+    path = make_tiny_onnx(tmp_path / "m.onnx", ModelContract(input_size=64, landmarks=66))
     with pytest.raises(UserError, match="does not match its graph"):
         OnnxClassifier(path, log=lambda *_: None)
 
@@ -197,7 +227,7 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
 
     out, summary = landmark_run
     ckpt = load_checkpoint(out / "best.ckpt")
-    assert ckpt["contract"]["landmarks"] == 64 and ckpt["config"]["landmarks"] is True
+    assert ckpt["contract"]["landmarks"] == 66 and ckpt["config"]["landmarks"] is True
     assert ckpt["config"]["augment"] == ["pose"]
     assert summary["best_val_acc"] > 0.3  # 26 letters: chance is 4%
     fp32, int8 = out / "best.onnx", out / "best.int8.onnx"
@@ -205,7 +235,7 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
         m = onnx.load(str(path))
         assert [i.name for i in m.graph.input] == ["image", "landmarks"]
         meta = {p.key: p.value for p in m.metadata_props}
-        assert json.loads(meta["asl_edge.contract"])["landmarks"] == 64
+        assert json.loads(meta["asl_edge.contract"])["landmarks"] == 66
     # the landmark branch stays float in the INT8 file: nothing downstream of "landmarks" is quantized
     from asl_edge.export.quantize import landmark_nodes
 
@@ -221,7 +251,7 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
     x = rng.normal(size=(6, 3, 96, 96)).astype(np.float32)
     hands = np.stack([hand_features(_hand(i), "Right") for i in range(6)])
     off = hands.copy()
-    off[:, -1] = 0
+    off[:, PRESENCE] = 0
     zeros = np.zeros_like(hands)
     with_hands = ort_logits(fp32, {"image": x, "landmarks": hands})
     assert not np.allclose(with_hands, ort_logits(fp32, {"image": x, "landmarks": zeros}), atol=1e-3)
@@ -247,7 +277,7 @@ def test_the_exported_files_say_whether_the_image_and_the_hand_shape_agree(landm
     hands[::4] = 0  # no hand in every fourth row
     with torch.no_grad():
         a, b = net.head.branches(net.backbone(torch.from_numpy(x)), torch.from_numpy(hands))
-    want = (a.argmax(1) == b.argmax(1)).numpy() | (hands[:, -1] == 0)
+    want = (a.argmax(1) == b.argmax(1)).numpy() | (hands[:, PRESENCE] == 0)
     assert want[::4].all() and not want.all()  # random images: the two views differ on some rows
     fp16 = out / "agree.fp16.onnx"
     convert_fp16(out / "best.onnx", fp16)
@@ -305,7 +335,7 @@ def test_asl_bench_measures_a_landmark_model_on_hand_crops(landmark_run, tmp_pat
                    "--warmup", "1", "--threads", "1", "--no-plots", "--out", tmp_path / "bench", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     bench = json.loads((tmp_path / "bench" / "bench.json").read_text())
-    assert bench["settings"]["hand_crops"] is True and bench["contract"]["landmarks"] == 64
+    assert bench["settings"]["hand_crops"] is True and bench["contract"]["landmarks"] == 66
     (ds,) = bench["datasets"]
     assert ds["hands_found"] >= 40  # of 52 close-ups
     files = {m["id"]: m["file"] for m in bench["models"]}
@@ -336,10 +366,11 @@ def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only(
     def part(name, n=60, hands=True):
         y = np.arange(n) % 3
         x = (rng.normal(size=(n, 8)) + image_means[y]).astype(np.float32)
-        lm = np.zeros((n, 64), np.float32)
+        lm = np.zeros((n, 66), np.float32)
         if hands:
             lm[:, :63] = rng.normal(size=(n, 63)) + landmark_means[y]
-            lm[:, -1] = 1
+            lm[:, PRESENCE] = 1
+            lm[:, DIRECTION] = (0.0, 1.0)
         return {"name": name, "samples": [None] * n, "x": x, "lm": lm, "y": y}
 
     train = [part("asl_alphabet"), part("roboflow_asl_letters")]

@@ -8,7 +8,8 @@ people's rooms and lights rather than between their hands.
 These two run on the whole image before the hand crop, with the view's seeded generator.
 - pose: on a landmark model's landmark rows (not the image), every training step: the same hand
   seen from another camera angle (turned up to POSE_TURN radians about each axis), with another
-  depth estimate (z scaled) and landmark noise, then normalised again as the runtime does.
+  depth estimate (z scaled) and landmark noise, then normalised again as the runtime does; the
+  hand's direction in the frame turns with it.
 """
 from __future__ import annotations
 
@@ -83,9 +84,9 @@ def _rotations(angles: np.ndarray) -> np.ndarray:
 
 
 def pose(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(N, 64) landmark rows (runtime/landmarks.py) -> the same hands turned, re-estimated and
-    normalised again; no-hand rows stay as they are."""
-    from asl_edge.runtime.landmarks import normalise
+    """(N, 66) landmark rows (runtime/landmarks.py; or the 64 of older checkpoints) -> the same hands
+    turned, re-estimated and normalised again; no-hand rows stay as they are."""
+    from asl_edge.runtime.landmarks import DIRECTION, PRESENCE, normalise
 
     rows = np.asarray(rows, np.float32)
     n = len(rows)
@@ -94,4 +95,9 @@ def pose(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     p = p @ _rotations(rng.uniform(-1, 1, (n, 3)) * POSE_TURN).transpose(0, 2, 1)
     p += rng.normal(0, POSE_NOISE, p.shape)
     turned = normalise(p, np.zeros(n, bool))
-    return np.where(rows[:, -1:] > 0, turned, rows)
+    if rows.shape[1] > PRESENCE + 1:
+        # normalise() measured the turn's own angle from the upright hand: add it to the hand's direction
+        (s0, c0), (s1, c1) = rows[:, DIRECTION].T, turned[:, DIRECTION].T
+        turned[:, DIRECTION] = np.stack([s0 * c1 + c0 * s1, c0 * c1 - s0 * s1], 1)
+    turned = turned[:, :rows.shape[1]]
+    return np.where(rows[:, PRESENCE:PRESENCE + 1] > 0, turned, rows)

@@ -73,7 +73,7 @@ def model_from_checkpoint(ckpt: dict):
 
     contract = checkpoint_contract(ckpt)
     model = build_model(ckpt["arch"], contract.num_classes, weights="none", input_size=contract.input_size,
-                        landmarks=bool(contract.landmarks))
+                        landmarks=contract.landmarks)
     try:
         model.load_state_dict(ckpt["model_state_dict"])
     except RuntimeError as e:

@@ -181,7 +181,7 @@ class Trainer:
 
         self.samples, self.val_samples = self._load_data(classes, resume_ckpt)
         self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size,
-                                 landmarks=cfg.landmarks)
+                                 landmarks=self.contract.landmarks)
         if init_ckpt is not None:
             self.model.load_state_dict(init_ckpt["model_state_dict"])
         set_trainable(self.model, cfg.unfreeze)
@@ -275,10 +275,10 @@ class Trainer:
         atomic_write(self.out / "split.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
 
     def _landmarks(self, samples):
-        """(N, 64) landmark rows of a landmark model, (N, 0) for an image-only one."""
+        """(N, width) landmark rows of a landmark model (its contract's width), (N, 0) for an image-only one."""
         if not self.cfg.landmarks:
             return torch.zeros(len(samples), 0)
-        return torch.from_numpy(stack([s.hand for s in samples], len(samples)))
+        return torch.from_numpy(stack([s.hand for s in samples], len(samples), self.contract.landmarks))
 
     def _sample_weights(self, samples):
         sw = self.cfg.source_weights

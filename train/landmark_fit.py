@@ -1,6 +1,6 @@
 """The landmark classifier of a landmark model (FusionHead.landmarks), fitted in a stage of its own.
 
-It is a small MLP on 64 numbers per image that shares no weight with the image path, so it need not
+It is a small MLP on 66 numbers per image (64 in older checkpoints) that shares no weight with the image path, so it need not
 follow the image's schedule (a few epochs of batch 32, which leave it under-trained once its rows
 are augmented): before the image epochs it is fitted full batch, to convergence, on every training
 hand, each step on freshly turned hands (the pose augmentation), then frozen. Seconds on a CPU.
@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from asl_edge.runtime.landmarks import PRESENCE
+
 from .augment import pose
 
 # Those of benchmarks/studies/fusion_lopo.py, set there before any left-out score was seen.
@@ -23,7 +25,7 @@ STEPS, LR, WEIGHT_DECAY = 300, 3e-3, 1e-4
 def fit_landmark_classifier(mlp: nn.Module, rows: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
                             poses: bool, seed: int, log=print) -> None:
     """Train `mlp` on the rows with a hand (presence flag 1), weighted; then freeze it."""
-    hand = rows[:, -1] > 0
+    hand = rows[:, PRESENCE] > 0
     device = next(mlp.parameters()).device
     rows, labels, weights = rows[hand].numpy(), labels[hand].to(device), weights[hand].float().to(device)
     if len(rows):

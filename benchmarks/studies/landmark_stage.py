@@ -26,6 +26,7 @@ import click
 import numpy as np
 
 from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.landmarks import PRESENCE
 
 ROWS = ("as trained", "stage", "stage + pose")
 
@@ -59,7 +60,7 @@ def fold_data(run: Path, log) -> dict:
     weights = cfg.get("source_weights") or []
     pre = EvalPreset(contract)
     image, own = [], []
-    rows = stack([s.hand for s in held], len(held))
+    rows = stack([s.hand for s in held], len(held), contract.landmarks)
     with torch.no_grad():
         for b in range(0, len(held), 64):
             x = torch.stack([pre(load_image(s)) for s in held[b:b + 64]])
@@ -69,7 +70,7 @@ def fold_data(run: Path, log) -> dict:
     log(f"{run}: {len(held)} left-out rows (source {cfg['val_source']}), {len(train)} training rows")
     return {"image": np.concatenate(image), "own": np.concatenate(own), "rows": rows,
             "y": np.array([s.label for s in held]), "seed": int(cfg.get("seed", 0)),
-            "train_rows": stack([s.hand for s in train], len(train)), "train_y": np.array([s.label for s in train]),
+            "train_rows": stack([s.hand for s in train], len(train), contract.landmarks), "train_y": np.array([s.label for s in train]),
             "train_w": np.array([float(weights[s.source]) if s.source < len(weights) else 1.0 for s in train],
                                 np.float32)}
 
@@ -82,7 +83,7 @@ def landmark_logits(fold: dict, row: str) -> np.ndarray:
 
     if row == "as trained":
         return fold["own"]
-    head = FusionHead(1, fold["image"].shape[1])
+    head = FusionHead(1, fold["image"].shape[1], landmark_dim=fold["rows"].shape[1])
     fit_landmark_classifier(head.landmarks, torch.from_numpy(fold["train_rows"]), torch.from_numpy(fold["train_y"]),
                             torch.from_numpy(fold["train_w"]), row.endswith("pose"), fold["seed"], log=lambda _: None)
     with torch.no_grad():
@@ -116,12 +117,12 @@ def main(folds, thresholds):
         accs, letters, labels, agreeing = [], [], [], []
         for d in data:
             lm = landmark_logits(d, row)
-            fused = log_softmax(d["image"], 1.0) + d["rows"][:, -1:] * log_softmax(lm, 1.0)
+            fused = log_softmax(d["image"], 1.0) + d["rows"][:, PRESENCE:PRESENCE + 1] * log_softmax(lm, 1.0)
             accs.append(float((fused.argmax(1) == d["y"]).mean()))
             keep = letters_sample(d["y"])
             letters.append(fused[keep][:, :26])
             labels.append(d["y"][keep])
-            agreeing.append(((d["image"].argmax(1) == lm.argmax(1)) | (d["rows"][:, -1] == 0))[keep])
+            agreeing.append(((d["image"].argmax(1) == lm.argmax(1)) | (d["rows"][:, PRESENCE] == 0))[keep])
         z, y, agree = np.concatenate(letters), np.concatenate(labels), np.concatenate(agreeing)
         t = fit_temperature(z, y)
         before, after = np.exp(log_softmax(z, 1.0)), np.exp(log_softmax(z, t))
