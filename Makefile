@@ -44,7 +44,7 @@ test: setup
 # The shipped default model (runtime/models/default.onnx): four sources (Kaggle's signer, Roboflow's many
 # people, two more signers), each cropped to the hand asl-run's hand finder finds, up to 100 images per
 # class and source, weighted so each source counts about the same; EfficientNet-Lite0 with its last 5
-# blocks fine-tuned on cached augmented views, plus the hand's landmarks (late fusion, --landmarks); INT8
+# blocks fine-tuned on cached augmented views, plus the hand's landmarks and direction (late fusion, --landmarks); INT8
 # with pair-safe weights. Needs the four data sets (see runtime/models/MODEL_CARD.md). About 15 minutes
 # on 2 idle CPU cores (hand finder ~6 min the first time, views 3 min, 6 epochs of ~1 min, export 3 min).
 SHARED ?= ../shared/data
@@ -55,8 +55,8 @@ default-model: setup
 	  --augment default --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
-	# temperature fitted on signers it never saw (leave-one-source-out; benchmarks/README.md, "Calibrated confidence")
-	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.87
+	# temperature fitted on signers it never saw (leave-one-source-out folds; benchmarks/README.md, "The hand's direction")
+	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.82
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,
 # compared with this machine. Needs root and apt; the arm64 root takes 15-50 min once (50 measured on busy cores), each run ~1 s per image and model; not part of CI.

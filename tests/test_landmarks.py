@@ -382,3 +382,45 @@ def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only(
             assert b == 0.0 and a > 0.9  # no hand found: no answer; separable landmarks: learnt
         if recipe == "late fusion":
             assert b > 0.9  # no hand: the image classifier alone still answers
+
+
+def _two_input_onnx(path, width, classes=("A", "B", "C")):
+    """A tiny landmark model: logits = mean colour @ W1 + landmark row @ W2 (width numbers in)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(width)
+    w1, w2 = rng.normal(size=(3, len(classes))), rng.normal(size=(width, len(classes)))
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["image"], ["m"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["m", "w1"], ["a"]), helper.make_node("MatMul", ["landmarks", "w2"], ["b"]),
+         helper.make_node("Add", ["a", "b"], ["logits"])], "two_inputs",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),
+         helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(classes)])],
+        [numpy_helper.from_array(w1.astype(np.float32), "w1"), numpy_helper.from_array(w2.astype(np.float32), "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    helper.set_model_props(model, {"asl_edge.contract": ModelContract(classes=classes, input_size=32,
+                                                                      landmarks=width).to_json()})
+    onnx.save(model, str(path))
+    return path, w2
+
+
+def test_a_file_of_the_earlier_64_number_layout_still_runs_on_todays_rows(tmp_path):
+    """Files exported before the direction take the first 64 numbers of today's rows; a file whose
+    graph takes another width than its contract says is refused at load."""
+    from asl_edge.runtime.model import OnnxClassifier
+
+    rows = np.stack([hand_features(_turned(_hand(i), 0.5 * i), "Right") for i in range(4)])
+    x = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    for width in (64, 66):
+        path, w2 = _two_input_onnx(tmp_path / f"m{width}.onnx", width)
+        clf = OnnxClassifier(path, provider="cpu", log=lambda *_: None)
+        got = clf.run(x, rows)
+        np.testing.assert_allclose(got - clf.run(x, np.zeros_like(rows)), rows[:, :width] @ w2, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(clf.run(x, rows), clf.run(x, np.pad(rows[:, :64], ((0, 0), (0, 2)))))  # 66 reads the direction
+    path, _ = _two_input_onnx(tmp_path / "liar.onnx", 64)
+    m = onnx.load(str(path))
+    m.metadata_props[0].value = ModelContract(classes=("A", "B", "C"), input_size=32, landmarks=66).to_json()
+    onnx.save(m, str(path))
+    with pytest.raises(UserError, match=r"\[N, 66\]"):
+        OnnxClassifier(path, provider="cpu", log=lambda *_: None)
