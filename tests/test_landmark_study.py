@@ -34,3 +34,18 @@ def test_the_direction_tells_apart_what_the_shape_alone_cannot():
     assert direction["per_source"].min() > 95  # every left-out source: up and sideways told apart
     assert shape["per_source"].max() < 85  # without the direction, classes 0 and 1 are a coin toss
     assert direction["per_class"][1] > 0.95 and shape["per_class"][2] > 0.95  # the other shape: both see it
+
+
+def test_the_landmark_weight_is_chosen_on_the_other_folds_only():
+    from asl_edge.benchmarks.studies.landmark_stage import fused_accuracy, nested_weights
+
+    acc = np.array([[0.5, 0.6, 0.9],   # w = 0.5
+                    [0.6, 0.7, 0.1]])  # w = 2
+    # fold 2 alone wants 0.5, the others 2: fold 2 gets the others' choice, folds 0 and 1 a mean with fold 2 in it
+    assert nested_weights(acc, [0.5, 2.0]) == [0.5, 0.5, 2.0]
+    # fused top-1: the image says class 0, the landmarks class 1 with more confidence; weight 0 is the image alone
+    image, own = np.array([[2.0, 0.0]] * 4), np.array([[0.0, 3.0]] * 4)
+    rows = np.zeros((4, 66), np.float32)
+    rows[:2, 63] = 1  # a hand in the first two rows only
+    fold = {"image": image, "own": own, "rows": rows, "y": np.array([1, 1, 0, 0])}
+    assert fused_accuracy(fold, 0.0) == 0.5 and fused_accuracy(fold, 1.0) == 1.0

@@ -14,6 +14,9 @@ asl-train reports them). Rows:
 Then the speller's view on letters (20 per letter and source, seeded): a temperature fitted on all
 folds' left-out rows (and per fold on the other three), ECE, and precision / coverage at --threshold.
 The image path's logits are computed once per fold (the slow part: a few minutes on 2 cores).
+With --landmark-weight W (repeat): the fold's own classifiers fused as log p_image + W log p_landmarks,
+per W, and W chosen on the other folds' left-out sources for each fold (nested: no fold's score
+picks its own W).
 """
 from __future__ import annotations
 
@@ -101,8 +104,10 @@ def letters_sample(y, per_letter=20, seed=0):
 @click.option("--fold", "folds", multiple=True, required=True, type=click.Path(exists=True, file_okay=False),
               help="An asl-train --landmarks --val-source K run folder (repeat).")
 @click.option("--threshold", "thresholds", multiple=True, type=float, default=(0.5, 0.7, 0.9), show_default=True)
+@click.option("--landmark-weight", "weights", multiple=True, type=click.FloatRange(0), help="Also sweep this weight "
+              "of the landmark term (repeat; 1 is the shipped sum).")
 @cli_errors
-def main(folds, thresholds):
+def main(folds, thresholds, weights):
     """Left-out top-1 and calibration of a landmark model's landmark classifier, trained three ways."""
     from asl_edge.benchmarks.studies.calibrate import ece, fit_temperature, log_softmax, speller_view
 
@@ -146,6 +151,37 @@ def main(folds, thresholds):
         print(f"| {row} | {100 * share:.1f}% | " + " | ".join(
             "—" if p is None else f"{100 * p:.1f}% / {100 * c * share:.1f}%" for p, c in views) + " |")
     _per_letter(*last, names)
+    if weights:
+        _weight_sweep(data, names, weights)
+
+
+def fused_accuracy(fold: dict, weight: float) -> float:
+    """Top-1 of the fold's own two classifiers on its left-out rows, landmark term times `weight`."""
+    from asl_edge.benchmarks.studies.calibrate import log_softmax
+
+    present = fold["rows"][:, PRESENCE:PRESENCE + 1]
+    fused = log_softmax(fold["image"], 1.0) + weight * present * log_softmax(fold["own"], 1.0)
+    return float((fused.argmax(1) == fold["y"]).mean())
+
+
+def nested_weights(acc: np.ndarray, weights) -> list:
+    """acc (weights, folds) -> per fold the weight with the best mean over the *other* folds."""
+    return [weights[int(np.argmax(np.delete(acc, k, axis=1).mean(1)))] for k in range(acc.shape[1])]
+
+
+def _weight_sweep(data, names, weights):
+    weights = sorted(set(weights) | {1.0})
+    acc = np.array([[fused_accuracy(d, w) for d in data] for w in weights])
+    print("\nThe fold's own classifiers, landmark term weighted (left-out top-1, all classes):\n")
+    print("| landmark weight | " + " | ".join(names) + " | mean left-out |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for w, row in zip(weights, acc):
+        print(f"| {w:g} | " + " | ".join(f"{100 * a:.1f}%" for a in row) + f" | {100 * row.mean():.1f}% |")
+    if len(data) > 1:
+        chosen = nested_weights(acc, weights)
+        cells = [acc[weights.index(w), k] for k, w in enumerate(chosen)]
+        print("| **chosen on the other folds** | " + " | ".join(f"{100 * a:.1f}% (w {w:g})" for a, w in zip(cells, chosen))
+              + f" | **{100 * np.mean(cells):.1f}%** |")
 
 
 def _per_letter(letters, labels, names):
