@@ -43,6 +43,7 @@ def fold_data(run: Path, log) -> dict:
     from asl_edge.runtime.landmarks import stack
     from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
     from asl_edge.train.data import CACHE_ROOT, load_image, scan_source
+    from asl_edge.train.engine import subsample
     from asl_edge.train.hand_boxes import fill_hand_boxes
     from asl_edge.train.presets import EvalPreset
 
@@ -54,6 +55,8 @@ def fold_data(run: Path, log) -> dict:
     by_path = {}
     for i, path in enumerate(cfg["data"]):
         samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=i, check_images=False, strict_classes=False, log=log)
+        # the images the run itself drew (asl-train's subsample): the hand finder need not see the rest
+        samples = subsample(samples, cfg.get("max_per_class") or 0)
         samples, _ = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{path}: ")
         by_path.update({os.path.realpath(s.path): s for s in samples})
     with open(run / "split.csv", newline="") as f:
