@@ -94,3 +94,16 @@ def fill_hand_boxes(samples, cache_dir: Path, log=print, label: str = "") -> tup
         f"{counts['found']} hands found, {counts['no_hand']} with none (whole image, no landmarks); "
         f"{counts['computed']} computed, {counts['images'] - counts['computed']} from the cache")
     return out, counts
+
+
+def source_with_hands(path, index: int, max_per_class: int, log=print, check_images: bool = False) -> tuple[list, dict]:
+    """One source as asl-train draws it (any classes of the Kaggle layout, up to max_per_class images per
+    class, 0 = all), with the hand finder's boxes and landmarks -> (samples, counts). For the studies."""
+    from asl_edge.runtime.contract import KAGGLE_CLASSES
+
+    from .data import CACHE_ROOT, scan_source
+    from .engine import subsample
+
+    samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=check_images,
+                             strict_classes=False, log=log)
+    return fill_hand_boxes(subsample(samples, max_per_class), CACHE_ROOT / "hand_boxes", log=log, label=f"{path}: ")

@@ -46,10 +46,8 @@ def load_sources(paths, per_class, log):
 
     from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
     from asl_edge.runtime.landmarks import stack
-    from asl_edge.train.data import CACHE_ROOT, scan_source
-    from asl_edge.train.engine import subsample
     from asl_edge.train.features import FeatureStore
-    from asl_edge.train.hand_boxes import fill_hand_boxes
+    from asl_edge.train.hand_boxes import source_with_hands
     from asl_edge.train.models import NORMALIZATION, build_model, set_trainable, split_frozen
 
     mean, std = NORMALIZATION["efficientnet_lite0"]
@@ -60,9 +58,7 @@ def load_sources(paths, per_class, log):
     store = FeatureStore(prefix, "efficientnet_lite0", contract, torch.device("cpu"), log=log)
     out = []
     for i, path in enumerate(paths):
-        samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=i, strict_classes=False, log=log)
-        samples = subsample(samples, per_class)
-        samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{path}: ")
+        samples, counts = source_with_hands(path, i, per_class, log, check_images=True)
         feats = store.eval_features(samples)[0].float().numpy()
         name = Path(path).parent.name if Path(path).name == "train" else Path(path).name
         out.append({"name": name, "samples": samples, "x": feats,

@@ -29,16 +29,10 @@ LAYOUT_NAMES = {64: "shape (64: earlier layout)", 66: "shape + direction (66)"}
 
 def source_rows(path, index: int, max_per_class: int, log) -> tuple:
     """One source -> (landmark rows (n, 66) of the images with a hand, labels (n,), images tried)."""
-    from asl_edge.runtime.contract import KAGGLE_CLASSES
     from asl_edge.runtime.landmarks import stack
-    from asl_edge.train.data import CACHE_ROOT, scan_source
-    from asl_edge.train.engine import subsample
-    from asl_edge.train.hand_boxes import fill_hand_boxes
+    from asl_edge.train.hand_boxes import source_with_hands
 
-    samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=False, strict_classes=False,
-                             log=log)
-    samples, _ = fill_hand_boxes(subsample(samples, max_per_class), CACHE_ROOT / "hand_boxes", log=log,
-                                 label=f"{path}: ")
+    samples, _ = source_with_hands(path, index, max_per_class, log)
     found = [s for s in samples if s.hand is not None]
     return stack([s.hand for s in found], len(found)), np.array([s.label for s in found], int), len(samples)
 

@@ -39,12 +39,10 @@ def fold_data(run: Path, log) -> dict:
     source's val rows; and its training rows' landmarks, labels and source weights."""
     import torch
 
-    from asl_edge.runtime.contract import KAGGLE_CLASSES
     from asl_edge.runtime.landmarks import stack
     from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
-    from asl_edge.train.data import CACHE_ROOT, load_image, scan_source
-    from asl_edge.train.engine import subsample
-    from asl_edge.train.hand_boxes import fill_hand_boxes
+    from asl_edge.train.data import load_image
+    from asl_edge.train.hand_boxes import source_with_hands
     from asl_edge.train.presets import EvalPreset
 
     ckpt = load_checkpoint(run / "last.ckpt")
@@ -54,10 +52,8 @@ def fold_data(run: Path, log) -> dict:
     model, contract = model_from_checkpoint(ckpt)
     by_path = {}
     for i, path in enumerate(cfg["data"]):
-        samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=i, check_images=False, strict_classes=False, log=log)
         # the images the run itself drew (asl-train's subsample): the hand finder need not see the rest
-        samples = subsample(samples, cfg.get("max_per_class") or 0)
-        samples, _ = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{path}: ")
+        samples, _ = source_with_hands(path, i, cfg.get("max_per_class") or 0, log)
         by_path.update({os.path.realpath(s.path): s for s in samples})
     with open(run / "split.csv", newline="") as f:
         train = [by_path[os.path.realpath(r["path"])] for r in csv.DictReader(f) if r["split"] == "train"]
@@ -125,7 +121,7 @@ def main(folds, thresholds, weights):
         accs, letters, labels, agreeing = [], [], [], []
         for d in data:
             lm = landmark_logits(d, row)
-            fused = log_softmax(d["image"], 1.0) + d["rows"][:, PRESENCE:PRESENCE + 1] * log_softmax(lm, 1.0)
+            fused = fused_scores(d, lm)
             accs.append(float((fused.argmax(1) == d["y"]).mean()))
             keep = letters_sample(d["y"])
             letters.append(fused[keep][:, :26])
@@ -158,13 +154,17 @@ def main(folds, thresholds, weights):
         _weight_sweep(data, names, weights)
 
 
-def fused_accuracy(fold: dict, weight: float) -> float:
-    """Top-1 of the fold's own two classifiers on its left-out rows, landmark term times `weight`."""
+def fused_scores(fold: dict, landmark_logits: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """FusionHead's output on the fold's left-out rows: log p_image + weight x log p_landmarks where a hand was found."""
     from asl_edge.benchmarks.studies.calibrate import log_softmax
 
     present = fold["rows"][:, PRESENCE:PRESENCE + 1]
-    fused = log_softmax(fold["image"], 1.0) + weight * present * log_softmax(fold["own"], 1.0)
-    return float((fused.argmax(1) == fold["y"]).mean())
+    return log_softmax(fold["image"], 1.0) + weight * present * log_softmax(landmark_logits, 1.0)
+
+
+def fused_accuracy(fold: dict, weight: float) -> float:
+    """Top-1 of the fold's own two classifiers on its left-out rows, landmark term times `weight`."""
+    return float((fused_scores(fold, fold["own"], weight).argmax(1) == fold["y"]).mean())
 
 
 def nested_weights(acc: np.ndarray, weights) -> list:
