@@ -12,6 +12,13 @@ Per frame (``HandTracker.process``):
    (highest score: with two hands, the more confident one) gives a rotated crop (rotation from
    the wrist and middle-finger keypoints, the palm box shifted toward the fingers and scaled
    2.6x), and the landmark model runs on it.
+3. Zoomed search (``zoom``): a hand far from the camera is a few pixels wide once the whole frame
+   is shrunk to 192x192, and the palm detector misses it. When step 2 finds no hand, the palm
+   detector looks again at overlapping squares of the frame (``search_tiles``), each shrunk less;
+   a palm found there is mapped back to the frame, and the landmark model runs on the frame
+   itself. From files, every square is searched at once; from a camera, one square per frame in
+   turn (the whole frame is still searched every frame), so a frame without a hand costs two palm
+   detections, not seven.
 
 The result is a ``Hand``: 21 landmarks in frame pixels, presence, handedness, the crop used.
 ``HandFinder.find`` turns it into the square the classifier sees: the landmarks' box widened by
@@ -47,6 +54,12 @@ PALM_TO_CROP = dict(shift_y=-0.5, scale=2.6)   # palm box -> hand crop
 LANDMARKS_TO_CROP = dict(shift_y=-0.1, scale=2.0)  # last landmarks -> next frame's crop
 WRIST, MIDDLE_MCP = 0, 2  # palm keypoints that give the rotation
 TRACK_JOINTS = [0, 1, 2, 5, 6, 9, 10, 13, 14, 17, 18]  # wrist, thumb base, each finger's MCP and PIP
+# Zoomed search: squares of these fractions of the frame's shorter side (coarse first), overlapping
+# by at least half their side (so any hand up to half a square wide lies whole in one). A square
+# under ZOOM_MIN_SIDE pixels (1.25x the detector's 192) is not searched: it gains the detector little
+# resolution and, measured on 416 px photos, found other things than the hand.
+# Chosen on made 640x480 frames (benchmarks/studies/hand_search.py).
+ZOOM_TILES, ZOOM_MIN_SIDE = (0.75, 0.5), 240
 
 
 # --- geometry ---------------------------------------------------------------------------
@@ -100,6 +113,21 @@ def ssd_anchors(size: int = PALM_SIZE, strides=ANCHOR_STRIDES) -> np.ndarray:
         out.append(np.repeat(centres, per_cell, axis=1).reshape(-1, 2))
         i = j
     return np.concatenate(out).astype(np.float32)
+
+
+def search_tiles(width: int, height: int, tile: float, min_side: int = ZOOM_MIN_SIDE):
+    """The zoomed search's squares (x0, y0, side) in frame pixels: side = `tile` x the shorter
+    side, on a grid with steps of at most half a side, first and last flush with the frame's edges.
+    Empty when that side is under `min_side` (the frame is too small to gain from zooming)."""
+    side = tile * min(width, height)
+    if side < min_side or not 0 < tile < 1:
+        return []
+
+    def starts(length):
+        n = math.ceil((length - side) / (side / 2)) + 1
+        return np.linspace(0, length - side, n) if n > 1 else np.array([(length - side) / 2])
+
+    return [(float(x), float(y), float(side)) for y in starts(height) for x in starts(width)]
 
 
 def iou_xyxy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -202,10 +230,13 @@ class HandTracker:
     """One hand, frame after frame (video=True tracks; video=False detects on every call)."""
 
     def __init__(self, landmark_model: str = "full", *, video: bool = True, threads: int = 1,
-                 min_score: float = 0.5, min_presence: float = 0.5, provider: str = "cpu"):
+                 min_score: float = 0.5, min_presence: float = 0.5, provider: str = "cpu", zoom: bool = True,
+                 zoom_tiles: tuple = ZOOM_TILES):
         if landmark_model not in LANDMARK_MODELS:
             raise UserError(f"unknown hand landmark model {landmark_model!r}: use {' or '.join(LANDMARK_MODELS)}")
-        self.video, self.min_score, self.min_presence = video, min_score, min_presence
+        self.video, self.min_score, self.min_presence, self.zoom = video, min_score, min_presence, zoom
+        self.zoom_tiles = tuple(zoom_tiles)
+        self._next_tile = 0  # camera mode: the square the next frame without a hand searches
         self._palm = _session(PALM_MODEL, threads, provider)
         self._landmarks = _session(LANDMARK_MODELS[landmark_model], threads, provider)
         self._lm_outputs = ["landmarks", "presence", "handedness"]
@@ -218,12 +249,16 @@ class HandTracker:
         self.last = None
 
     # palm detection ---------------------------------------------------------------------
-    def detect_palms(self, rgb: np.ndarray) -> list[Palm]:
-        """All palms (after NMS), best first, in frame pixels."""
+    def detect_palms(self, rgb: np.ndarray, square=None) -> list[Palm]:
+        """All palms (after NMS), best first, in frame pixels. `square` (x0, y0, side): search only
+        there; default the whole frame, letterboxed."""
         h, w = rgb.shape[:2]
-        side = max(h, w)
+        if square is None:
+            side = max(h, w)
+            square = (-(side - w) / 2, -(side - h) / 2, side)
+        x0, y0, side = square
         k = PALM_SIZE / side
-        m = np.array([[k, 0, k * (side - w) / 2], [0, k, k * (side - h) / 2]])
+        m = np.array([[k, 0, -k * x0], [0, k, -k * y0]])
         x = cv2.warpAffine(rgb, m, (PALM_SIZE, PALM_SIZE), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
         x = (x.astype(np.float32) / 255.0)[None]
@@ -238,8 +273,8 @@ class HandTracker:
         wh = reg[:, 2:4] / PALM_SIZE
         boxes = np.concatenate([cxy - wh / 2, cxy + wh / 2], 1)
         kps = reg[:, 4:18].reshape(-1, 7, 2) / PALM_SIZE + anchors[:, None, :]
-        # letterboxed [0, 1] -> frame pixels
-        off = np.array([(side - w) / 2, (side - h) / 2])
+        # the square's [0, 1] -> frame pixels
+        off = -np.array([x0, y0])
         palms = []
         for box, kp, score in weighted_nms(boxes, kps, scores):
             b = box.reshape(2, 2) * side - off
@@ -296,6 +331,29 @@ class HandTracker:
         return transform_rect(cx, cy, w, h, rot, **LANDMARKS_TO_CROP)
 
     # one frame --------------------------------------------------------------------------
+    def _from_palms(self, rgb, palms) -> Hand | None:
+        """The landmark model on the best palm's crop (palms: best first)."""
+        if not palms:
+            return None
+        return self.landmarks(rgb, self.palm_crop(palms[0]), palm_score=palms[0].score)
+
+    def _zoomed(self, rgb) -> Hand | None:
+        """Step 3. Files: each size of square in turn, all its squares, until the best palm found
+        is a hand. Camera: the next square of all sizes in turn, one per frame."""
+        levels = [search_tiles(rgb.shape[1], rgb.shape[0], t) for t in self.zoom_tiles]
+        if self.video:
+            tiles = [t for level in levels for t in level]
+            if not tiles:
+                return None
+            self._next_tile %= len(tiles)
+            levels, self._next_tile = [[tiles[self._next_tile]]], self._next_tile + 1
+        for tiles in levels:
+            palms = [p for t in tiles for p in self.detect_palms(rgb, t)]
+            hand = self._from_palms(rgb, sorted(palms, key=lambda p: -p.score))
+            if hand is not None:
+                return hand
+        return None
+
     def process(self, image) -> Hand | None:
         """A frame (RGB, or grayscale / RGBA / any size) -> the hand, or None."""
         try:
@@ -307,8 +365,9 @@ class HandTracker:
             if self.video and self.last is not None:
                 hand = self.landmarks(rgb, self.landmarks_crop(self.last), tracked=True)
             if hand is None:
-                for palm in self.detect_palms(rgb)[:1]:
-                    hand = self.landmarks(rgb, self.palm_crop(palm), palm_score=palm.score)
+                hand = self._from_palms(rgb, self.detect_palms(rgb))
+            if hand is None and self.zoom:
+                hand = self._zoomed(rgb)
         except (cv2.error, ValueError, FloatingPointError, OverflowError):
             hand = None  # e.g. an image too large for OpenCV's warp: no hand, not a crash
         self.last = hand
@@ -341,9 +400,11 @@ class HandFinder:
     name = "hand landmarks (ONNX)"
 
     def __init__(self, margin: float = MARGIN, *, video: bool = False, landmark_model: str = "full",
-                 threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None, provider: str = "cpu"):
+                 threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None, provider: str = "cpu",
+                 zoom: bool = True):
         self.margin, self.pad = margin, pad
-        self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads, provider=provider)
+        self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads, provider=provider,
+                                              zoom=zoom)
         self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model})"
         self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 

@@ -40,3 +40,28 @@ def test_fewshot_curve_measures_the_person_and_everyone_else(tmp_path):
     held = {p.name for p in (out / "person_test").rglob("*.jpg")}
     assert len(mine) == 2 * 29 and not mine & held
     assert (out / "fewshot.md").is_file()
+
+
+def test_hand_search_study_measures_zoom_against_the_whole_frame(tmp_path):
+    need(KAGGLE_TRAIN)
+    need(ROBOFLOW_TRAIN)
+    out = tmp_path / "search.json"
+    run_cli("asl_edge.benchmarks.studies.hand_search", "--kaggle", KAGGLE_TRAIN.parent, "--roboflow", ROBOFLOW_TRAIN,
+            "--frames", 12, "--empty", 2, "--photos", 3, "--videos", 1, "--json", out, check=True)
+    r = json.loads(out.read_text())
+    made = {tuple(x["zoom"]): x for x in r["made"]}
+    off, on = made[()], made[(0.75, 0.5)]
+    assert off["hands"] == on["hands"] == 12 and off["empty_frames"] == 2 and on["tiles"] == 21
+    assert on["found"] >= off["found"] and on["labelled"] == 12  # the shipped model classified every hand frame
+    assert [x["photos"] for x in r["camera"]] == [1, 1]
+
+
+def test_hand_search_uses_only_the_photos_a_run_held_out(tmp_path):
+    from asl_edge.benchmarks.studies.hand_search import heldout_photos
+
+    root = tmp_path / "rf"
+    (root / "A").mkdir(parents=True)
+    split = tmp_path / "split.csv"
+    split.write_text("split,class,source,path\n"
+                     f"train,A,1,{root}/A/a1.jpg\nval,A,1,{root}/A/a2.jpg\nval,A,0,{tmp_path}/kaggle/A/k.jpg\n")
+    assert heldout_photos(split, root) == ["A/a2.jpg"]

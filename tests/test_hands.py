@@ -10,10 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asl_edge.runtime.camera import GuideBox
-from asl_edge.runtime.hands import (LANDMARK_MODELS, MODELS, PALM_MODEL, Crop, HandFinder, HandRoi, HandTracker,
-                                    as_rgb, rotation_from, square_box, ssd_anchors, weighted_nms)
+from asl_edge.runtime.hands import (LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, Crop, HandFinder, HandRoi,
+                                    HandTracker, as_rgb, rotation_from, search_tiles, square_box, ssd_anchors,
+                                    weighted_nms)
 from asl_edge.runtime.overlay import CYAN, draw_overlay
 from onnx_fixtures import assert_one_line_error, make_tiny_onnx, run_cli
 
@@ -196,12 +199,100 @@ def test_tracking_skips_palm_detection_until_the_hand_is_lost():
     hands = [t.process(f) for f in frames]
     assert all(h is not None for h in hands[:6]) and hands[6] is None
     assert not hands[0].tracked and all(h.tracked for h in hands[1:6])
-    assert t.palm_runs == 2  # the first frame, and the empty one after the hand was lost
+    assert t.palm_runs == 3  # the first frame; the empty one after the hand was lost: whole frame + one zoomed square
     drift = hands[5].landmarks[:, 0].mean() - hands[1].landmarks[:, 0].mean()
     assert drift == pytest.approx(16, abs=6)  # the landmarks follow the 4 px/frame motion
     fresh = HandTracker(video=False).process(frames[5]).landmarks[:, :2]
     size = np.ptp(fresh, axis=0).max()
     assert np.linalg.norm(hands[5].landmarks[:, :2] - fresh, axis=1).mean() < 0.05 * size  # tracked ~ detected
+
+
+# --- zoomed search: small, far hands -----------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(w=st.integers(256, 4000), h=st.integers(256, 4000), tile=st.floats(0.3, 0.95),
+       u=st.floats(0, 1), v=st.floats(0, 1), k=st.floats(0.01, 1))
+def test_zoom_squares_lie_in_the_frame_and_hold_any_hand_up_to_half_their_side(w, h, tile, u, v, k):
+    tiles = search_tiles(w, h, tile)
+    side = tile * min(w, h)
+    if side < ZOOM_MIN_SIDE:
+        assert tiles == []  # too small a square to gain anything
+        return
+    assert tiles and all(s == pytest.approx(side) for _, _, s in tiles)
+    assert all(-1e-6 <= x and -1e-6 <= y and x + s <= w + 1e-6 and y + s <= h + 1e-6 for x, y, s in tiles)
+    hand = k * side / 2  # a hand box of this side anywhere in the frame lies whole inside some square
+    hx, hy = u * (w - hand), v * (h - hand)
+    assert any(x - 1e-6 <= hx and y - 1e-6 <= hy and hx + hand <= x + s + 1e-6 and hy + hand <= y + s + 1e-6
+               for x, y, s in tiles)
+
+
+def test_zoom_needs_a_frame_larger_than_the_detector_input():
+    assert search_tiles(200, 200, 0.75) == [] and search_tiles(640, 200, 0.75) == []
+    assert len(search_tiles(640, 480, 0.75)) == 6 and len(search_tiles(640, 480, 0.5)) == 15
+    assert len(search_tiles(416, 416, 0.75)) == 4 and search_tiles(416, 416, 0.5) == []  # 208 px: too small
+
+
+def test_palms_in_a_square_are_the_palms_of_that_crop_moved_to_the_frame(tracker):
+    rgb, _ = clear_photo()
+    frame = paste(rgb, (300, 150), side=150)
+    x0, y0, side = 260, 110, 240
+    inside = tracker.detect_palms(frame, (x0, y0, side))
+    alone = tracker.detect_palms(np.ascontiguousarray(frame[y0:y0 + side, x0:x0 + side]))
+    assert len(inside) == len(alone) >= 1
+    for a, b in zip(inside, alone):
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+        np.testing.assert_allclose(a.box, np.array(b.box) + [x0, y0, x0, y0], atol=1e-3)
+        np.testing.assert_allclose(a.keypoints, b.keypoints + [x0, y0], atol=1e-3)
+
+
+def test_zoom_finds_small_far_hands_the_whole_frame_misses():
+    ph = photos(12, step=97)
+    plain, zoomed = HandFinder(video=False, zoom=False), HandFinder(video=False)
+    places = [(20, 20), (500, 30), (40, 380), (520, 370), (300, 200)]
+    missed = found = 0
+    for i, (rgb, true) in enumerate(ph):
+        side = 120
+        frame = paste(rgb, places[i % len(places)], side=side)
+        s = side / max(rgb.shape[:2])
+        x, y = places[i % len(places)]
+        hand = (x + true[0] * s, y + true[1] * s, true[2] * s, true[3] * s)
+        a, b = plain.find_hand(frame), zoomed.find_hand(frame)
+        if a is None:
+            missed += 1
+            found += b is not None and iou(b, hand) >= 0.5
+        if b is not None:  # whatever zoom finds is the pasted hand, in frame pixels
+            assert iou(b, hand) >= 0.3, (i, b, hand)
+    assert missed >= 4 and found >= missed * 0.6, f"zoom found {found} of the {missed} hands the whole frame missed"
+
+
+def test_camera_mode_searches_one_square_per_frame_in_turn(monkeypatch):
+    t = HandTracker(video=True)
+    seen = []
+    real = t.detect_palms
+    monkeypatch.setattr(t, "detect_palms", lambda rgb, square=None: seen.append(square) or real(rgb, square))
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    every = [sq for f in ZOOM_TILES for sq in search_tiles(640, 480, f)]
+    for _ in range(len(every) + 1):
+        assert t.process(blank) is None
+    assert seen[0::2] == [None] * (len(every) + 1)  # the whole frame, every frame
+    assert seen[1::2] == every + every[:1]          # then the next square, all of them in turn
+    t_files = HandTracker(video=False)
+    t_files.process(blank)
+    assert t_files.palm_runs == 1 + len(every)      # files: the whole frame, then every square
+    assert HandTracker(video=False, zoom=False).process(blank) is None
+
+
+def test_camera_mode_finds_a_far_hand_within_one_sweep_and_then_tracks_it():
+    rgb, _ = clear_photo()
+    t = HandTracker(video=True)
+    sweep = sum(len(search_tiles(640, 480, f)) for f in ZOOM_TILES)
+    frames = [paste(rgb, (470, 330), side=110)] * (sweep + 5)
+    hands = [t.process(f) for f in frames]
+    first = next(i for i, h in enumerate(hands) if h is not None)
+    assert first < sweep and all(h is not None and h.tracked for h in hands[first + 1:])
+    runs = t.palm_runs
+    t.process(frames[0])
+    assert t.palm_runs == runs  # tracked: no palm detection at all
 
 
 # --- the camera region: smoothing and fallback ----------------------------------------------

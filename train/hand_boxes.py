@@ -18,7 +18,7 @@ import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.hands import LANDMARK_MODELS, MODELS, PALM_MODEL, HandFinder
+from asl_edge.runtime.hands import LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
 LANDMARK_MODEL = "full"  # files mode's default: what asl-run uses on photos
@@ -28,7 +28,7 @@ PAD = 0.15
 def finder_key() -> str:
     prov = json.loads((MODELS / "hand_models_provenance.json").read_text())["models"]
     parts = [prov[PALM_MODEL.name]["onnx_sha256"], prov[LANDMARK_MODELS[LANDMARK_MODEL].name]["onnx_sha256"],
-             f"pad={PAD}", "min_score=0.5", "min_presence=0.5", "v2"]
+             f"pad={PAD}", "min_score=0.5", "min_presence=0.5", f"zoom={ZOOM_TILES},{ZOOM_MIN_SIDE}", "v2"]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

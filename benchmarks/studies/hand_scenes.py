@@ -29,12 +29,13 @@ def background(kaggle: Path, index: int = 0) -> np.ndarray:
     return cv2.resize(bg, SIZE, interpolation=cv2.INTER_LINEAR)
 
 
-def scenes(roboflow: Path, kaggle: Path, count: int, frames_each: int = 1, seed: int = 0):
-    """Yield (rgb 480x640, true box (x0, y0, x1, y1) or None, photo name) for `count` photos,
-    `frames_each` consecutive frames per photo (drifting 3 px/frame); then one empty frame."""
+def scenes(roboflow: Path, kaggle: Path, count: int, frames_each: int = 1, seed: int = 0, names=None):
+    """Yield (rgb 480x640, true box (x0, y0, x1, y1) or None, photo name) for `count` photos
+    spread over `names` (default: all of boxes.csv), `frames_each` consecutive frames per photo
+    (drifting 3 px/frame); then one empty frame."""
     rng = np.random.default_rng(seed)
     boxes = load_boxes(roboflow)
-    names = sorted(boxes)
+    names = sorted(boxes if names is None else set(names) & set(boxes))
     picked = [names[i] for i in np.linspace(0, len(names) - 1, count).round().astype(int)]
     W, H = SIZE
     for k, name in enumerate(picked):

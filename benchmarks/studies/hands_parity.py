@@ -128,7 +128,7 @@ def report(name, r) -> str:
 def cli(kaggle, roboflow, max_images, json_out):
     if kaggle is None and roboflow is None:
         raise UserError("give --kaggle and/or --roboflow")
-    ours, ref = HandFinder(video=False), MediaPipeHands(video=False, complexity=1)
+    ours, ref = HandFinder(video=False, zoom=False), MediaPipeHands(video=False, complexity=1)
     results = {}
     if kaggle is not None:
         results["kaggle test"] = compare(kaggle_test(kaggle), ours, ref)
