@@ -48,3 +48,26 @@ def test_default_can_be_extended_in_an_augment_list():
     assert parse_augment("flip,default") == ("flip",) + tuple(a for a in DEFAULT_AUGMENT if a != "flip")
     with pytest.raises(UserError, match="unknown augmentation"):
         parse_augment("default,sparkle")
+
+
+def test_lowres_shrinks_half_the_crops_to_a_far_hands_size_and_never_enlarges():
+    import torch
+
+    from asl_edge.train.presets import LOWRES_SIDES, TrainPreset, _LowRes, parse_augment
+    from asl_edge.runtime.contract import ModelContract
+
+    torch.manual_seed(0)
+    img = torch.randint(0, 256, (3, 300, 240), dtype=torch.uint8)
+    shrink = _LowRes(p=1.0)
+    sides = [min(shrink(img).shape[-2:]) for _ in range(200)]
+    assert min(sides) >= LOWRES_SIDES[0] and max(sides) <= LOWRES_SIDES[1] and len(set(sides)) > 20
+    out = shrink(img)
+    assert abs(out.shape[-1] / out.shape[-2] - 240 / 300) < 0.02  # shape kept
+    small = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)
+    assert torch.equal(shrink(small), small)  # already smaller than any drawn size
+    assert torch.equal(_LowRes(p=0.0)(img), img)
+    shrunk = sum(min(_LowRes()(img).shape[-2:]) < 240 for _ in range(400))
+    assert 150 < shrunk < 250  # about half
+    assert "lowres" in parse_augment("default,lowres")
+    x = TrainPreset(ModelContract(input_size=64), ("lowres",))(np.zeros((300, 240, 3), np.uint8))
+    assert tuple(x.shape) == (3, 64, 64)  # resized up to the input like any crop

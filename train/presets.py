@@ -8,8 +8,9 @@ from torchvision.transforms import v2
 from asl_edge.runtime.contract import ModelContract
 
 # jitter: move and scale the hand crop; background, light: on the whole image; pose: on the
-# landmark rows of a landmark model, not the image (train/augment.py)
-AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter", "background", "light", "pose")
+# landmark rows of a landmark model, not the image (train/augment.py); lowres: the hand crop
+# shrunk to LOWRES_SIDES pixels first, as a hand far from the camera is (then resized up like any crop)
+AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter", "background", "light", "pose", "lowres")
 SCENE_AUGMENTATIONS = ("background", "light")
 LANDMARK_AUGMENTATIONS = ("pose",)
 # The set that measured best on held-out photos of other people (benchmarks/README.md,
@@ -17,6 +18,9 @@ LANDMARK_AUGMENTATIONS = ("pose",)
 # pose: for landmark models (image-only ones ignore it); its measured effect on left-out signers is
 # +1.9 on fine-tuned folds, -1.1 on frozen features (benchmarks/README.md, "its own stage").
 DEFAULT_AUGMENT = ("jitter", "crop", "flip", "pose")
+# lowres: the shorter side of half the crops shrunk to 48-160 px (a hand 40-130 px long with the
+# training margin), fixed before any measurement.
+LOWRES_P, LOWRES_SIDES = 0.5, (48, 160)
 
 
 def image_augment(augment: tuple) -> tuple:
@@ -61,6 +65,8 @@ class TrainPreset:
     def __init__(self, contract: ModelContract, augment: tuple):
         s = contract.input_size
         ops = [v2.ToImage()]
+        if "lowres" in augment:
+            ops.append(_LowRes())
         if "crop" in augment:
             ops.append(v2.RandomResizedCrop(s, scale=(0.55, 1.0), ratio=(0.8, 1.25), antialias=True))
         else:
@@ -80,6 +86,25 @@ class TrainPreset:
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         return self.transform(rgb)
+
+
+class _LowRes(torch.nn.Module):
+    """With probability p, shrink the image so its shorter side is a random size in `sides`
+    (never enlarge): the few pixels a small, far hand has in a camera frame."""
+
+    def __init__(self, p: float = LOWRES_P, sides: tuple = LOWRES_SIDES):
+        super().__init__()
+        self.p, self.sides = p, sides
+
+    def forward(self, img):
+        if torch.rand(()) >= self.p:
+            return img
+        h, w = img.shape[-2:]
+        side = int(torch.randint(self.sides[0], self.sides[1] + 1, ()))
+        if side >= min(h, w):
+            return img
+        k = side / min(h, w)
+        return v2.functional.resize(img, [max(1, round(h * k)), max(1, round(w * k))], antialias=True)
 
 
 class _CenterSquare(torch.nn.Module):

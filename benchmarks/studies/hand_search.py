@@ -65,14 +65,17 @@ def files_mode(items, zoom: tuple, threads: int, clf=None) -> dict:
     finder = HandFinder(tracker=tracker)
     tracker.process(items[0][0])  # warm-up
     bins = {b: [0, 0] for b in SIZE_BINS}
+    right = {b: 0 for b in SIZE_BINS}  # top-1 per size bin
     empty, false_finds, ms, correct, labelled = 0, 0, [], 0, 0
     for rgb, true, label in items:
         t0 = time.perf_counter()
         hand = tracker.process(rgb)
         ms.append(1000 * (time.perf_counter() - t0))
+        ok = False
         if clf is not None and label is not None:
             labelled += 1
-            correct += classify(clf, finder, rgb) == label
+            ok = classify(clf, finder, rgb) == label
+            correct += ok
         if true is None:
             empty += 1
             false_finds += hand is not None
@@ -81,12 +84,14 @@ def files_mode(items, zoom: tuple, threads: int, clf=None) -> dict:
         b = next(b for b in SIZE_BINS if b[0] <= side < b[1])
         bins[b][0] += hit(hand, true, rgb.shape[1], rgb.shape[0])
         bins[b][1] += 1
+        right[b] += ok
     found = sum(v[0] for v in bins.values())
     total = sum(v[1] for v in bins.values())
     return {"zoom": zoom, "tiles": squares(items[0][0], zoom),
             "found": found, "hands": total, "by_size": {f"{a}-{b}": v for (a, b), v in bins.items()},
             "empty_frames": empty, "false_finds": false_finds, "ms_median": float(np.median(ms)),
-            "ms_mean": float(np.mean(ms)), "correct": correct, "labelled": labelled}
+            "ms_mean": float(np.mean(ms)), "correct": correct, "labelled": labelled,
+            "top1_by_size": {f"{a}-{b}": [right[(a, b)], bins[(a, b)][1]] for a, b in SIZE_BINS}}
 
 
 def camera_mode(frames, zoom: tuple, threads: int) -> dict:
@@ -186,6 +191,10 @@ def main(kaggle, roboflow, frames, empty, photos, videos, seed, zooms, model, sp
         print(f"| {zoom_name(r)} | " + " | ".join(pct(*v) for v in r["by_size"].values()) +
               f" | {pct(r['found'], r['hands'])} | {r['false_finds']}/{r['empty_frames']} | "
               f"{r['ms_median']:.1f} / {r['ms_mean']:.1f} |" + (f" {pct(r['correct'], r['labelled'])} |" if clf else ""))
+    if clf:
+        print("\ntop-1 by the hand's size: " + "; ".join(
+            f"{zoom_name(r)}: " + ", ".join(f"{k} px {pct(*v)}" for k, v in r["top1_by_size"].items())
+            for r in result["made"]))
     print(f"\nRoboflow photos at full size ({len(real)}):")
     for r in result["photos"]:
         print(f"  zoom {zoom_name(r)}: {pct(r['found'], r['hands'])}, "
