@@ -81,6 +81,10 @@ def describe_model(clf, first) -> str:
               help="Hand landmark model for --roi hand: full (MediaPipe's default) or lite (about half the "
                    "time per tracked frame; hand boxes as good, but its landmarks cost a landmark model about 3 points). "
                    "Default: full, but lite in camera mode for an image-only model.")
+@click.option("--zoom/--no-zoom", default=True, show_default=True,
+              help="--roi hand: when the whole frame shows no hand, search overlapping squares of it for a "
+                   "small, far one (files: all of them; camera: one per frame, in turn). --no-zoom: the whole "
+                   "frame only, faster on frames without a hand.")
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=DEFAULT_TIMEOUT_S, show_default=True,
               help="Camera mode: seconds to wait for a stream to open and for each frame; a stalled "
                    "stream then ends the run with its summary.")
@@ -89,7 +93,7 @@ def describe_model(clf, first) -> str:
                    f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
-        batch_size, hold, threshold, roi, hand_model, timeout, max_megapixels, require_agreement=True):
+        batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -102,7 +106,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     opts = RunOptions(model=model, provider=provider, threads=limits.cap_threads(threads, info), top_k=top_k,
                       as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
                       batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
-                      hand_model=hand_model, require_agreement=require_agreement)
+                      hand_model=hand_model, zoom=zoom, require_agreement=require_agreement)
     if inputs:
         run_files(inputs, opts)
     else:
@@ -130,6 +134,7 @@ class RunOptions:
     # the landmark model of --roi hand; None: full in files mode; in camera mode full for a model that
     # reads landmarks (it was trained on full's), else lite (about half the time per frame)
     hand_model: str | None = None
+    zoom: bool = True  # the hand finder's zoomed search for small, far hands (runtime/hands.py)
     timeout: float = DEFAULT_TIMEOUT_S
     require_agreement: bool = True
 
@@ -143,10 +148,10 @@ def wants_hand(roi) -> bool:
     return str(roi).strip().lower() == "hand"
 
 
-def parse_region(roi, hand_model="full", provider="cpu") -> GuideBox | HandRoi:
+def parse_region(roi, hand_model="full", provider="cpu", zoom=True) -> GuideBox | HandRoi:
     """--roi -> the fixed guide box, or the hand finder that falls back to the default guide box."""
     if wants_hand(roi):
-        return HandRoi(HandFinder(video=True, landmark_model=hand_model, provider=provider), GuideBox())
+        return HandRoi(HandFinder(video=True, landmark_model=hand_model, provider=provider, zoom=zoom), GuideBox())
     try:
         return GuideBox.parse(roi)
     except UserError as e:
@@ -157,7 +162,7 @@ def run_files(inputs, opts: RunOptions):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
     if not wants_hand(opts.roi):
         parse_region(opts.roi)  # a bad value fails in one line, before the model loads
-    finder = (HandFinder(video=False, landmark_model=opts.hand_model or "full", provider=opts.provider)
+    finder = (HandFinder(video=False, landmark_model=opts.hand_model or "full", provider=opts.provider, zoom=opts.zoom)
               if wants_hand(opts.roi) else None)
     clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
     run = FilesRun(clf, top_k=opts.top_k, as_json=opts.as_json, batch_size=opts.batch_size, every=opts.every,
@@ -190,7 +195,7 @@ def run_camera_source(camera, opts: RunOptions, speller):
     try:
         clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
         info(describe_model(clf, first))
-        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider)
+        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom)
         window = open_window(opts.no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
              f"; hold {speller.hold}, threshold {opts.threshold:g}")

@@ -405,7 +405,7 @@ class HandFinder:
         self.margin, self.pad = margin, pad
         self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads, provider=provider,
                                               zoom=zoom)
-        self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model})"
+        self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model}" + (", zoomed search)" if self.tracker.zoom else ")")
         self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 
     def find_hand(self, rgb):

@@ -367,6 +367,24 @@ def test_cli_files_mode_crops_the_hand_by_default(color_model, tmp_path):
     assert r.returncode == 0 and all("hand" not in json.loads(line) for line in r.stdout.splitlines())
 
 
+def test_cli_no_zoom_searches_only_the_whole_frame(color_model, tmp_path):
+    plain, zoomed = HandFinder(video=False, zoom=False), HandFinder(video=False)
+    for rgb, _ in photos(12, step=97):  # the first small pasted hand the whole frame misses and zoom finds
+        frame = paste(rgb, (500, 30), side=120)
+        if plain.find(frame) is None and zoomed.find(frame) is not None:
+            break
+    else:
+        pytest.fail("no small hand that only the zoomed search finds")
+    cv2.imwrite(str(tmp_path / "far.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    recs = {}
+    for flag in ("--zoom", "--no-zoom"):
+        r = run_cli("--model", color_model, tmp_path / "far.png", "--json", flag)
+        assert r.returncode == 0, r.stderr
+        recs[flag] = json.loads(r.stdout.splitlines()[0])
+    assert recs["--zoom"]["hand"] == list(zoomed.find(frame)) and recs["--no-zoom"]["hand"] is None
+    assert "(ONNX, full, zoomed search)" not in r.stderr and "(ONNX, full)" in r.stderr
+
+
 @pytest.fixture(scope="module")
 def hand_video(tmp_path_factory):
     """12 frames, 10 fps, 640x480: a real hand photo drifting right for 8 frames, then 4 empty frames."""
@@ -388,7 +406,7 @@ def test_cli_camera_finds_the_hand_by_default(color_model, hand_video):
     assert [rec["hand"] for rec in recs] == [True] * 12
     x0, y0, x1, y1 = recs[3]["box"]
     assert x1 - x0 == y1 - y0 and 120 <= x1 and x0 <= 420 and 80 <= y1 and y0 <= 380
-    assert "finding the hand with hand landmarks (ONNX, lite)" in r.stderr
+    assert "finding the hand with hand landmarks (ONNX, lite, zoomed search)" in r.stderr
     assert "hand found in 12/12 frames" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -46,7 +46,7 @@ def test_files_mode_prints_a_line_per_image_and_accuracy(color_model, dataset):
                for p in preds)
     assert any(p.startswith(str(dataset / "loose.png") + "  A ") and "true" not in p for p in preds)
     assert summary[0].startswith("summary: 7 images in ") and "skipped 0 unreadable" in summary[0]
-    assert summary[1].startswith("hands: found in 0/7 images by hand landmarks (ONNX, full)")
+    assert summary[1].startswith("hands: found in 0/7 images by hand landmarks (ONNX, full, zoomed search)")
     assert summary[2].startswith("accuracy: 0.8000 (4/5 ")
     assert "Traceback" not in r.stderr
 
