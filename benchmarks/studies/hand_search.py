@@ -12,8 +12,8 @@
    frames from a hand's appearance to its first detection, ms per frame.
 With `--model` (default: the shipped one), files mode also classifies each frame as asl-run does
 (the hand's square and landmarks, the whole frame where none is found) and reports top-1; with
-`--split` (a run's split.csv), only the Roboflow photos that run held out are used, so the model has
-never seen the people in them.
+`--split` (a run's split.csv), only the Roboflow photos that run held out are used (photos it never
+saw; Roboflow names no people, so use a model trained without Roboflow for true strangers).
 Torch-free: onnxruntime, numpy, OpenCV.
 """
 from __future__ import annotations
