@@ -55,8 +55,8 @@ default-model: setup
 	  --augment default --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
-	# temperature fitted on signers it never saw (leave-one-source-out folds; benchmarks/README.md, "The hand's direction")
-	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.82
+	# temperature fitted on signers it never saw (leave-one-source-out folds runs/lopo/zoom-loK; the model card)
+	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.78
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,
 # compared with this machine. Needs root and apt; the arm64 root takes 15-50 min once (50 measured on busy cores), each run ~1 s per image and model; not part of CI.

@@ -69,8 +69,8 @@ def describe_model(clf, first) -> str:
               help="Spelling: minimum top-1 probability for a letter to count.")
 @click.option("--agreement/--no-agreement", "require_agreement", default=True, show_default=True,
               help="Spelling with a landmark model: count only frames where its image and hand-shape classifiers "
-                   "name the same letter (measured on strangers at 0.7: 97% of the frames that count are right, and "
-                   "38% count; --no-agreement: 93% and 55%, and letters such as F, H, P type more easily).")
+                   "name the same letter (measured on strangers at 0.7: 97-98% of the frames that count are right, and "
+                   "38-39% count; --no-agreement: 93-94% and 54-56%, and letters such as F, H, P type more easily).")
 @click.option("--roi", default="hand", show_default=True,
               help="What to classify. 'hand': find the hand (shipped ONNX hand models, onnxruntime only) "
                    "and classify a square around it; when none is found, the 0.6 guide box (camera mode) "
