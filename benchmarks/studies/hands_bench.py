@@ -63,14 +63,14 @@ def speed(frames, landmark_model: str, threads: int) -> dict:
             "detection_frame_ms": median_ms(detected), "detection_frames": len(detected)}
 
 
-def camera_loop(video: Path, roi: str, threads: int, hand_model: str) -> dict:
+def camera_loop(video: Path, roi: str, threads: int, hand_model: str, zoom: bool = True) -> dict:
     cmd = [sys.executable, "-m", "asl_edge.runtime.cli", "--camera", str(video), "--no-display",
-           "--roi", roi, "--hand-model", hand_model, "--threads", str(threads)]
+           "--roi", roi, "--hand-model", hand_model, "--threads", str(threads), "--zoom" if zoom else "--no-zoom"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     line = next((l for l in out.stdout.splitlines() if l.startswith("summary:")), "")
     m = re.search(r"([\d.]+) fps end-to-end; model ([\d.]+) ms/frame", line)
     hand = re.search(r"hand found in (\d+)/(\d+) frames \(([\d.]+) ms/frame\)", line)
-    return {"roi": roi, "hand_model": hand_model, "fps": float(m.group(1)) if m else None,
+    return {"roi": roi, "hand_model": hand_model, "zoom": zoom, "fps": float(m.group(1)) if m else None,
             "model_ms": float(m.group(2)) if m else None,
             "hand_frames": f"{hand.group(1)}/{hand.group(2)}" if hand else None,
             "hand_ms": float(hand.group(3)) if hand else None, "summary": line or out.stderr[-300:]}
@@ -116,8 +116,10 @@ def main(kaggle, roboflow, threads, photos, skip_accuracy, json_out):
         result["speed"] = [speed(frames, m, threads) for m in ("full", "lite")]
         for s in result["speed"]:
             print(json.dumps(s))
-        result["camera_loop"] = [camera_loop(video, roi, threads, m)
-                                 for roi, m in (("hand", "full"), ("hand", "lite"), ("0.6", "full"))]
+        result["camera_loop"] = [camera_loop(video, roi, threads, m, zoom)
+                                 for roi, m, zoom in (("hand", "full", True), ("hand", "full", False),
+                                                      ("hand", "lite", True), ("hand", "lite", False),
+                                                      ("0.6", "full", True))]
         for c in result["camera_loop"]:
             print(json.dumps({k: v for k, v in c.items() if k != "summary"}))
             print("   ", c["summary"])
