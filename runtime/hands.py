@@ -17,8 +17,8 @@ Per frame (``HandTracker.process``):
    detector looks again at overlapping squares of the frame (``search_tiles``), each shrunk less;
    a palm found there is mapped back to the frame, and the landmark model runs on the frame
    itself. From files, every square is searched at once; from a camera, one square per frame in
-   turn (the whole frame is still searched every frame), so a frame without a hand costs two palm
-   detections, not seven.
+   turn (the whole frame is still searched every frame), so a camera frame without a hand costs
+   two palm detections (a file without one: the whole frame and all 21 squares of a 640x480 image).
 
 The result is a ``Hand``: 21 landmarks in frame pixels, presence, handedness, the crop used.
 ``HandFinder.find`` turns it into the square the classifier sees: the landmarks' box widened by
