@@ -50,11 +50,10 @@ def squares(rgb, zoom: tuple) -> int:
     return sum(len(search_tiles(rgb.shape[1], rgb.shape[0], t)) for t in zoom)
 
 
-def classify(clf, finder: HandFinder, rgb) -> str:
-    """asl-run's files path: the hand's square (finder.find has just run) and landmarks, or the whole frame."""
-    box = finder.find(rgb)
+def classify(clf, rgb, box, hand) -> str:
+    """asl-run's files path: the hand's square `box` (HandFinder.find) and its landmarks, or the whole frame."""
     crop = rgb if box is None else rgb[box[1]:box[1] + box[3], box[0]:box[0] + box[2]]
-    rows = of_hand(finder.hand)[None] if clf.uses_landmarks else None
+    rows = of_hand(hand)[None] if clf.uses_landmarks else None
     return clf.classes[int(clf.predict([crop], rows)[0].argmax())]
 
 
@@ -69,12 +68,13 @@ def files_mode(items, zoom: tuple, threads: int, clf=None) -> dict:
     empty, false_finds, ms, correct, labelled = 0, 0, [], 0, 0
     for rgb, true, label in items:
         t0 = time.perf_counter()
-        hand = tracker.process(rgb)
+        box = finder.find(rgb)  # the hand finder once; its hand and square serve both the count and the classifier
         ms.append(1000 * (time.perf_counter() - t0))
+        hand = finder.hand
         ok = False
         if clf is not None and label is not None:
             labelled += 1
-            ok = classify(clf, finder, rgb) == label
+            ok = classify(clf, rgb, box, hand) == label
             correct += ok
         if true is None:
             empty += 1
