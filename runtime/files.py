@@ -12,6 +12,7 @@ import cv2
 from .camera import VIDEO_EXTENSIONS
 from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
 from .errors import UserError
+from .hands import crop_box
 from .landmarks import of_hand, stack
 from .safeio import quiet_native_stderr
 
@@ -157,8 +158,7 @@ class FilesRun:
             if getattr(self.clf, "uses_landmarks", False):
                 it.landmarks = of_hand(self.finder.hand)
             self.hands_found += 1
-            x, y, w, h = it.hand
-            crops.append(it.rgb[y:y + h, x:x + w])
+            crops.append(crop_box(it.rgb, it.hand))
         self.hand_seconds += time.perf_counter() - t0
         return crops
 

@@ -394,6 +394,14 @@ def xywh_to_corners(box):
     return x, y, x + w, y + h
 
 
+def crop_box(rgb: np.ndarray, box) -> np.ndarray:
+    """The (x, y, w, h) box of the frame (HandFinder.find's square), or the whole frame for None."""
+    if box is None:
+        return rgb
+    x, y, w, h = box
+    return rgb[y:y + h, x:x + w]
+
+
 class HandFinder:
     """find_hand() gives the tight hand box; find() the square crop box (training framing)."""
 

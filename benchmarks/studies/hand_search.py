@@ -28,7 +28,7 @@ import numpy as np
 
 from asl_edge.benchmarks.studies.hand_scenes import background, load_boxes, scenes
 from asl_edge.runtime.contract import read_rgb
-from asl_edge.runtime.hands import ZOOM_TILES, HandFinder, HandTracker, iou_xyxy, search_tiles
+from asl_edge.runtime.hands import ZOOM_TILES, HandFinder, HandTracker, crop_box, iou_xyxy, search_tiles
 from asl_edge.runtime.landmarks import of_hand
 from asl_edge.runtime.model import OnnxClassifier
 
@@ -52,7 +52,7 @@ def squares(rgb, zoom: tuple) -> int:
 
 def classify(clf, rgb, box, hand) -> str:
     """asl-run's files path: the hand's square `box` (HandFinder.find) and its landmarks, or the whole frame."""
-    crop = rgb if box is None else rgb[box[1]:box[1] + box[3], box[0]:box[0] + box[2]]
+    crop = crop_box(rgb, box)
     rows = of_hand(hand)[None] if clf.uses_landmarks else None
     return clf.classes[int(clf.predict([crop], rows)[0].argmax())]
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.errors import UserError, cli_errors
-from asl_edge.runtime.hands import HandFinder, square_box
+from asl_edge.runtime.hands import HandFinder, crop_box, iou_xyxy, square_box, xywh_to_corners
 
 FINDERS = ("onnx", "onnx-lite", "mediapipe")
 
@@ -88,11 +88,7 @@ def spread_sample(root: Path, boxes: dict, count: int) -> list:
 
 def iou(a, b) -> float:
     """Boxes as (x0, y0, x1, y1)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(iou_xyxy(np.asarray(a, float), np.asarray([b], float))[0])
 
 
 def covered(true, crop) -> float:
@@ -101,16 +97,6 @@ def covered(true, crop) -> float:
     iy = max(0.0, min(true[3], crop[3]) - max(true[1], crop[1]))
     area = (true[2] - true[0]) * (true[3] - true[1])
     return ix * iy / area if area > 0 else 0.0
-
-
-def corners(xywh):
-    x, y, w, h = xywh
-    return x, y, x + w, y + h
-
-
-def crop(rgb, xywh):
-    x, y, w, h = xywh
-    return rgb[y:y + h, x:x + w]
 
 
 class Classify:
@@ -144,7 +130,7 @@ def evaluate(data: Path, finders: list, model, max_images: int, threads: int, lo
     true_sq = [square_box((b[0], b[1], b[2] - b[0], b[3] - b[1]), im.shape[1], im.shape[0])
                for b, im in zip(true, images)]
     full_ok = cls.correct(images, labels)
-    box_ok = cls.correct([crop(im, sq) for im, sq in zip(images, true_sq)], labels)
+    box_ok = cls.correct([crop_box(im, sq) for im, sq in zip(images, true_sq)], labels)
     result = {"data": str(data), "images": len(images), "classes": len(set(labels)),
               "model": str(clf.path), "accuracy_full": float(full_ok.mean()),
               "accuracy_true_box": float(box_ok.mean()), "finders": {}}
@@ -163,9 +149,9 @@ def evaluate(data: Path, finders: list, model, max_images: int, threads: int, lo
                 continue
             sq = square_box(hand, im.shape[1], im.shape[0], finder.margin)
             found.append(True)
-            ious.append(iou(corners(hand), tb))
-            covers.append(covered(tb, corners(sq)))
-            crops.append(crop(im, sq))
+            ious.append(iou(xywh_to_corners(hand), tb))
+            covers.append(covered(tb, xywh_to_corners(sq)))
+            crops.append(crop_box(im, sq))
         finder.close()
         found, ious, covers = np.array(found), np.array(ious), np.array(covers)
         ok = cls.correct(crops, labels)

@@ -24,27 +24,15 @@ import click
 import numpy as np
 
 from asl_edge.benchmarks.studies.hand_scenes import load_boxes, scenes
+from asl_edge.benchmarks.studies.hands_eval import iou as box_iou
 from asl_edge.benchmarks.studies.mediapipe_ref import MediaPipeHands
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.errors import UserError, cli_errors
-from asl_edge.runtime.hands import HandFinder
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+from asl_edge.runtime.hands import HandFinder, xywh_to_corners
 
 
 def extent(lm) -> tuple:
     return (*lm.min(0), *lm.max(0))
-
-
-def corners(xywh):
-    x, y, w, h = xywh
-    return x, y, x + w, y + h
 
 
 def compare(items, ours: HandFinder, ref: MediaPipeHands) -> dict:
@@ -58,8 +46,8 @@ def compare(items, ours: HandFinder, ref: MediaPipeHands) -> dict:
         mp_found += rb is not None
         if true is not None:
             true_n += 1
-            true_ok["onnx"] += ob is not None and box_iou(corners(ob), true) >= 0.5
-            true_ok["mediapipe"] += rb is not None and box_iou(corners(rb), true) >= 0.5
+            true_ok["onnx"] += ob is not None and box_iou(xywh_to_corners(ob), true) >= 0.5
+            true_ok["mediapipe"] += rb is not None and box_iou(xywh_to_corners(rb), true) >= 0.5
         if rb is None:
             continue
         if ob is None:
