@@ -150,6 +150,27 @@ def test_pose_turns_hands_and_normalises_them_again_as_the_runtime_does(monkeypa
     np.testing.assert_allclose(augment.pose(rows, np.random.default_rng(2))[:-1], want, atol=1e-5)
 
 
+def test_proportions_keep_every_bone_direction_and_scale_its_length_within_the_bounds():
+    from asl_edge.train import augment
+
+    hands = np.stack([_hand(i) for i in range(5)]).astype(np.float64)
+    bones = 0.3
+    out = augment.proportions(hands, np.random.default_rng(0), bones)
+    np.testing.assert_array_equal(out[:, 0], hands[:, 0])  # the wrist stays
+    before = hands[:, 1:] - hands[:, augment.PARENT[1:]]
+    after = out[:, 1:] - out[:, augment.PARENT[1:]]
+    scale = np.linalg.norm(after, axis=-1) / np.linalg.norm(before, axis=-1)
+    np.testing.assert_allclose(after, before * scale[..., None], atol=1e-9)  # same direction, new length
+    palm = augment.PALM[1:]
+    assert np.all(np.abs(np.log(scale[:, palm])) <= bones / 2 + 1e-9)
+    assert np.all(np.abs(np.log(scale[:, ~palm])) <= 1.5 * bones + 1e-9)
+    assert np.abs(np.log(scale)).max() > bones / 4  # not the same hand
+    # the bones of one finger share its factor: their scales differ by at most the bone factors' range
+    fingers = np.log(scale[:, ~palm]).reshape(5, 5, 3)
+    assert np.all(np.ptp(fingers, axis=-1) <= bones + 1e-9)
+    np.testing.assert_array_equal(augment.proportions(hands, np.random.default_rng(0), bones), out)
+
+
 def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_the_classifier():
     import torch
 

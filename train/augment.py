@@ -9,7 +9,9 @@ These two run on the whole image before the hand crop, with the view's seeded ge
 - pose: on a landmark model's landmark rows (not the image), every training step: the same hand
   seen from another camera angle (turned up to POSE_TURN radians about each axis), with another
   depth estimate (z scaled) and landmark noise, then normalised again as the runtime does; the
-  hand's direction in the frame turns with it.
+  hand's direction in the frame turns with it. With POSE_BONES > 0 the hand is first made
+  another person's: each finger's length, each bone and the palm's spread scaled at random
+  (people's proportions differ, and the hand finder's estimate of them differs with them).
 """
 from __future__ import annotations
 
@@ -20,6 +22,13 @@ BACKGROUND_P = 0.5  # share of views whose background is replaced (the rest keep
 # pose: (yaw, pitch, roll) limits in radians, depth scale +-, landmark noise (in wrist-to-knuckle lengths).
 # Set before the leave-one-source-out runs (benchmarks/README.md, Landmark augmentation), not tuned on them.
 POSE_TURN, POSE_DEPTH, POSE_NOISE = (0.5, 0.4, 0.3), 0.3, 0.03
+# Another person's hand: each finger's length scaled by exp(U(-b, b)), each bone and palm bone by
+# exp(U(-b/2, b/2)). Set before the leave-one-source-out runs; 0 turns it off.
+POSE_BONES = 0.0
+# MediaPipe's 21 points as a tree: the wrist (0), then 4 points per finger from the palm out.
+PARENT = np.array([0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19])
+FINGER = np.array([-1] + [f for f in range(5) for _ in range(4)])  # -1: the wrist
+PALM = PARENT == 0  # bones from the wrist (their far end: the thumb's base and the 4 knuckles)
 
 
 def hand_mask(shape, points: np.ndarray, widen: float = 0.3) -> np.ndarray:
@@ -83,6 +92,19 @@ def _rotations(angles: np.ndarray) -> np.ndarray:
     return yaw @ pitch @ roll
 
 
+def proportions(points: np.ndarray, rng: np.random.Generator, bones: float) -> np.ndarray:
+    """(N, 21, 3) hands -> the same poses with other proportions: every bone keeps its direction,
+    its length is scaled (finger factor x bone factor; palm bones by a bone factor alone)."""
+    n = len(points)
+    finger = np.exp(rng.uniform(-bones, bones, (n, 5)))
+    scale = np.exp(rng.uniform(-bones / 2, bones / 2, (n, 21)))
+    scale[:, ~PALM] *= finger[:, FINGER[~PALM]]
+    out = points.copy()
+    for j in range(1, 21):  # parents come first, so each point moves with its parent
+        out[:, j] = out[:, PARENT[j]] + (points[:, j] - points[:, PARENT[j]]) * scale[:, j:j + 1]
+    return out
+
+
 def pose(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(N, 66) landmark rows (runtime/landmarks.py; or the 64 of older checkpoints) -> the same hands
     turned, re-estimated and normalised again; no-hand rows stay as they are."""
@@ -91,6 +113,8 @@ def pose(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     rows = np.asarray(rows, np.float32)
     n = len(rows)
     p = rows[:, :63].reshape(n, 21, 3).astype(np.float64)
+    if POSE_BONES > 0:
+        p = proportions(p, rng, POSE_BONES)
     p[..., 2] *= 1 + rng.uniform(-POSE_DEPTH, POSE_DEPTH, (n, 1))
     p = p @ _rotations(rng.uniform(-1, 1, (n, 3)) * POSE_TURN).transpose(0, 2, 1)
     p += rng.normal(0, POSE_NOISE, p.shape)

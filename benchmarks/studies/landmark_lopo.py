@@ -12,6 +12,8 @@ finder (train/hand_boxes.py, cached). The classifier is the shipped one, fitted 
 (FusionHead's landmark MLP, train/landmark_fit.py with the pose augmentation) on all sources but
 one, every source weighted to the same total, and scored on the hands found in the one left out
 (its classes that the others also have). A measurement, not shipped.
+With --bones B (repeat): more rows of the 66 layout, the pose augmentation also changing the hand's
+proportions by B (train/augment.py, POSE_BONES; measured, not shipped: benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -77,10 +79,13 @@ def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
 @click.option("--data", "paths", multiple=True, required=True, type=click.Path(), help="A source (repeat, >= 2).")
 @click.option("--max-per-class", default=100, show_default=True, type=click.IntRange(1))
 @click.option("--seed", "seeds", multiple=True, type=int, default=(0,), show_default=True, help="Repeat for more.")
+@click.option("--bones", "bones", multiple=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Also the 66 layout with the hand's proportions changed by this much (repeat).")
 @cli_errors
-def main(paths, max_per_class, seeds):
+def main(paths, max_per_class, seeds, bones):
     """Leave-one-source-out top-1 of the landmark classifier alone, per row layout."""
     from asl_edge.runtime.contract import KAGGLE_CLASSES
+    from asl_edge.train import augment
 
     if len(paths) < 2:
         raise UserError("give at least two --data sources")
@@ -91,16 +96,19 @@ def main(paths, max_per_class, seeds):
     print(f"\n| rows | {' | '.join(names)} | mean left-out | per seed |")
     print("|---|" + "---|" * (len(names) + 2))
     per_class = {}
-    for width in LAYOUTS:
+    rows = [(LAYOUT_NAMES[w], w, 0.0) for w in LAYOUTS] + [(f"66, proportions +-{b:g}", 66, b) for b in bones]
+    for name, width, bone in rows:
+        augment.POSE_BONES = bone
         s = layout_scores(sources, width, list(seeds), len(KAGGLE_CLASSES))
-        per_class[width] = s["per_class"]
+        per_class[name] = s["per_class"]
         cells = " | ".join(f"{v:.1f}%" for v in s["per_source"].mean(0))
-        print(f"| {LAYOUT_NAMES[width]} | {cells} | {s['per_source'].mean():.1f}% | "
+        print(f"| {name} | {cells} | {s['per_source'].mean():.1f}% | "
               f"{' / '.join(f'{v:.1f}' for v in s['per_source'].mean(1))} |")
-    print("\n| letter | " + " | ".join(LAYOUT_NAMES[w] for w in LAYOUTS) + " |")
-    print("|---|" + "---|" * len(LAYOUTS))
+    augment.POSE_BONES = 0.0
+    print("\n| letter | " + " | ".join(per_class) + " |")
+    print("|---|" + "---|" * len(per_class))
     for c, name in enumerate(LETTERS):
-        print(f"| {name} | " + " | ".join(f"{100 * per_class[w][c]:.0f}%" for w in LAYOUTS) + " |")
+        print(f"| {name} | " + " | ".join(f"{100 * p[c]:.0f}%" for p in per_class.values()) + " |")
 
 
 if __name__ == "__main__":
