@@ -49,3 +49,38 @@ def test_the_landmark_weight_is_chosen_on_the_other_folds_only():
     rows[:2, 63] = 1  # a hand in the first two rows only
     fold = {"image": image, "own": own, "rows": rows, "y": np.array([1, 1, 0, 0])}
     assert fused_accuracy(fold, 0.0) == 0.5 and fused_accuracy(fold, 1.0) == 1.0
+
+
+def test_the_study_adds_a_row_per_proportions_setting_and_leaves_the_augmentation_off(monkeypatch):
+    from click.testing import CliRunner
+
+    from asl_edge.benchmarks.studies import landmark_lopo
+    from asl_edge.train import augment, landmark_fit
+
+    seen = []
+    monkeypatch.setattr(landmark_fit, "STEPS", 20)
+    monkeypatch.setattr(landmark_lopo, "source_rows", lambda path, i, *_: _source(i, n=30))
+    monkeypatch.setattr(landmark_fit, "pose", lambda rows, rng: seen.append(augment.POSE_BONES) or augment.pose(rows, rng))
+    out = CliRunner().invoke(landmark_lopo.main, ["--data", "a", "--data", "b", "--data", "c", "--bones", "0.2"])
+    assert out.exit_code == 0, out.output
+    table = [line for line in out.output.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in table[1:4]] == ["| shape (64: earlier layout)", "| shape + direction (66)",
+                                                              "| 66, proportions +-0.2"]
+    assert set(seen) == {0.0, 0.2} and augment.POSE_BONES == 0.0  # the last row only, then off again
+
+
+def test_the_mirror_average_is_the_mean_of_both_crops_log_probabilities():
+    from asl_edge.benchmarks.studies.calibrate import log_softmax
+    from asl_edge.benchmarks.studies.landmark_stage import fused_accuracy, mirror_averaged
+
+    rng = np.random.default_rng(0)
+    fold = {"image": rng.normal(size=(6, 4)), "image_flip": rng.normal(size=(6, 4)), "own": np.zeros((6, 4)),
+            "rows": np.zeros((6, 66), np.float32), "y": np.arange(6) % 4}
+    both = mirror_averaged(fold)
+    np.testing.assert_allclose(np.exp(both["image"]).sum(1) <= 1 + 1e-9, True)
+    np.testing.assert_allclose(both["image"], (log_softmax(fold["image"], 1.0) + log_softmax(fold["image_flip"], 1.0)) / 2)
+    assert both["own"] is fold["own"] and "image" in fold and fold["image"] is not both["image"]
+    # a crop the image gets wrong and its mirror gets right with more confidence: the average is right
+    fold = {"image": np.array([[1.0, 0.0]]), "image_flip": np.array([[0.0, 3.0]]), "own": np.zeros((1, 2)),
+            "rows": np.zeros((1, 66), np.float32), "y": np.array([1])}
+    assert fused_accuracy(fold, 1.0) == 0.0 and fused_accuracy(mirror_averaged(fold), 1.0) == 1.0

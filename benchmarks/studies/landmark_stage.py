@@ -34,9 +34,10 @@ from asl_edge.runtime.landmarks import PRESENCE
 ROWS = ("as trained", "stage", "stage + pose")
 
 
-def fold_data(run: Path, log) -> dict:
+def fold_data(run: Path, log, flip: bool = False) -> dict:
     """One fold: image-branch logits, its own landmark logits, landmark rows and labels on its left-out
-    source's val rows; and its training rows' landmarks, labels and source weights."""
+    source's val rows; and its training rows' landmarks, labels and source weights. With `flip`, also
+    the image branch's logits on the mirrored crops ("image_flip")."""
     import torch
 
     from asl_edge.runtime.landmarks import stack
@@ -61,7 +62,7 @@ def fold_data(run: Path, log) -> dict:
     held = [s for s in held if s.source == cfg["val_source"]]
     weights = cfg.get("source_weights") or []
     pre = EvalPreset(contract)
-    image, own = [], []
+    image, own, mirrored = [], [], []
     rows = stack([s.hand for s in held], len(held), contract.landmarks)
     with torch.no_grad():
         for b in range(0, len(held), 64):
@@ -69,9 +70,12 @@ def fold_data(run: Path, log) -> dict:
             a, lm = model.head.branches(model.backbone(x), torch.from_numpy(rows[b:b + 64]))
             image.append(a.numpy())
             own.append(lm.numpy())
+            if flip:
+                mirrored.append(model.head.image(model.backbone(torch.flip(x, dims=[3]))).numpy())
     log(f"{run}: {len(held)} left-out rows (source {cfg['val_source']}), {len(train)} training rows")
     return {"image": np.concatenate(image), "own": np.concatenate(own), "rows": rows,
             "y": np.array([s.label for s in held]), "seed": int(cfg.get("seed", 0)),
+            **({"image_flip": np.concatenate(mirrored)} if flip else {}),
             "train_rows": stack([s.hand for s in train], len(train), contract.landmarks), "train_y": np.array([s.label for s in train]),
             "train_w": np.array([float(weights[s.source]) if s.source < len(weights) else 1.0 for s in train],
                                 np.float32)}
@@ -105,13 +109,14 @@ def letters_sample(y, per_letter=20, seed=0):
 @click.option("--threshold", "thresholds", multiple=True, type=float, default=(0.5, 0.7, 0.9), show_default=True)
 @click.option("--landmark-weight", "weights", multiple=True, type=click.FloatRange(0), help="Also sweep this weight "
               "of the landmark term (repeat; 1 is the shipped sum).")
+@click.option("--flip", is_flag=True, help="Also the image classifier averaged over each crop and its mirror image.")
 @cli_errors
-def main(folds, thresholds, weights):
+def main(folds, thresholds, weights, flip):
     """Left-out top-1 and calibration of a landmark model's landmark classifier, trained three ways."""
     from asl_edge.benchmarks.studies.calibrate import ece, fit_temperature, log_softmax, speller_view
 
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    data = [fold_data(Path(f), log) for f in folds]
+    data = [fold_data(Path(f), log, flip) for f in folds]
     names = [Path(f).name for f in folds]
     print("| landmark classifier | " + " | ".join(names) + " | mean left-out | letters top-1 | T | ECE before -> after | "
           + " | ".join(f"precision / coverage at {t:g}" for t in thresholds) + " |")
@@ -152,6 +157,8 @@ def main(folds, thresholds, weights):
     _per_letter(*last, names)
     if weights:
         _weight_sweep(data, names, weights)
+    if flip:
+        _flip_rows(data, names, thresholds)
 
 
 def fused_scores(fold: dict, landmark_logits: np.ndarray, weight: float = 1.0) -> np.ndarray:
@@ -185,6 +192,40 @@ def _weight_sweep(data, names, weights):
         cells = [acc[weights.index(w), k] for k, w in enumerate(chosen)]
         print("| **chosen on the other folds** | " + " | ".join(f"{100 * a:.1f}% (w {w:g})" for a, w in zip(cells, chosen))
               + f" | **{100 * np.mean(cells):.1f}%** |")
+
+
+def mirror_averaged(fold: dict) -> dict:
+    """The fold with its image logits replaced by the mean log-probabilities of each crop and its mirror."""
+    from asl_edge.benchmarks.studies.calibrate import log_softmax
+
+    return {**fold, "image": (log_softmax(fold["image"], 1.0) + log_softmax(fold["image_flip"], 1.0)) / 2}
+
+
+def _flip_rows(data, names, thresholds):
+    """Left-out top-1 (all classes) and the gated speller on letters, the fold's own classifiers, with the
+    image classifier on the crop alone and averaged with its mirror image (temperature refitted for each)."""
+    from asl_edge.benchmarks.studies.calibrate import fit_temperature, log_softmax, speller_view
+
+    print("\nThe fold's own classifiers, the image classifier on the crop and on the crop + its mirror image:\n")
+    print("| image classifier | " + " | ".join(names) + " | mean left-out | T | "
+          + " | ".join(f"gated precision / coverage at {t:g}" for t in thresholds) + " |")
+    print("|---|" + "---|" * (len(names) + 2 + len(thresholds)))
+    for name, folds in (("crop", data), ("crop + mirror", [mirror_averaged(d) for d in data])):
+        accs, z, y, agree = [], [], [], []
+        for d in folds:
+            fused = fused_scores(d, d["own"])
+            accs.append(float((fused.argmax(1) == d["y"]).mean()))
+            keep = letters_sample(d["y"])
+            z.append(fused[keep][:, :26])
+            y.append(d["y"][keep])
+            agree.append(((d["image"].argmax(1) == d["own"].argmax(1)) | (d["rows"][:, PRESENCE] == 0))[keep])
+        z, y, agree = np.concatenate(z), np.concatenate(y), np.concatenate(agree)
+        t = fit_temperature(z, y)
+        p = np.exp(log_softmax(z, t))
+        views = [speller_view(p[agree], y[agree], th) for th in thresholds]
+        print(f"| {name} | " + " | ".join(f"{100 * a:.1f}%" for a in accs) + f" | {100 * np.mean(accs):.1f}% | {t:.2f} | "
+              + " | ".join("—" if pr is None else f"{100 * pr:.1f}% / {100 * c * agree.mean():.1f}%" for pr, c in views)
+              + " |")
 
 
 def _per_letter(letters, labels, names):
