@@ -44,7 +44,7 @@ class Hold:
 class Speller:
     """Feed it one (label, prob) per frame with update(); read .text."""
 
-    def __init__(self, threshold: float = 0.8, hold: Hold | str = "0.6s", rearm: Hold | str | None = None,
+    def __init__(self, threshold: float = 0.7, hold: Hold | str = "0.6s", rearm: Hold | str | None = None,
                  require_agreement: bool = True):
         self.threshold = float(threshold)
         self.require_agreement = require_agreement

@@ -29,16 +29,18 @@ def background(kaggle: Path, index: int = 0) -> np.ndarray:
     return cv2.resize(bg, SIZE, interpolation=cv2.INTER_LINEAR)
 
 
-def scenes(roboflow: Path, kaggle: Path, count: int, frames_each: int = 1, seed: int = 0, names=None):
+def scenes(roboflow: Path, kaggle: Path, count: int, frames_each: int = 1, seed: int = 0, names=None,
+           side_index: int = 0):
     """Yield (rgb 480x640, true box (x0, y0, x1, y1) or None, photo name) for `count` photos
     spread over `names` (default: all of boxes.csv), `frames_each` consecutive frames per photo
-    (drifting 3 px/frame); then one empty frame."""
+    (drifting 3 px/frame); then one empty frame. Photo k gets size and background number
+    k + side_index (a caller pasting one photo at a time passes its own count)."""
     rng = np.random.default_rng(seed)
     boxes = load_boxes(roboflow)
     names = sorted(boxes if names is None else set(names) & set(boxes))
     picked = [names[i] for i in np.linspace(0, len(names) - 1, count).round().astype(int)]
     W, H = SIZE
-    for k, name in enumerate(picked):
+    for k, name in enumerate(picked, start=side_index):
         photo = read_rgb(roboflow / name)
         side = SIDES[k % len(SIDES)]
         ph, pw = photo.shape[:2]
@@ -47,7 +49,7 @@ def scenes(roboflow: Path, kaggle: Path, count: int, frames_each: int = 1, seed:
         ph, pw = photo.shape[:2]
         x = int(rng.integers(0, W - pw + 1))
         y = int(rng.integers(0, H - ph + 1))
-        dx = 3 if x + pw + 3 * frames_each < W else -3
+        dx = 3 if x + pw + 3 * frames_each < W else -3 if x >= 3 * frames_each else 0  # stay inside the frame
         bg = background(kaggle, k)
         b = np.array(boxes[name]) * s
         for f in range(frames_each):
