@@ -123,15 +123,7 @@ def main(folds, thresholds, weights, flip):
     print("|---|" + "---|" * (len(names) + 4 + len(thresholds)))
     gated = []  # the speller when it also needs the two classifiers to agree (ModelContract.agreement)
     for row in ROWS:
-        accs, letters, labels, agreeing = [], [], [], []
-        for d in data:
-            lm = landmark_logits(d, row)
-            fused = fused_scores(d, lm)
-            accs.append(float((fused.argmax(1) == d["y"]).mean()))
-            keep = letters_sample(d["y"])
-            letters.append(fused[keep][:, :26])
-            labels.append(d["y"][keep])
-            agreeing.append(((d["image"].argmax(1) == lm.argmax(1)) | (d["rows"][:, PRESENCE] == 0))[keep])
+        accs, letters, labels, agreeing = left_out_scores([(d, landmark_logits(d, row)) for d in data])
         z, y, agree = np.concatenate(letters), np.concatenate(labels), np.concatenate(agreeing)
         t = fit_temperature(z, y)
         before, after = np.exp(log_softmax(z, 1.0)), np.exp(log_softmax(z, t))
@@ -159,6 +151,21 @@ def main(folds, thresholds, weights, flip):
         _weight_sweep(data, names, weights)
     if flip:
         _flip_rows(data, names, thresholds)
+
+
+def left_out_scores(folds) -> tuple:
+    """[(fold, its landmark logits)] -> per fold: fused top-1 on all its left-out rows, and on the
+    speller's letter sample (letters_sample) the fused letter scores, labels, and whether the two
+    classifiers agree (or no hand was found)."""
+    accs, letters, labels, agreeing = [], [], [], []
+    for d, lm in folds:
+        fused = fused_scores(d, lm)
+        accs.append(float((fused.argmax(1) == d["y"]).mean()))
+        keep = letters_sample(d["y"])
+        letters.append(fused[keep][:, :26])
+        labels.append(d["y"][keep])
+        agreeing.append(((d["image"].argmax(1) == lm.argmax(1)) | (d["rows"][:, PRESENCE] == 0))[keep])
+    return accs, letters, labels, agreeing
 
 
 def fused_scores(fold: dict, landmark_logits: np.ndarray, weight: float = 1.0) -> np.ndarray:
@@ -211,14 +218,7 @@ def _flip_rows(data, names, thresholds):
           + " | ".join(f"gated precision / coverage at {t:g}" for t in thresholds) + " |")
     print("|---|" + "---|" * (len(names) + 2 + len(thresholds)))
     for name, folds in (("crop", data), ("crop + mirror", [mirror_averaged(d) for d in data])):
-        accs, z, y, agree = [], [], [], []
-        for d in folds:
-            fused = fused_scores(d, d["own"])
-            accs.append(float((fused.argmax(1) == d["y"]).mean()))
-            keep = letters_sample(d["y"])
-            z.append(fused[keep][:, :26])
-            y.append(d["y"][keep])
-            agree.append(((d["image"].argmax(1) == d["own"].argmax(1)) | (d["rows"][:, PRESENCE] == 0))[keep])
+        accs, z, y, agree = left_out_scores([(d, d["own"]) for d in folds])
         z, y, agree = np.concatenate(z), np.concatenate(y), np.concatenate(agree)
         t = fit_temperature(z, y)
         p = np.exp(log_softmax(z, t))

@@ -71,6 +71,10 @@ def make_video(path: Path, roboflow: Path, kaggle: Path, photos: list, seconds: 
     return truth
 
 
+def pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
 def typed_letters(model: Path, video: Path, threshold: float, agreement: bool) -> list:
     """asl-run on the video -> [(frame, accepted letter)]."""
     cmd = [sys.executable, "-m", "asl_edge.runtime.cli", "--model", str(model), "--camera", str(video), "--no-display",
@@ -125,7 +129,6 @@ def main(model, roboflow, kaggle, per_letter, seconds, gap, thresholds, seed, ou
             for agreement in (True, False):
                 s = score(typed_letters(model, video, threshold, agreement), truth)
                 results.append({"threshold": threshold, "agreement": agreement, **s})
-                pct = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
                 print(f"| {threshold:g} | {'yes' if agreement else 'no'} | {s['typed']} | {s['right']} "
                       f"({pct(s['precision'])}) | {s['typed_right']}/{s['shown']} ({pct(s['recall'])}) | "
                       f"{s['in_gaps']} |", flush=True)
