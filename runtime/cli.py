@@ -20,7 +20,7 @@ from .cpu import int8_isa
 from .live import run_live, summary_line
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason
-from .spelling import Hold, Speller
+from .spelling import DECODERS, EvidenceSpeller, Hold, make_speller
 
 
 def info(msg: str):
@@ -63,15 +63,21 @@ def describe_model(clf, first) -> str:
               help="Files mode: classify every Nth frame of a video.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Files mode: images per onnxruntime call.")
-@click.option("--hold", default="0.6s", show_default=True,
-              help="Spelling: how long a letter must stay top-1: frames (8) or seconds (0.6s).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
-              help="Spelling: minimum top-1 probability for a letter to count.")
+@click.option("--decoder", type=click.Choice(DECODERS), default="evidence", show_default=True,
+              help="Spelling: 'evidence' types the letter whose mean probability over the last --hold passes "
+                   "--threshold with --margin over the runner-up (frames where the model's two classifiers "
+                   "disagree count less); 'hold' (the earlier rule) types a letter that stays top-1 above "
+                   "--threshold for --hold on frames where they agree. benchmarks/README.md, \"The stranger speller\".")
+@click.option("--hold", default=None, show_default="0.5s for evidence, 0.6s for hold",
+              help="Spelling: how long a letter must be shown: frames (8) or seconds (0.6s).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              show_default="the decoder's own: 0.6 for evidence, 0.7 for hold",
+              help="Spelling: minimum (mean) probability for a letter to count.")
+@click.option("--margin", type=click.FloatRange(0, 1), default=None, show_default="0.3",
+              help="Spelling with --decoder evidence: how far the letter's mean must lead the runner-up's.")
 @click.option("--agreement/--no-agreement", "require_agreement", default=True, show_default=True,
-              help="Spelling with a landmark model: count only frames where its image and hand-shape classifiers "
-                   "name the same letter (measured on strangers at 0.7: 97.5% of the frames that count are right and 39% "
-                   "count; of the letters typed after the hold, 98.5%; --no-agreement: 93.6% and 55% of frames, 96.0% "
-                   "of typed letters, and letters such as F, H, P type more easily).")
+              help="Spelling with a landmark model: frames where its image and hand-shape classifiers name "
+                   "different letters count less (evidence) or not at all (hold); --no-agreement counts them fully.")
 @click.option("--roi", default="hand", show_default=True,
               help="What to classify. 'hand': find the hand (shipped ONNX hand models, onnxruntime only) "
                    "and classify a square around it; when none is found, the 0.6 guide box (camera mode) "
@@ -94,7 +100,8 @@ def describe_model(clf, first) -> str:
                    f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
-        batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True):
+        batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True,
+        decoder="evidence", margin=None):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -107,7 +114,8 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     opts = RunOptions(model=model, provider=provider, threads=limits.cap_threads(threads, info), top_k=top_k,
                       as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
                       batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
-                      hand_model=hand_model, zoom=zoom, require_agreement=require_agreement)
+                      hand_model=hand_model, zoom=zoom, require_agreement=require_agreement, decoder=decoder,
+                      margin=margin)
     if inputs:
         run_files(inputs, opts)
     else:
@@ -129,8 +137,10 @@ class RunOptions:
     max_frames: int | None = None
     every: int = 1
     batch_size: int = 16
-    hold: str = "0.6s"
-    threshold: float = 0.7
+    hold: str | None = None         # None: the decoder's own
+    threshold: float | None = None
+    decoder: str = "evidence"
+    margin: float | None = None
     roi: str = "hand"
     # the landmark model of --roi hand; None: full in files mode; in camera mode full for a model that
     # reads landmarks (it was trained on full's), else lite (about half the time per frame)
@@ -176,7 +186,8 @@ def run_files(inputs, opts: RunOptions):
 
 def run_camera(camera, opts: RunOptions):
     try:
-        speller = Speller(threshold=opts.threshold, hold=Hold.parse(opts.hold), require_agreement=opts.require_agreement)
+        speller = make_speller(opts.decoder, opts.threshold, Hold.parse(opts.hold) if opts.hold else None,
+                               opts.require_agreement, opts.margin)
     except ValueError as e:
         raise UserError(f"--hold: {e}") from None
     if not wants_hand(opts.roi):
@@ -199,7 +210,7 @@ def run_camera_source(camera, opts: RunOptions, speller):
         guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom)
         window = open_window(opts.no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
-             f"; hold {speller.hold}, threshold {opts.threshold:g}")
+             f"; {describe_speller(speller)}")
         if isinstance(guide, HandRoi):
             info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
                  "when none is found")
@@ -219,6 +230,14 @@ def run_camera_source(camera, opts: RunOptions, speller):
     if stats.frames == 0 and not stats.interrupted:
         raise UserError(f"{source.name} gave no frames (an empty or unreadable video, or a stream that "
                         "ended at once); check it, or try another --camera")
+
+
+def describe_speller(speller) -> str:
+    if isinstance(speller, EvidenceSpeller):
+        return (f"decoder evidence: mean over {speller.hold}, threshold {speller.threshold:g}, margin {speller.margin:g}"
+                f", disagreeing frames weigh {speller.disagree_weight:g}")
+    return (f"decoder hold: {speller.hold}, threshold {speller.threshold:g}"
+            + ("" if speller.require_agreement else ", agreement not required"))
 
 
 def open_window(no_display) -> Window | None:

@@ -100,11 +100,9 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
 
             top = clf.top_k(probs, k)
             label, prob = top[0]
-            accepted = speller.update(label, prob, timestamp, agree)
-            if spotter is not None:
-                motion = spotter.update(hands.landmarks if hands.found else None, timestamp)
-                if motion is not None:
-                    accepted = speller.type_motion(motion, MOTION_POSES[motion], spotter.window_s, timestamp)
+            motion = spotter.update(hands.landmarks if hands.found else None, timestamp) if spotter else None
+            accepted = spell_frame(speller, probs, clf.classes, timestamp, agree,
+                                   motion, spotter.window_s if spotter else 0.0)
 
             if as_json:
                 rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
@@ -136,6 +134,15 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
         stats.interrupted = True  # Ctrl-C is the headless way to stop: still print the summary
     stats.ended = time.perf_counter()
     return stats
+
+
+def spell_frame(speller, probs, classes, timestamp, agree, motion=None, motion_window_s=0.0):
+    """One frame's step of the speller: its probabilities, then a J or Z the motion spotter saw
+    (which replaces the still letter its start pose typed just before). -> the label typed, or None."""
+    accepted = speller.update_probs(probs, classes, timestamp, agree)
+    if motion is not None:
+        accepted = speller.type_motion(motion, MOTION_POSES[motion], motion_window_s, timestamp)
+    return accepted
 
 
 def summary_line(stats: LiveStats, first_inference_s: float, dropped: int, text: str) -> str:

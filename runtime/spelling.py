@@ -1,5 +1,12 @@
 """Fingerspelling to text: turn a stream of per-frame predictions into typed characters.
 
+Two decoders, both fed one frame's class probabilities at a time (update_probs):
+- EvidenceSpeller (the default, `--decoder evidence`): the calibrated probabilities averaged over a
+  sliding window; a letter is typed when its mean passes a threshold with a margin over the
+  runner-up. A frame where the model's two classifiers disagree counts at a lower weight instead of
+  not at all, so a letter the classifier mostly gets right is typed even when some frames flicker.
+- Speller (`--decoder hold`, the earlier rule), described next.
+
 A letter is accepted when it stays top-1 above a probability threshold for a hold time
 (frames or seconds). After that it is blocked until re-armed, so a held hand types one
 letter, not one per frame; re-arming takes a gap (another label, `nothing`, or low
@@ -11,7 +18,10 @@ Pure Python so it is unit-tested without a model or a camera.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 SPACE, DELETE, NOTHING = "space", "del", "nothing"
 
@@ -115,6 +125,11 @@ class Speller:
         self._typed = (current, at) if len(current) == 1 else None
         return current
 
+    def update_probs(self, probs, classes, now: float | None = None, agree: bool = True) -> str | None:
+        """One frame's probabilities over `classes`: the hold rule reads only its top-1."""
+        top = int(np.argmax(probs))
+        return self.update(classes[top], float(probs[top]), now, agree)
+
     def type_motion(self, letter: str, replaces=(), within: float = 0.0, now: float | None = None) -> str:
         """Type a letter recognised from a motion (J, Z). If the held-pose path typed one of
         `replaces` less than `within` seconds ago, that was the motion's start or end pose read
@@ -142,3 +157,90 @@ class Speller:
         if self._candidate is None or self._candidate == self._blocked:
             return 0.0
         return min(1.0, self._elapsed(self._candidate_since, self._clock(now)) / self.hold.amount)
+
+
+class EvidenceSpeller(Speller):
+    """Types the letter whose mean probability over the last `window` (frames or seconds) reaches
+    `threshold` and leads the runner-up by `margin`. Frames where the two classifiers disagree
+    weigh `disagree_weight` in the mean. The typed letter is then blocked until its mean falls
+    under `release` (or another letter is typed), so a held hand types it once. The defaults are
+    chosen on people left out of training (benchmarks/README.md, "The stranger speller")."""
+
+    def __init__(self, threshold: float = 0.6, window: Hold | str = "0.5s", margin: float = 0.3,
+                 disagree_weight: float = 0.5, release: float | None = None):
+        for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight)):
+            if not 0 <= float(v) <= 1:  # also rejects nan
+                raise ValueError(f"{name} must be in [0, 1], not {v!r}")
+        super().__init__(threshold=threshold, hold=window, require_agreement=False)
+        self.margin, self.disagree_weight = float(margin), float(disagree_weight)
+        self.release = self.threshold / 2 if release is None else float(release)
+        self._lead = None
+
+    def reset(self):
+        super().reset()
+        self._window = deque()  # (clock, weighted probabilities, weight)
+        self._lead = None
+
+    def _evidence(self, clock):
+        """Mean probabilities over the window, and whether the window is full."""
+        w = self._window
+        if self.hold.unit == "frames":
+            while len(w) > self.hold.amount:
+                w.popleft()
+            full = len(w) >= self.hold.amount
+        else:  # keep one frame at or past the window's start, so any frame rate fills it
+            while len(w) > 1 and self._until(w[1][0], clock) >= self.hold.amount:
+                w.popleft()
+            full = self._until(w[0][0], clock) >= self.hold.amount
+        total = sum(x[2] for x in w)
+        mean = sum(x[1] for x in w) / total if total > 0 else np.zeros_like(w[-1][1])
+        return mean, full
+
+    def update_probs(self, probs, classes, now: float | None = None, agree: bool = True) -> str | None:
+        self._frame += 1
+        clock = self._clock(now)
+        weight = 1.0 if agree else self.disagree_weight
+        p = np.asarray(probs, np.float64)
+        self._window.append((clock, p * weight, weight))
+        mean, full = self._evidence(clock)
+        order = np.argsort(mean)[::-1]
+        lead = classes[int(order[0])]
+        ahead = mean[order[0]] - (mean[order[1]] if len(order) > 1 else 0.0)
+        if self._blocked is not None and (self._blocked not in classes
+                                          or mean[list(classes).index(self._blocked)] < self.release):
+            self._blocked = None
+        ready = lead != NOTHING and mean[order[0]] >= self.threshold and ahead >= self.margin
+        self._lead = (lead, float(mean[order[0]])) if lead != NOTHING else None
+        self._candidate = lead if ready else None
+        if not (full and ready) or lead == self._blocked:
+            return None
+        self._accept(lead)
+        self._blocked, self._gap_since = lead, None
+        at = time.monotonic() if now is None else now
+        self._typed = (lead, at) if len(lead) == 1 else None
+        return lead
+
+    def update(self, label: str, prob: float, now: float | None = None, agree: bool = True) -> str | None:
+        raise TypeError("EvidenceSpeller reads whole probability vectors: call update_probs")
+
+    def progress(self, now: float | None = None) -> float:
+        if self._lead is None or self._lead[0] == self._blocked:
+            return 0.0
+        return min(1.0, self._lead[1] / self.threshold) if self.threshold > 0 else 1.0
+
+
+DECODERS = ("evidence", "hold")
+
+
+def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
+                 require_agreement: bool = True, margin: float | None = None) -> Speller:
+    """asl-run's --decoder with its options; None leaves a decoder's own default."""
+    if decoder == "hold":
+        return Speller(threshold=0.7 if threshold is None else threshold, hold=hold or "0.6s",
+                       require_agreement=require_agreement)
+    if decoder == "evidence":
+        kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin)) if v is not None}
+        if not require_agreement:
+            kw["disagree_weight"] = 1.0
+        return EvidenceSpeller(**kw)
+    raise ValueError(f"unknown decoder {decoder!r}: use one of {', '.join(DECODERS)}")

@@ -1,7 +1,7 @@
 """The fingerspelling state machine, driven by label sequences (no model, no camera)."""
 import pytest
 
-from asl_edge.runtime.spelling import Hold, Speller
+from asl_edge.runtime.spelling import EvidenceSpeller, Hold, Speller, make_speller
 
 
 def feed(speller, seq, prob=0.95):
@@ -136,3 +136,88 @@ def test_a_frame_whose_two_views_differ_is_not_confident():
 def test_without_required_agreement_a_confident_frame_counts_whatever_the_views_say():
     sp = Speller(threshold=0.7, hold=Hold(3, "frames"), require_agreement=False)
     assert [sp.update("A", 0.99, agree=False) for _ in range(3)] == [None, None, "A"]
+
+
+# --- the evidence decoder (mean probabilities over a window) ------------------------------
+
+CLASSES = ("A", "B", "L", "nothing")
+
+
+def probs(**p):
+    rest = max(0.0, 1 - sum(p.values()))
+    v = [p.get(c, 0.0) for c in CLASSES]
+    v[CLASSES.index("nothing")] += rest
+    return v
+
+
+def feed_probs(sp, seq, dt=0.1):
+    """seq: (probs, agree) items at dt seconds apart -> accepted labels."""
+    out = []
+    for i, (p, agree) in enumerate(seq):
+        got = sp.update_probs(p, CLASSES, now=i * dt, agree=agree)
+        if got is not None:
+            out.append(got)
+    return out
+
+
+def test_evidence_types_a_letter_that_mostly_wins_where_the_hold_rule_types_nothing():
+    """A letter right on 3 frames of 4, the 4th a flicker to another letter: the hold rule keeps
+    starting over; the window's mean still leads by the margin."""
+    seq = [(probs(A=0.9), True) if i % 4 else (probs(B=0.8, A=0.1), True) for i in range(20)]
+    ev = EvidenceSpeller(threshold=0.6, window="0.5s", margin=0.3)
+    assert feed_probs(ev, seq) == ["A"] and ev.text == "A"
+    hold = Speller(threshold=0.7, hold="0.5s")
+    assert feed_probs(hold, seq) == []
+
+
+def test_evidence_needs_a_full_window_a_margin_and_types_a_held_letter_once():
+    ev = EvidenceSpeller(threshold=0.6, window="0.5s", margin=0.3)
+    got = []
+    for i in range(30):
+        r = ev.update_probs(probs(A=0.95), CLASSES, now=i * 0.1)
+        got.append(r)
+    assert got.index("A") == 5 and got.count("A") == 1  # frames 0..5 span 0.5 s
+    close = EvidenceSpeller(threshold=0.4, window="0.3s", margin=0.3)
+    assert feed_probs(close, [(probs(A=0.5, B=0.45), True)] * 20) == []  # no clear leader
+
+
+def test_evidence_disagreeing_frames_count_less_not_zero():
+    seq = [(probs(A=0.8), False)] * 10
+    assert feed_probs(EvidenceSpeller(threshold=0.6, disagree_weight=0.5), seq) == ["A"]
+    # mixed with agreeing frames of another letter, the agreeing ones weigh more
+    mixed = [(probs(A=0.9), False), (probs(B=0.9), True)] * 10
+    assert feed_probs(EvidenceSpeller(threshold=0.55, margin=0.1, disagree_weight=0.5), mixed) == ["B"]
+
+
+def test_evidence_double_letter_after_a_gap_and_release():
+    ev = EvidenceSpeller(threshold=0.6, window=Hold(3, "frames"), margin=0.3)
+    seq = [probs(L=0.95)] * 5 + [probs()] * 4 + [probs(L=0.95)] * 5
+    out = [ev.update_probs(p, CLASSES) for p in seq]
+    assert [o for o in out if o] == ["L", "L"] and ev.text == "LL"
+    ev.reset()
+    steady = [probs(L=0.95)] * 5 + [probs(L=0.5, A=0.2)] * 3 + [probs(L=0.95)] * 5  # never under release
+    assert [o for o in (ev.update_probs(p, CLASSES) for p in steady) if o] == ["L"]
+
+
+def test_evidence_motion_letters_replace_their_start_pose():
+    ev = EvidenceSpeller(threshold=0.6, window=Hold(2, "frames"))
+    for p in [probs(A=0.9)] * 3:
+        ev.update_probs(p, ("I",) + CLASSES[1:], now=1.0)
+    assert ev.text == "I"
+    ev.type_motion("J", replaces=("I",), within=1.0, now=1.5)
+    assert ev.text == "J"
+
+
+@pytest.mark.parametrize("kw", [dict(threshold=float("nan")), dict(margin=2), dict(disagree_weight=-1)])
+def test_evidence_rejects_bad_settings(kw):
+    with pytest.raises(ValueError):
+        EvidenceSpeller(**kw)
+
+
+def test_make_speller_defaults_and_names():
+    assert isinstance(make_speller("evidence"), EvidenceSpeller)
+    hold = make_speller("hold")
+    assert type(hold) is Speller and hold.threshold == 0.7 and str(hold.hold) == "0.6s"
+    assert make_speller("evidence", require_agreement=False).disagree_weight == 1.0
+    with pytest.raises(ValueError):
+        make_speller("vote")

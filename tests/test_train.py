@@ -227,8 +227,8 @@ def test_frame_block_split_has_no_leak():
     tr, va = D.split_samples(samples, 0.2, seed=0)
     assert not set(tr) & set(va) and len(tr) + len(va) == len(samples)
     for label in range(len(KAGGLE_CLASSES)):
-        t = sorted(D.group_key(samples[i].path)[1] for i in tr if samples[i].label == label)
-        v = sorted(D.group_key(samples[i].path)[1] for i in va if samples[i].label == label)
+        t = sorted(D.group_key(samples[i].path)[-1] for i in tr if samples[i].label == label)
+        v = sorted(D.group_key(samples[i].path)[-1] for i in va if samples[i].label == label)
         assert 0.1 < len(v) / (len(v) + len(t)) < 0.3  # stratified
         # contiguous blocks: val frames sit in at most 2 runs of consecutive ranks
         ranks = sorted(sorted(t + v).index(f) for f in v)

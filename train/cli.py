@@ -64,6 +64,11 @@ def _unfreeze(value: str) -> int:
 @click.option("--landmarks/--no-landmarks", default=False, show_default=True,
               help="Also feed the hand's 21 landmarks (from the hand finder) to the model, fused with the image "
                    "features before the head; the exported file then takes them as a second input.")
+@click.option("--landmark-data", multiple=True, metavar="CSV",
+              help="Hand landmark rows without images (class, x0, y0, z0 ... z20 as MediaPipe gives them), for the "
+                   "landmark classifier of --landmarks; repeatable. Assumptions: train/landmark_rows.py.")
+@click.option("--landmark-weight", default=1.0, show_default=True, type=click.FloatRange(0, 100),
+              help="Loss weight of each --landmark-data row (as --source-weights for images).")
 @click.option("--force", is_flag=True, help="With --resume: allow an --out that holds another run (overwrites it).")
 @click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
               help="Skip images with more pixels (default 50; checked from the header before decoding).")
@@ -78,7 +83,7 @@ def main(**params):
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
                  feature_engine, cache_dir, resume, hand_boxes=True, val_source=None, force=False,
-                 max_megapixels=None, landmarks=False):
+                 max_megapixels=None, landmarks=False, landmark_data=(), landmark_weight=1.0):
     from asl_edge.runtime.limits import set_max_megapixels
 
     from .engine import TrainConfig
@@ -107,7 +112,8 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
                        device=device, out=out, img_size=img_size, val_fraction=val_fraction,
                        random_split=random_split, max_per_class=max_per_class, source_weights=sw,
                        feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes,
-                       val_source=val_source, force=force, landmarks=landmarks)
+                       val_source=val_source, force=force, landmarks=landmarks,
+                       landmark_data=list(landmark_data), landmark_weight=landmark_weight)
 
 
 def config_from_args(args):

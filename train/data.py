@@ -19,12 +19,16 @@ from asl_edge.runtime import limits
 from asl_edge.runtime.errors import UserError
 from asl_edge.runtime.fileio import write_error
 
+from . import videos
+
 CACHE_ROOT = Path(os.environ.get("ASL_EDGE_CACHE", Path.home() / ".cache" / "asl-edge"))
 
 # Roboflow exports name augmented copies <photo>_jpg.rf.<hash>.jpg: group by <photo>.
 _ROBOFLOW = re.compile(r"^(?P<group>.+?)_(jpe?g|png)\.rf\.[0-9a-f]+", re.IGNORECASE)
 # Kaggle frames are <CLASS><frame number>.jpg: consecutive numbers are near-duplicates.
 _FRAME = re.compile(r"^(?P<cls>[A-Za-z_]+?)(?P<num>\d+)$")
+# Frames decoded from a video (train/videos.py) are <video>_f<frame number>.jpg.
+_VIDEO_FRAME = re.compile(r"^(?P<video>.+)" + videos.FRAME_SUFFIX + r"(?P<num>\d+)$")
 
 
 @dataclass
@@ -43,6 +47,8 @@ class SourceReport:
     counts: dict = field(default_factory=dict)
     empty: list = field(default_factory=list)
     unreadable: list = field(default_factory=list)
+    videos: int = 0
+    unreadable_frames: int = 0  # frames of readable videos that failed to decode (skipped)
 
 
 def _unzip(path: Path) -> Path:
@@ -104,14 +110,14 @@ def find_class_root(path, classes) -> Path:
     known = set(classes)
     for _ in range(4):
         subdirs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith((".", "__"))]
-        if any(d.name in known for d in subdirs):
+        if any(d.name in known for d in subdirs) or videos.class_videos(path, known):
             return path
         if len(subdirs) == 1:
             path = subdirs[0]
             continue
         break
     raise UserError(f"no class folders found in {path}: expected subfolders named like {', '.join(list(classes)[:3])}, ..., "
-                    f"{list(classes)[-1]} (Kaggle 'ASL Alphabet' layout)")
+                    f"{list(classes)[-1]} (Kaggle 'ASL Alphabet' layout), or videos named like A.mp4")
 
 
 def load_boxes(root: Path) -> dict:
@@ -132,8 +138,8 @@ def load_boxes(root: Path) -> dict:
 
 
 def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=print):
-    """List the images of one source. Unknown class folders are an error; empty folders and
-    unreadable images are reported and skipped."""
+    """List the images of one source (the frames of its videos included, train/videos.py). Unknown
+    class folders are an error; empty folders, unreadable images and videos are reported and skipped."""
     root = find_class_root(path, classes)
     index = {c: i for i, c in enumerate(classes)}
     report = SourceReport(root=root)
@@ -143,33 +149,56 @@ def scan_source(path, classes, source_index=0, check_images=True, strict_classes
         raise UserError(f"unknown class folder(s) in {root}: {', '.join(unknown[:8])}; "
                         f"expected only {', '.join(classes)}")
     boxes = load_boxes(root)
+    by_class = {d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+                for d in dirs if d.name in index}
+    for name, vids in videos.class_videos(root, index).items():
+        if by_class.get(name):
+            raise UserError(f"{root / name}: class {name} has both images and videos; give them as separate "
+                            "--data sources (frames of a video are split by blocks, photos one by one)")
+        by_class[name] = _video_frames(vids, report)
     samples = []
-    for d in dirs:
-        if d.name not in index:
-            continue
-        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    for name in sorted(by_class, key=index.get):
+        files = by_class[name]
         if not files:
-            report.empty.append(d.name)
+            report.empty.append(name)
             continue
         n = 0
         for p in files:
-            if check_images:  # the same decode training uses: what passes here, loads there
-                try:
+            if check_images and not p.is_relative_to(CACHE_ROOT):  # frames were written by the decoder just now
+                try:  # the same decode training uses: what passes here, loads there
                     read_rgb(p)
                 except UserError:
                     report.unreadable.append(str(p))
                     continue
-            samples.append(Sample(str(p), index[d.name], source_index, boxes.get(str(p.resolve()))))
+            samples.append(Sample(str(p), index[name], source_index, boxes.get(str(p.resolve()))))
             n += 1
-        report.counts[d.name] = n
+        report.counts[name] = n
     if report.empty:
         log(f"warning: {root}: empty class folder(s) skipped: {', '.join(report.empty)}")
     if report.unreadable:
-        log(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s) (corrupt, truncated, "
+        log(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s) or video(s) (corrupt, truncated, "
             f"under {limits.MIN_IMAGE_SIDE} px or over the pixel limit), e.g. {report.unreadable[0]}")
+    if report.videos:
+        log(f"{root}: {report.videos} video(s), {sum(report.counts.values())} frames"
+            + (f"; {report.unreadable_frames} frame(s) could not be decoded and were skipped"
+               if report.unreadable_frames else ""))
     if not samples:
         raise UserError(f"no readable images in {root}")
     return samples, report
+
+
+def _video_frames(vids, report: SourceReport) -> list:
+    """The decoded frames of a class's videos (train/videos.py), in order; unreadable videos reported."""
+    frames = []
+    for v in vids:
+        got = videos.extract_frames(v, CACHE_ROOT)
+        if not got.frames:
+            report.unreadable.append(str(v))
+            continue
+        report.videos += 1
+        report.unreadable_frames += got.unreadable
+        frames += got.frames
+    return frames
 
 
 def group_key(path: str) -> tuple:
@@ -178,9 +207,12 @@ def group_key(path: str) -> tuple:
     m = _ROBOFLOW.match(stem)
     if m:
         return ("photo", m.group("group"))
+    m = _VIDEO_FRAME.match(stem)
+    if m:
+        return ("frame", m.group("video"), int(m.group("num")))
     m = _FRAME.match(stem)
     if m:
-        return ("frame", int(m.group("num")))
+        return ("frame", "", int(m.group("num")))
     return ("file", stem)
 
 

@@ -17,13 +17,14 @@ from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.landmarks import LANDMARK_FEATURES, stack
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 
 from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
 from .landmark_fit import fit_landmark_classifier, freeze
+from .landmark_rows import load_landmark_rows
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
 
@@ -64,6 +65,9 @@ class TrainConfig:
     # A second input: the hand's 21 landmarks from the hand finder (runtime/landmarks.py), fused
     # with the image features before the head (train/models.py FusionHead).
     landmarks: bool = False
+    # Landmark-only sources (train/landmark_rows.py): rows for the landmark classifier, no images.
+    landmark_data: list = field(default_factory=list)
+    landmark_weight: float = 1.0
 
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
@@ -179,6 +183,12 @@ class Trainer:
             raise UserError("--landmarks needs the hand finder's landmarks: drop --no-hand-boxes")
         classes = list(self.contract.classes)
 
+        if cfg.landmark_data and not cfg.landmarks:
+            raise UserError("--landmark-data trains the landmark classifier: add --landmarks")
+        self.landmark_sources = [load_landmark_rows(p, classes, cfg.max_per_class) for p in cfg.landmark_data]
+        for extra in self.landmark_sources:
+            log(f"landmark rows {extra.path}: {len(extra.labels)} hands, {len(set(extra.labels.tolist()))} classes"
+                + (f"; {extra.skipped} row(s) skipped (other classes or non-finite numbers)" if extra.skipped else ""))
         self.samples, self.val_samples = self._load_data(classes, resume_ckpt)
         self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size,
                                  landmarks=self.contract.landmarks)
@@ -330,9 +340,13 @@ class Trainer:
         if self.start_epoch > 0:
             freeze(mlp)
             return
-        labels = torch.tensor([s.label for s in self.samples])
-        fit_landmark_classifier(mlp, self._landmarks(self.samples), labels, self._sample_weights(self.samples),
-                                "pose" in self.cfg.augment, self.cfg.seed, self.log)
+        rows, labels = self._landmarks(self.samples), torch.tensor([s.label for s in self.samples])
+        weights = self._sample_weights(self.samples)
+        for extra in self.landmark_sources:
+            rows = torch.cat([rows, torch.from_numpy(for_width(extra.rows, self.contract.landmarks))])
+            labels = torch.cat([labels, torch.from_numpy(extra.labels)])
+            weights = torch.cat([weights, torch.full((len(extra.labels),), float(self.cfg.landmark_weight))])
+        fit_landmark_classifier(mlp, rows, labels, weights, "pose" in self.cfg.augment, self.cfg.seed, self.log)
 
     def _box_jitter(self):
         return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0

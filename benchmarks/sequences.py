@@ -1,0 +1,126 @@
+"""Made sequences of held letters from recordings of one person (one video per letter), for the
+stranger speller benchmark (benchmarks/speller.py): each letter held as a run of consecutive frames
+of its video, letters in a random order, some doubled, joined by a short cross-fade."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from asl_edge.runtime.camera import VIDEO_EXTENSIONS
+from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.safeio import quiet_native_stderr
+
+FPS = 30.0  # the recordings' nominal rate: hold times in seconds are video time at this rate
+
+
+@dataclass(frozen=True)
+class Held:
+    letter: str
+    video: str
+    start: int
+    count: int
+
+
+def person_videos(folder: Path) -> dict:
+    """{letter: video path} of one person's recordings."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"recordings folder not found: {folder}")
+    found = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS:
+            letter = p.stem if p.parent == folder else p.parent.name
+            if len(letter) == 1 and letter.isalpha():
+                found.setdefault(letter.upper(), p)
+    if not found:
+        raise UserError(f"{folder}: no letter videos (expected A.mp4 ... or A/*.mp4)")
+    return found
+
+
+def read_video(path) -> list:
+    with quiet_native_stderr():
+        cap = cv2.VideoCapture(str(path))
+        frames = []
+        try:
+            while True:
+                ok, f = cap.read()
+                if not ok or f is None:
+                    break
+                frames.append(f)
+        finally:
+            cap.release()
+    if not frames:
+        raise UserError(f"{path}: no readable frame")
+    return frames
+
+
+def plan_sequence(lengths: dict, videos: dict, rng: random.Random, hold_frames: int, doubles: int) -> list:
+    """Every letter once in a random order, `doubles` of them signed twice in a row."""
+    letters = sorted(lengths)
+    rng.shuffle(letters)
+    twice = set(rng.sample(letters, min(doubles, len(letters))))
+    plan = []
+    for letter in letters:
+        for _ in range(2 if letter in twice else 1):
+            n = lengths[letter]
+            count = min(hold_frames, n)
+            start = rng.randrange(0, n - count + 1)
+            plan.append(Held(letter, str(videos[letter]), start, count))
+    return plan
+
+
+class SequenceSource:
+    """The planned held letters as a video file source for run_live (every frame, video time).
+    .truth[i] is frame i's letter, None on the cross-fades between letters."""
+
+    live = False
+    dropped = 0
+
+    def __init__(self, plan: list, frames: dict, transition: int, name: str):
+        self.name, self.truth = name, []
+        self._frames = self._build(plan, frames, transition)
+        self._i = 0
+        self.fps = FPS
+
+    def _build(self, plan, frames, transition):
+        seq = []
+        for k, h in enumerate(plan):
+            clip = frames[h.letter][h.start:h.start + h.count]
+            if k and transition:
+                a, b = seq[-1][0], clip[0]
+                if a.shape == b.shape:
+                    for t in range(1, transition + 1):
+                        seq.append((cv2.addWeighted(a, 1 - t / (transition + 1), b, t / (transition + 1), 0), None))
+            seq += [(f, h.letter) for f in clip]
+        self.truth = [t for _, t in seq]
+        return [f for f, _ in seq]
+
+    def read(self):
+        if self._i >= len(self._frames):
+            return None
+        self._i += 1
+        return self._frames[self._i - 1], (self._i - 1) / self.fps
+
+    def close(self):
+        pass
+
+
+def person_sequences(folder: Path, seed: int, sequences: int, hold_s: float, transition_s: float, doubles: int,
+                     letters: str = ""):
+    """[(SequenceSource, signed letters)] for one person: the same plans for every model and decoder."""
+    videos = person_videos(folder)
+    if letters:
+        videos = {c: p for c, p in videos.items() if c in letters.upper()}
+        if not videos:
+            raise UserError(f"{folder}: no videos of the letters {letters}")
+    frames = {c: read_video(p) for c, p in videos.items()}
+    rng = random.Random(f"{seed}:{folder.name}")
+    out = []
+    for k in range(sequences):
+        plan = plan_sequence({c: len(f) for c, f in frames.items()}, videos, rng, round(hold_s * FPS), doubles)
+        src = SequenceSource(plan, frames, round(transition_s * FPS), f"{folder.name} sequence {k}")
+        out.append((src, [h.letter for h in plan]))
+    return out
