@@ -114,7 +114,7 @@ def parse_decoder(spec: str):
     for item in filter(None, rest.split(",")):
         k, _, v = item.partition("=")
         try:
-            if k in ("threshold", "margin"):
+            if k in ("threshold", "margin", "weight"):
                 kw[k] = float(v)
             elif k == "hold":
                 kw[k] = Hold.parse(v)
@@ -123,7 +123,7 @@ def parse_decoder(spec: str):
             else:
                 raise ValueError
         except ValueError:
-            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, hold, agreement)") from None
+            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, hold, agreement)") from None
     try:
         make_speller(name, **kw)
     except ValueError as e:
@@ -248,7 +248,7 @@ def replay_person(path: Path, decoders: list) -> dict:
               help="The model that never saw PERSON (its folder's name): leave-one-person-out.")
 @click.option("--decoder", "decoder_specs", multiple=True, metavar="NAME[:k=v,...]",
               help="Decoders compared on the same frames: evidence, hold, with settings such as "
-                   "evidence:threshold=0.5,margin=0.2,hold=0.5s or hold:agreement=0 [default: evidence and hold].")
+                   "evidence:threshold=0.5,margin=0.2,hold=0.5s,weight=0.5 or hold:agreement=0 [default: evidence and hold].")
 @click.option("--sequences", default=2, show_default=True, type=click.IntRange(1, 50), help="Sequences per person.")
 @click.option("--hold-s", default=1.5, show_default=True, type=click.FloatRange(0.2, 10), help="Seconds each letter is held.")
 @click.option("--transition-s", default=0.3, show_default=True, type=click.FloatRange(0, 2),

@@ -19,6 +19,11 @@ Per frame (``HandTracker.process``):
    itself. From files, every square is searched at once; from a camera, one square per frame in
    turn (the whole frame is still searched every frame), so a camera frame without a hand costs
    two palm detections (a file without one: the whole frame and all 21 squares of a 640x480 image).
+4. Border (``border``): a hand that fills the image (a close-up photo, a hand held near the
+   camera) is too large for the palm detector's anchors. After the zoomed squares, the detector
+   looks at the image shrunk inside a black border (a square ``BORDER`` times the image's longer
+   side); the landmark model then runs on the image itself. From a camera this square is one more
+   in the turn of step 3's squares (no extra detection per frame).
 
 The result is a ``Hand``: 21 landmarks in frame pixels, presence, handedness, the crop used.
 ``HandFinder.find`` turns it into the square the classifier sees: the landmarks' box widened by
@@ -60,6 +65,9 @@ TRACK_JOINTS = [0, 1, 2, 5, 6, 9, 10, 13, 14, 17, 18]  # wrist, thumb base, each
 # resolution and, measured on 416 px photos, found other things than the hand.
 # Chosen on made 640x480 frames (benchmarks/studies/hand_search.py).
 ZOOM_TILES, ZOOM_MIN_SIDE = (0.75, 0.5), 240
+# Step 4: the outer square's side as a multiple of the image's longer side (benchmarks/README.md,
+# "Hands that fill the image").
+BORDER = 2.0
 
 
 # --- geometry ---------------------------------------------------------------------------
@@ -231,11 +239,12 @@ class HandTracker:
 
     def __init__(self, landmark_model: str = "full", *, video: bool = True, threads: int = 1,
                  min_score: float = 0.5, min_presence: float = 0.5, provider: str = "cpu", zoom: bool = True,
-                 zoom_tiles: tuple = ZOOM_TILES):
+                 zoom_tiles: tuple = ZOOM_TILES, border: float = BORDER):
         if landmark_model not in LANDMARK_MODELS:
             raise UserError(f"unknown hand landmark model {landmark_model!r}: use {' or '.join(LANDMARK_MODELS)}")
         self.video, self.min_score, self.min_presence, self.zoom = video, min_score, min_presence, zoom
         self.zoom_tiles = tuple(zoom_tiles)
+        self.border = float(border)  # 0: no step 4
         self._next_tile = 0  # camera mode: the square the next frame without a hand searches
         self._palm = _session(PALM_MODEL, threads, provider)
         self._landmarks = _session(LANDMARK_MODELS[landmark_model], threads, provider)
@@ -337,10 +346,18 @@ class HandTracker:
             return None
         return self.landmarks(rgb, self.palm_crop(palms[0]), palm_score=palms[0].score)
 
-    def _zoomed(self, rgb) -> Hand | None:
-        """Step 3. Files: each size of square in turn, all its squares, until the best palm found
-        is a hand. Camera: the next square of all sizes in turn, one per frame."""
-        levels = [search_tiles(rgb.shape[1], rgb.shape[0], t) for t in self.zoom_tiles]
+    def _search_levels(self, rgb) -> list:
+        """Steps 3 and 4: lists of squares (x0, y0, side) searched in turn after the whole frame."""
+        h, w = rgb.shape[:2]
+        levels = [search_tiles(w, h, t) for t in self.zoom_tiles] if self.zoom else []
+        if self.border > 1:
+            levels.append([outer_square(w, h, self.border)])
+        return levels
+
+    def _searched(self, rgb) -> Hand | None:
+        """Steps 3-4. Files: each level in turn, all its squares, until the best palm found is a
+        hand. Camera: the next square of all levels in turn, one per frame."""
+        levels = self._search_levels(rgb)
         if self.video:
             tiles = [t for level in levels for t in level]
             if not tiles:
@@ -366,12 +383,18 @@ class HandTracker:
                 hand = self.landmarks(rgb, self.landmarks_crop(self.last), tracked=True)
             if hand is None:
                 hand = self._from_palms(rgb, self.detect_palms(rgb))
-            if hand is None and self.zoom:
-                hand = self._zoomed(rgb)
+            if hand is None:
+                hand = self._searched(rgb)
         except (cv2.error, ValueError, FloatingPointError, OverflowError):
             hand = None  # e.g. an image too large for OpenCV's warp: no hand, not a crash
         self.last = hand
         return hand
+
+
+def outer_square(width: int, height: int, factor: float):
+    """(x0, y0, side): a square `factor` times the longer side, centred on the image (step 4)."""
+    side = max(width, height) * factor
+    return (width - side) / 2, (height - side) / 2, side
 
 
 # --- the square the classifier sees -------------------------------------------------------

@@ -233,13 +233,15 @@ DECODERS = ("evidence", "hold")
 
 
 def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
-                 require_agreement: bool = True, margin: float | None = None) -> Speller:
-    """asl-run's --decoder with its options; None leaves a decoder's own default."""
+                 require_agreement: bool = True, margin: float | None = None, weight: float | None = None) -> Speller:
+    """asl-run's --decoder with its options; None leaves a decoder's own default. `weight`: what a
+    frame where the two classifiers disagree counts in the evidence decoder's mean."""
     if decoder == "hold":
         return Speller(threshold=0.7 if threshold is None else threshold, hold=hold or "0.6s",
                        require_agreement=require_agreement)
     if decoder == "evidence":
-        kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin)) if v is not None}
+        kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
+                                ("disagree_weight", weight)) if v is not None}
         if not require_agreement:
             kw["disagree_weight"] = 1.0
         return EvidenceSpeller(**kw)

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asl_edge.runtime.camera import GuideBox
-from asl_edge.runtime.hands import (LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, Crop, HandFinder, HandRoi,
-                                    HandTracker, as_rgb, rotation_from, search_tiles, square_box, ssd_anchors,
+from asl_edge.runtime.hands import (BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, Crop, HandFinder, HandRoi,
+                                    HandTracker, as_rgb, outer_square, rotation_from, search_tiles, square_box, ssd_anchors,
                                     weighted_nms)
 from asl_edge.runtime.overlay import CYAN, draw_overlay
 from onnx_fixtures import assert_one_line_error, make_tiny_onnx, run_cli
@@ -271,21 +271,21 @@ def test_camera_mode_searches_one_square_per_frame_in_turn(monkeypatch):
     real = t.detect_palms
     monkeypatch.setattr(t, "detect_palms", lambda rgb, square=None: seen.append(square) or real(rgb, square))
     blank = np.full((480, 640, 3), 90, np.uint8)
-    every = [sq for f in ZOOM_TILES for sq in search_tiles(640, 480, f)]
+    every = [sq for f in ZOOM_TILES for sq in search_tiles(640, 480, f)] + [outer_square(640, 480, BORDER)]
     for _ in range(len(every) + 1):
         assert t.process(blank) is None
     assert seen[0::2] == [None] * (len(every) + 1)  # the whole frame, every frame
     assert seen[1::2] == every + every[:1]          # then the next square, all of them in turn
     t_files = HandTracker(video=False)
     t_files.process(blank)
-    assert t_files.palm_runs == 1 + len(every)      # files: the whole frame, then every square
+    assert t_files.palm_runs == 1 + len(every)      # files: the whole frame, then every square, then the border
     assert HandTracker(video=False, zoom=False).process(blank) is None
 
 
 def test_camera_mode_finds_a_far_hand_within_one_sweep_and_then_tracks_it():
     rgb, _ = clear_photo()
     t = HandTracker(video=True)
-    sweep = sum(len(search_tiles(640, 480, f)) for f in ZOOM_TILES)
+    sweep = sum(len(search_tiles(640, 480, f)) for f in ZOOM_TILES) + 1
     frames = [paste(rgb, (470, 330), side=110)] * (sweep + 5)
     hands = [t.process(f) for f in frames]
     first = next(i for i, h in enumerate(hands) if h is not None)
@@ -445,3 +445,43 @@ def test_capture_saves_the_found_hand_square(hand_video, tmp_path):
                    "--per-class", "9", "--countdown", "0", "--interval", "0", "--no-display")
     assert len(list((tmp_path / "more" / "A").glob("*.jpg"))) == 8  # the 4 empty frames are not saved
     assert "only frames where a hand was found are saved" in r.stderr
+
+
+def test_border_step_finds_hands_that_fill_the_image():
+    """Photos cut to the tight box of their hand: the palm detector alone misses many (the hand is
+    too large for its anchors); looking again inside a black border finds more, and each hand it
+    finds lies on the image."""
+    if not ROBOFLOW.is_dir():
+        pytest.skip("Roboflow photos not found beside the project")
+    plain = HandFinder(video=False, tracker=HandTracker("full", video=False, border=0))
+    bordered = HandFinder(video=False)
+    assert bordered.tracker.border > 1
+    tried = plain_found = border_found = 0
+    for p in sorted(ROBOFLOW.glob("*/*.jpg"))[::40][:60]:
+        rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+        box = plain.find_hand(rgb)
+        if box is None or min(box[2:]) < 40:
+            continue
+        x, y, w, h = box
+        tight = np.ascontiguousarray(rgb[y:y + h, x:x + w])
+        tried += 1
+        plain_found += plain.find_hand(tight) is not None
+        got = bordered.find_hand(tight)
+        if got is not None:
+            border_found += 1
+            bx, by, bw, bh = got
+            assert 0 <= bx and 0 <= by and bx + bw <= w + 1 and by + bh <= h + 1
+    assert tried >= 20
+    assert border_found >= plain_found + 3, (tried, plain_found, border_found)
+
+
+def test_border_step_runs_only_when_nothing_else_found_a_hand():
+    tracker = HandTracker("full", video=False, zoom=False)
+    tracker.process(np.zeros((240, 320, 3), np.uint8))
+    assert tracker.palm_runs == 2  # the whole frame, then the bordered one
+    plain = HandTracker("full", video=False, zoom=False, border=0)
+    plain.process(np.zeros((240, 320, 3), np.uint8))
+    assert plain.palm_runs == 1
+    rgb, _ = clear_photo()
+    found = HandTracker("full", video=False, zoom=False)
+    assert found.process(paste(rgb, (100, 60), side=300)) is not None and found.palm_runs == 1

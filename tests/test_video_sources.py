@@ -112,7 +112,7 @@ def test_landmark_rows_are_the_runtimes_rows(tmp_path):
                   + [["nope", 9, *hands[0]], ["A", 10, *([float("nan")] * 63)]])
     got = load_landmark_rows(f, KAGGLE_CLASSES)
     assert got.skipped == 2 and got.labels.tolist() == [0, 1, 0, 1, 0, 1]
-    pts = np.asarray(hands).reshape(-1, 21, 3) * np.array([640, 480, 640])
+    pts = np.asarray(hands).reshape(-1, 21, 3) * np.array([1280, 720, 1280])
     np.testing.assert_allclose(got.rows, normalise(pts, np.zeros(6, bool)), atol=1e-6)
     assert (got.rows[:, PRESENCE] == 1).all()
     assert len(load_landmark_rows(f, KAGGLE_CLASSES, max_per_class=2).labels) == 4

@@ -18,18 +18,34 @@ import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.hands import LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, HandFinder
+from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
 LANDMARK_MODEL = "full"  # files mode's default: what asl-run uses on photos
 PAD = 0.15
 
 
-def finder_key() -> str:
+def finder_key(border: float = BORDER) -> str:
     prov = json.loads((MODELS / "hand_models_provenance.json").read_text())["models"]
     parts = [prov[PALM_MODEL.name]["onnx_sha256"], prov[LANDMARK_MODELS[LANDMARK_MODEL].name]["onnx_sha256"],
              f"pad={PAD}", "min_score=0.5", "min_presence=0.5", f"zoom={ZOOM_TILES},{ZOOM_MIN_SIDE}", "v2"]
+    if border > 1:
+        parts.append(f"border={border}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _load_cache(cache_dir: Path, root_key: str) -> dict:
+    """This finder's cache; when it has none yet, the hands found by the same finder without its
+    border step (step 4 runs only where steps 1-3 found nothing, so those hands stay the same)."""
+    for key, found_only in ((finder_key(), False), (finder_key(border=0), True)):
+        f = cache_dir / f"{key}-{root_key}.json"
+        try:
+            cache = json.loads(f.read_text()) if f.is_file() else None
+        except (OSError, ValueError):
+            cache = None
+        if isinstance(cache, dict):
+            return {k: v for k, v in cache.items() if v is not None} if found_only else cache
+    return {}
 
 
 def _image_key(path: str) -> str:
@@ -61,11 +77,9 @@ def fill_hand_boxes(samples, cache_dir: Path, log=print, label: str = "") -> tup
         return samples, counts
     root = str(Path(os.path.commonpath([s.path for s in samples])))
     cache_dir = Path(cache_dir)
-    cache_file = cache_dir / f"{finder_key()}-{hashlib.sha256(root.encode()).hexdigest()[:16]}.json"
-    try:
-        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    except (OSError, ValueError):
-        cache = {}
+    root_key = hashlib.sha256(root.encode()).hexdigest()[:16]
+    cache_file = cache_dir / f"{finder_key()}-{root_key}.json"
+    cache = _load_cache(cache_dir, root_key)
     finder = None
     out = []
     try:

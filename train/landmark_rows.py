@@ -5,9 +5,11 @@ The file: a header with `class` and `x0, y0, z0, ..., x20, y20, z20` (other colu
 hand per row, as MediaPipe Hands returns them: x and y normalised to the frame's width and height,
 z on x's scale. Rows become the runtime's own 66-number landmark rows (runtime/landmarks.py) with
 what such files do not say assumed, and stated here:
-- the frame is 4:3 (640x480, a laptop webcam's usual mode), so x is scaled by 640 and y by 480;
-- the hand is MediaPipe's "Right" (the runtime's normalisation mirrors only "Left" hands) and the
-  frame was not mirrored; benchmarks/README.md ("Landmark rows") measures that choice.
+- the frame is 16:9 (x scaled by 1280, y by 720; only the ratio matters);
+- the hand is MediaPipe's "Right" (the runtime's normalisation mirrors only "Left" hands).
+Both measured (benchmarks/README.md, "Landmark rows without images"): a landmark classifier trained
+on the three webcam recordings names 70-72% of borisgraudt's rows right under these assumptions,
+68% with 4:3 and 20-25% with the hand mirrored.
 Rows of one letter are consecutive frames: evenly spaced picks (--max-per-class) keep the span.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from asl_edge.runtime.landmarks import normalise
 
 log = logging.getLogger(__name__)
 
-FRAME_W, FRAME_H = 640.0, 480.0
+FRAME_W, FRAME_H = 1280.0, 720.0
 HANDEDNESS = "Right"
 POINT_COLUMNS = [f"{a}{i}" for i in range(21) for a in "xyz"]
 MAX_ROWS = 2_000_000
