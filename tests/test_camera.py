@@ -144,7 +144,7 @@ def test_hold_in_seconds_uses_video_time_and_max_frames(color_model, spelling_vi
     # 10 fps: the red run lasts 0.5 s of video time, so a 0.5 s hold types A once per run;
     # 20 frames end the run before the second red run.
     r = run_cli("--model", color_model, "--camera", spelling_video, "--no-display", "--hold", "0.5s",
-                "--max-frames", "20", "--json", "--roi", "full")
+                "--max-frames", "20", "--json", "--roi", "full", "--decoder", "hold")
     assert r.returncode == 0, r.stderr
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(records) == 20
