@@ -41,21 +41,25 @@ demo: setup
 test: setup
 	$(VPY) -m pytest -q
 
-# The shipped default model (runtime/models/default.onnx): four sources (Kaggle's signer, Roboflow's many
-# people, two more signers), each cropped to the hand asl-run's hand finder finds, up to 100 images per
-# class and source, weighted so each source counts about the same; EfficientNet-Lite0 with its last 5
-# blocks fine-tuned on cached augmented views, plus the hand's landmarks and direction (late fusion, --landmarks); INT8
-# with pair-safe weights. Needs the four data sets (see runtime/models/MODEL_CARD.md). About 15 minutes
-# on 2 idle CPU cores (hand finder ~6 min the first time, views 3 min, 6 epochs of ~1 min, export 3 min).
+# The shipped default model (runtime/models/default.onnx): seven image sources (Kaggle's signer, Roboflow's many
+# people, two close-up signers, three people at a laptop webcam as videos) plus one more person's hand landmark rows,
+# each image cropped to the hand asl-run's hand finder finds, up to 100 images (or frames, or rows) per class and
+# source, weighted; EfficientNet-Lite0 with its last 5 blocks fine-tuned on cached augmented views, plus the hand's
+# landmarks and direction (late fusion, --landmarks); INT8 with pair-safe weights. Needs the data sets of
+# ../shared/data (see runtime/models/MODEL_CARD.md). About 30 minutes on 2 idle CPU cores the first time (hand finder
+# ~15 min, views 7 min, 6 epochs of ~2 min, export 3 min).
 SHARED ?= ../shared/data
+WEBCAM = $(SHARED)/webcam_recordings
 DEFAULT_SOURCES = --data $(SHARED)/asl_alphabet/train --data $(SHARED)/roboflow_asl_letters/train \
-	  --data $(SHARED)/t32rahman_closeup --data $(SHARED)/longhongvo23_handcrops
+	  --data $(SHARED)/t32rahman_closeup --data $(SHARED)/longhongvo23_handcrops \
+	  --data $(WEBCAM)/gunsai75 --data $(WEBCAM)/lolzorus --data $(WEBCAM)/meyyappan --source-weights 1,2,3,2,2,2,2 \
+	  --landmark-data $(SHARED)/borisgraudt_landmarks/landmarks.csv --landmark-weight 1
 default-model: setup
-	asl-train $(DEFAULT_SOURCES) --source-weights 1,2,3,2 --max-per-class 100 --arch efficientnet_lite0 \
-	  --augment default --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default
+	asl-train $(DEFAULT_SOURCES) --max-per-class 100 --arch efficientnet_lite0 \
+	  --augment default --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default --force
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
-	# temperature fitted on signers it never saw (leave-one-source-out folds runs/lopo/zoom-loK; the model card)
+	# temperature fitted on signers it never saw (benchmarks/README.md, "The stranger speller")
 	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.78
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,

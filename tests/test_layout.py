@@ -1,0 +1,42 @@
+"""The architecture's rules, read from the source: one import direction between the rooms, a
+torch-free runtime, and no product code that imports a study."""
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ROOMS = ("runtime", "train", "export", "benchmarks")
+# what each room may import of the others (the README's Architecture section)
+ALLOWED = {"runtime": set(), "train": {"runtime"}, "export": {"runtime", "train"},
+           "benchmarks": {"runtime", "train", "export"}}
+
+
+def imports(path: Path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def test_rooms_import_in_one_direction_and_the_runtime_never_imports_torch():
+    bad = []
+    for room in ROOMS:
+        for f in (REPO / room).rglob("*.py"):
+            for mod in imports(f):
+                parts = mod.split(".")
+                if parts[0] == "asl_edge" and len(parts) > 1 and parts[1] in ROOMS and parts[1] != room \
+                        and parts[1] not in ALLOWED[room]:
+                    bad.append(f"{f.relative_to(REPO)} imports {mod}")
+                if room == "runtime" and parts[0] in ("torch", "torchvision"):
+                    bad.append(f"{f.relative_to(REPO)} imports {mod}")
+    assert not bad, bad
+
+
+def test_nothing_outside_benchmarks_imports_a_study():
+    bad = [f"{f.relative_to(REPO)} imports {mod}"
+           for room in ("runtime", "train", "export") for f in (REPO / room).rglob("*.py")
+           for mod in imports(f) if mod.startswith("asl_edge.benchmarks.studies")]
+    bad += [f"{f.relative_to(REPO)} imports {mod}" for f in (REPO / "benchmarks").glob("*.py")
+            for mod in imports(f) if mod.startswith("asl_edge.benchmarks.studies")]
+    assert not bad, bad
