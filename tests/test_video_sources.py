@@ -67,8 +67,11 @@ def test_bad_videos_are_skipped_and_counted_and_mixing_is_refused(tmp_path, cach
     root = tmp_path / "person"
     write_video(root / "A.avi", 5)
     (root / "B.mp4").write_bytes(b"not a video at all" * 100)
+    whole = write_video(tmp_path / "whole.avi", 30).read_bytes()
+    (root / "C.avi").write_bytes(whole[:len(whole) // 3])  # cut short: what is left may decode
     samples, report = D.scan_source(root, KAGGLE_CLASSES)
-    assert report.counts == {"A": 5} and report.unreadable == [str(root / "B.mp4")]
+    assert report.counts["A"] == 5 and str(root / "B.mp4") in report.unreadable
+    assert report.counts.get("C", 0) + report.unreadable_frames <= 30 and "B" not in report.counts
     (root / "A").mkdir()
     cv2.imwrite(str(root / "A" / "x.jpg"), np.zeros((40, 40, 3), np.uint8))
     with pytest.raises(UserError, match="both images and videos"):
