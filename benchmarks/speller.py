@@ -41,7 +41,7 @@ class FanOut:
 
     def __init__(self, spellers: list):
         self.spellers = spellers
-        self.probs, self.agree, self.times, self.motions = [], [], [], []
+        self.probs, self.agree, self.times, self.speeds, self.motions = [], [], [], [], []
 
     def __getattr__(self, name):  # threshold, require_agreement, hold: the first decoder's (overlay only)
         return getattr(self.spellers[0], name)
@@ -57,11 +57,12 @@ class FanOut:
     def progress(self, now=None):
         return self.spellers[0].progress(now)
 
-    def update_probs(self, probs, classes, now=None, agree=True):
+    def update_probs(self, probs, classes, now=None, agree=True, speed=None):
         self.probs.append(np.asarray(probs, np.float32))
         self.agree.append(bool(agree))
         self.times.append(float(now))
-        return [s.update_probs(probs, classes, now, agree) for s in self.spellers][0]
+        self.speeds.append(np.nan if speed is None else float(speed))
+        return [s.update_probs(probs, classes, now, agree, speed) for s in self.spellers][0]
 
     def type_motion(self, letter, replaces=(), within=0.0, now=None):
         self.motions.append((len(self.probs) - 1, letter, float(within)))
@@ -71,9 +72,11 @@ class FanOut:
 def replay(trace: dict, classes, speller) -> str:
     """A recorded run's frames through another decoder (the same step as run_live)."""
     motions = {int(i): (m, float(w)) for i, m, w in trace["motions"]}
+    speeds = trace.get("speeds")
     for i, (p, a, t) in enumerate(zip(trace["probs"], trace["agree"], trace["times"])):
         m, w = motions.get(i, (None, 0.0))
-        spell_frame(speller, p, classes, float(t), bool(a), m, w)
+        v = None if speeds is None or not np.isfinite(speeds[i]) else float(speeds[i])
+        spell_frame(speller, p, classes, float(t), bool(a), m, w, v)
     return speller.text
 
 
@@ -114,7 +117,7 @@ def parse_decoder(spec: str):
     for item in filter(None, rest.split(",")):
         k, _, v = item.partition("=")
         try:
-            if k in ("threshold", "margin", "weight"):
+            if k in ("threshold", "margin", "weight", "still"):
                 kw[k] = float(v)
             elif k == "hold":
                 kw[k] = Hold.parse(v)
@@ -123,7 +126,7 @@ def parse_decoder(spec: str):
             else:
                 raise ValueError
         except ValueError:
-            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, hold, agreement)") from None
+            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, still, hold, agreement)") from None
     try:
         make_speller(name, **kw)
     except ValueError as e:
@@ -157,6 +160,7 @@ def run_person(clf, region_factory, folder: Path, decoders: list, opts: dict) ->
             results[name]["text"].append(sp.text)
             results[name]["signed"].append(signed)
         traces.append({"probs": np.stack(fan.probs), "agree": np.array(fan.agree), "times": np.array(fan.times),
+                       "speeds": np.array(fan.speeds, np.float32),
                        "motions": fan.motions, "signed": signed, "truth": [t or "" for t in src.truth]})
     out = {"frames": n_frames, "hand_found": hands / max(n_frames, 1), "frame_top1": frames_right / max(frames_held, 1),
            "seconds": seconds, "decoders": {name: total_score(r["signed"], r["text"], seconds)
@@ -212,6 +216,7 @@ def save_trace(path: Path, traces: list, classes):
     arrays = {"classes": np.array(classes)}
     for k, t in enumerate(traces):
         arrays.update({f"{k}_probs": t["probs"], f"{k}_agree": t["agree"], f"{k}_times": t["times"],
+                       f"{k}_speeds": t["speeds"],
                        f"{k}_signed": np.array(t["signed"]), f"{k}_truth": np.array(t["truth"]),
                        f"{k}_motions": np.array([(i, m, w) for i, m, w in t["motions"]], dtype=object).astype(str)
                        if t["motions"] else np.zeros((0, 3), str)})
@@ -223,6 +228,7 @@ def load_trace(path: Path):
         classes = [str(c) for c in z["classes"]]
         n = len({k.split("_")[0] for k in z.files if k != "classes"})
         traces = [{"probs": z[f"{k}_probs"], "agree": z[f"{k}_agree"], "times": z[f"{k}_times"],
+                   "speeds": z[f"{k}_speeds"] if f"{k}_speeds" in z.files else None,
                    "signed": [str(c) for c in z[f"{k}_signed"]], "truth": [str(c) for c in z[f"{k}_truth"]],
                    "motions": [(int(i), m, float(w)) for i, m, w in z[f"{k}_motions"]]} for k in range(n)]
     return classes, traces

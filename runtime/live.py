@@ -9,7 +9,7 @@ from .camera import GuideBox, StreamStalled
 from .contract import bgr_to_rgb
 from .hands import HandRoi
 from .landmarks import of_hand
-from .motion import MOTION_POSES, MotionSpotter
+from .motion import MOTION_POSES, HandSpeed, MotionSpotter
 from .overlay import Window, draw_overlay
 from .spelling import Speller
 
@@ -48,10 +48,10 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
     hands = guide if isinstance(guide, HandRoi) else None
-    spotter = None
+    spotter = speed_meter = None
     if hands is not None:
         stats.hand_frames = 0
-        spotter = MotionSpotter()
+        spotter, speed_meter = MotionSpotter(), HandSpeed()
     last_status = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
@@ -73,6 +73,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 speller.reset()
                 if spotter is not None:
                     spotter.reset()
+                    speed_meter.reset()
                 window.clear_requested = False
 
             t0 = time.perf_counter()
@@ -100,9 +101,11 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
 
             top = clf.top_k(probs, k)
             label, prob = top[0]
-            motion = spotter.update(hands.landmarks if hands.found else None, timestamp) if spotter else None
+            seen = hands.landmarks if hands is not None and hands.found else None
+            motion = spotter.update(seen, timestamp) if spotter else None
+            speed = speed_meter.update(seen, timestamp) if speed_meter and timestamp is not None else None
             accepted = spell_frame(speller, probs, clf.classes, timestamp, agree,
-                                   motion, spotter.window_s if spotter else 0.0)
+                                   motion, spotter.window_s if spotter else 0.0, speed)
 
             if as_json:
                 rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
@@ -136,10 +139,11 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     return stats
 
 
-def spell_frame(speller, probs, classes, timestamp, agree, motion=None, motion_window_s=0.0):
-    """One frame's step of the speller: its probabilities, then a J or Z the motion spotter saw
-    (which replaces the still letter its start pose typed just before). -> the label typed, or None."""
-    accepted = speller.update_probs(probs, classes, timestamp, agree)
+def spell_frame(speller, probs, classes, timestamp, agree, motion=None, motion_window_s=0.0, speed=None):
+    """One frame's step of the speller: its probabilities (and how fast the hand moves), then a J or
+    Z the motion spotter saw (which replaces the still letter its start pose typed just before).
+    -> the label typed, or None."""
+    accepted = speller.update_probs(probs, classes, timestamp, agree, speed)
     if motion is not None:
         accepted = speller.type_motion(motion, MOTION_POSES[motion], motion_window_s, timestamp)
     return accepted

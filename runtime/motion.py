@@ -192,3 +192,31 @@ class MotionSpotter:
         smooth = np.stack([np.convolve(path[:, k], np.ones(3) / 3, mode="valid") for k in (0, 1)], 1)
         length = float(np.hypot(*np.diff(smooth, axis=0).T).sum())
         return length <= self.max_wander * sum(float(np.hypot(*v)) for v in found)
+
+
+class HandSpeed:
+    """How fast the hand moves: the median of its 21 landmarks' displacement since the last frame,
+    in hand sizes (wrist -> middle knuckle) per second. None without a hand on both frames. Letters
+    are held still; a hand moving fast is between letters or drawing J or Z (the speller weighs such
+    frames less, runtime/spelling.py)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self._last = None
+
+    def update(self, landmarks, now: float) -> float | None:
+        if landmarks is None:
+            self._last = None
+            return None
+        lm = np.asarray(landmarks, float)[:, :2]
+        last, self._last = self._last, (float(now), lm)
+        if last is None or not float(now) > last[0]:
+            return None
+        size = float(np.linalg.norm(lm[MIDDLE_MCP] - lm[WRIST]))
+        if not size > 1e-6:
+            return None
+        moved = float(np.median(np.linalg.norm(lm - last[1], axis=1)))
+        return moved / size / (float(now) - last[0])
+

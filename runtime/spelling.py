@@ -125,8 +125,9 @@ class Speller:
         self._typed = (current, at) if len(current) == 1 else None
         return current
 
-    def update_probs(self, probs, classes, now: float | None = None, agree: bool = True) -> str | None:
-        """One frame's probabilities over `classes`: the hold rule reads only its top-1."""
+    def update_probs(self, probs, classes, now: float | None = None, agree: bool = True,
+                     speed: float | None = None) -> str | None:
+        """One frame's probabilities over `classes`: the hold rule reads only its top-1 (not the speed)."""
         top = int(np.argmax(probs))
         return self.update(classes[top], float(probs[top]), now, agree)
 
@@ -162,17 +163,21 @@ class Speller:
 class EvidenceSpeller(Speller):
     """Types the letter whose mean probability over the last `window` (frames or seconds) reaches
     `threshold` and leads the runner-up by `margin`. Frames where the two classifiers disagree
-    weigh `disagree_weight` in the mean. The typed letter is then blocked until its mean falls
+    weigh `disagree_weight` in the mean; with `still_speed`, a frame where the hand moves at v hand
+    sizes per second weighs 1 / (1 + (v / still_speed)^2) more (letters are held still). The typed letter is then blocked until its mean falls
     under `release` (or another letter is typed), so a held hand types it once. The defaults are
     chosen on people left out of training (benchmarks/README.md, "The stranger speller")."""
 
     def __init__(self, threshold: float = 0.6, window: Hold | str = "0.5s", margin: float = 0.3,
-                 disagree_weight: float = 0.5, release: float | None = None):
+                 disagree_weight: float = 0.5, release: float | None = None, still_speed: float | None = None):
         for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight)):
             if not 0 <= float(v) <= 1:  # also rejects nan
                 raise ValueError(f"{name} must be in [0, 1], not {v!r}")
+        if still_speed is not None and not 0 < float(still_speed) < float("inf"):
+            raise ValueError(f"still_speed must be a positive number of hand sizes per second, not {still_speed!r}")
         super().__init__(threshold=threshold, hold=window, require_agreement=False)
         self.margin, self.disagree_weight = float(margin), float(disagree_weight)
+        self.still_speed = None if still_speed is None else float(still_speed)
         self.release = self.threshold / 2 if release is None else float(release)
         self._lead = None
 
@@ -196,10 +201,13 @@ class EvidenceSpeller(Speller):
         mean = sum(x[1] for x in w) / total if total > 0 else np.zeros_like(w[-1][1])
         return mean, full
 
-    def update_probs(self, probs, classes, now: float | None = None, agree: bool = True) -> str | None:
+    def update_probs(self, probs, classes, now: float | None = None, agree: bool = True,
+                     speed: float | None = None) -> str | None:
         self._frame += 1
         clock = self._clock(now)
         weight = 1.0 if agree else self.disagree_weight
+        if self.still_speed is not None and speed is not None:  # a hand moving fast is between letters
+            weight /= 1.0 + (speed / self.still_speed) ** 2
         p = np.asarray(probs, np.float64)
         self._window.append((clock, p * weight, weight))
         mean, full = self._evidence(clock)
@@ -233,7 +241,8 @@ DECODERS = ("evidence", "hold")
 
 
 def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
-                 require_agreement: bool = True, margin: float | None = None, weight: float | None = None) -> Speller:
+                 require_agreement: bool = True, margin: float | None = None, weight: float | None = None,
+                 still: float | None = None) -> Speller:
     """asl-run's --decoder with its options; None leaves a decoder's own default. `weight`: what a
     frame where the two classifiers disagree counts in the evidence decoder's mean."""
     if decoder == "hold":
@@ -241,7 +250,7 @@ def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str 
                        require_agreement=require_agreement)
     if decoder == "evidence":
         kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
-                                ("disagree_weight", weight)) if v is not None}
+                                ("disagree_weight", weight), ("still_speed", still)) if v is not None}
         if not require_agreement:
             kw["disagree_weight"] = 1.0
         return EvidenceSpeller(**kw)

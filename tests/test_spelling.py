@@ -221,3 +221,32 @@ def test_make_speller_defaults_and_names():
     assert make_speller("evidence", require_agreement=False).disagree_weight == 1.0
     with pytest.raises(ValueError):
         make_speller("vote")
+
+
+def test_evidence_weighs_a_moving_hand_less():
+    """A letter the classifier reads while the hand moves fast (between letters, drawing Z) counts
+    less than the same letter held still."""
+    moving = [(probs(A=0.9), True)] * 3 + [(probs(B=0.9), True)] * 3
+    speeds = [0.2, 0.2, 0.2, 6.0, 6.0, 6.0]
+
+    def run(still):
+        ev = EvidenceSpeller(threshold=0.5, window=Hold(6, "frames"), margin=0.2, still_speed=still)
+        return [ev.update_probs(p, CLASSES, agree=a, speed=v) for (p, a), v in zip(moving, speeds)]
+
+    assert [x for x in run(None) if x] == []     # half A, half B: no leader
+    assert [x for x in run(1.0) if x] == ["A"]   # the fast B frames weigh little
+    with pytest.raises(ValueError):
+        EvidenceSpeller(still_speed=0)
+
+
+def test_hand_speed_in_hand_sizes_per_second():
+    import numpy as np
+
+    from asl_edge.runtime.motion import HandSpeed
+    hand = np.zeros((21, 2))
+    hand[9] = (0, -100)          # wrist -> middle knuckle: 100 px
+    hand[1:9] = np.random.default_rng(0).uniform(-50, 50, (8, 2))
+    meter = HandSpeed()
+    assert meter.update(hand, 0.0) is None
+    assert meter.update(hand + (30, 0), 0.1) == pytest.approx(3.0)  # 30 px in 0.1 s = 3 hand sizes / s
+    assert meter.update(None, 0.2) is None and meter.update(hand, 0.3) is None  # lost hand: start again
