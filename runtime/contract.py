@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, has_control
 from .landmarks import LAYOUTS
 from .safeio import read_image_rgb
 
@@ -72,6 +72,8 @@ class ModelContract:
         if not self.classes or not all(isinstance(c, str) and c for c in self.classes) \
                 or len(set(self.classes)) != len(self.classes):
             raise bad("classes must be distinct, non-empty names")
+        if any(has_control(c) or len(c) > 64 for c in self.classes):
+            raise bad("class names must be printable text of at most 64 characters")
         for name in ("mean", "std"):
             v = getattr(self, name)
             try:

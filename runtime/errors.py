@@ -1,6 +1,32 @@
-"""One exception type for problems the user can fix; CLIs print it as one line."""
+"""One exception type for problems the user can fix; CLIs print it as one line. And the one
+escape for untrusted text (file names, names read from model files) before it reaches a terminal."""
 import functools
 import sys
+import unicodedata
+
+
+def has_control(text: str) -> bool:
+    """Any control or format character (C0, DEL, C1, bidi overrides): what can move a terminal's
+    cursor, clear it, retitle it, or fake a line."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in str(text))
+
+
+def printable(text) -> str:
+    """`text` with every control or format character shown as an escape (\\x1b, \\n, \\u202e):
+    safe to print, one line, and still telling the user which file or name it was."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Cf"):
+            out.append(ch.encode("unicode_escape").decode("ascii") if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def say(*parts, file=None, sep=" ") -> None:
+    """print() for one line that may hold untrusted text (file names, class names): escaped (a
+    newline inside it too, so it cannot fake a line of its own), flushed."""
+    print(printable(sep.join(str(p) for p in parts)), file=file or sys.stdout, flush=True)
 
 
 class UserError(Exception):
@@ -17,7 +43,7 @@ def cli_errors(func):
         try:
             return func(*args, **kwargs)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {printable(e)}", file=sys.stderr)
             raise SystemExit(e.exit_code)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, ModelContract
 from .cpu import int8_isa
-from .errors import UserError
+from .errors import UserError, say
 from .landmarks import LANDMARKS_INPUT, for_width
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
@@ -34,7 +34,7 @@ def resolve_model_path(model) -> Path:
     return path
 
 
-def choose_providers(provider: str = "auto", log=print) -> list:
+def choose_providers(provider: str = "auto", log=say) -> list:
     import onnxruntime as ort
 
     available = ort.get_available_providers()

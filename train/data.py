@@ -16,7 +16,7 @@ import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime import limits
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.fileio import write_error
 
 from . import videos
@@ -137,7 +137,7 @@ def load_boxes(root: Path) -> dict:
     return boxes
 
 
-def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=print):
+def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=say):
     """List the images of one source (the frames of its videos included, train/videos.py). Unknown
     class folders are an error; empty folders, unreadable images and videos are reported and skipped."""
     root = find_class_root(path, classes)
