@@ -35,6 +35,13 @@ class UserError(Exception):
     exit_code = 2
 
 
+def _last_line(text: str) -> None:
+    from .safeio import restore_native_stderr  # here, not at the top: safeio imports this module
+
+    restore_native_stderr()
+    print(text, file=sys.stderr, flush=True)
+
+
 def cli_errors(func):
     """Wrap a CLI entry point so a UserError (or Ctrl-C) ends with one line, not a traceback."""
 
@@ -43,10 +50,10 @@ def cli_errors(func):
         try:
             return func(*args, **kwargs)
         except UserError as e:
-            print(f"error: {printable(e)}", file=sys.stderr)
+            _last_line(f"error: {printable(e)}")
             raise SystemExit(e.exit_code)
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            _last_line("interrupted")
             raise SystemExit(130)
 
     return wrapper

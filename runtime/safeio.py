@@ -47,6 +47,16 @@ def quiet_native_stderr():
                 _quiet["saved"] = None
 
 
+def restore_native_stderr() -> None:
+    """Give fd 2 back now, whatever block still silences it (a helper thread opening a stream):
+    the command is about to print its last line and exit, and that line must be seen."""
+    with _quiet_lock:
+        if _quiet["depth"] > 0 and _quiet["saved"] is not None:
+            os.dup2(_quiet["saved"], 2)
+            os.close(_quiet["saved"])
+            _quiet["saved"] = None  # the block's own exit then has nothing to restore
+
+
 def read_bounded(path, limit: int, what: str = "file") -> bytes:
     """The whole file, or UserError when it is missing or larger than `limit` bytes (checked
     before reading, and again while reading: a file may grow or lie about its size)."""

@@ -134,3 +134,36 @@ def test_a_fresh_run_does_not_overwrite_another_runs_checkpoints(tmp_path, capfd
     assert res.code == 0, res.err
     assert "replacing the run" in res.out and not (tmp_path / "run" / "last.onnx").exists()
     assert ck.read_bytes() != before
+
+
+# --- the last line is seen even while a helper thread silences native stderr -------------------
+
+def test_error_line_is_seen_while_another_thread_silences_stderr(capfd):
+    import threading
+
+    from asl_edge.runtime.errors import cli_errors
+    from asl_edge.runtime.safeio import quiet_native_stderr
+
+    inside, done = threading.Event(), threading.Event()
+
+    def opener():  # like the thread that opens a stream URL
+        with quiet_native_stderr():
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=opener)
+    t.start()
+    inside.wait(5)
+
+    @cli_errors
+    def command():
+        raise UserError("the stream did not open")
+
+    try:
+        with pytest.raises(SystemExit) as e:
+            command()
+    finally:
+        done.set()
+        t.join()
+    assert e.value.code == 2
+    assert "error: the stream did not open" in capfd.readouterr().err
