@@ -42,11 +42,28 @@ def _last_line(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, a service manager, a closing terminal) ends a command like Ctrl-C: its clean-up
+    runs (temp files removed, workers stopped, the summary printed)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        try:
+            signal.signal(signal.SIGTERM, interrupt)
+        except (ValueError, OSError):
+            pass
+
+
 def cli_errors(func):
     """Wrap a CLI entry point so a UserError (or Ctrl-C) ends with one line, not a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        _sigterm_as_interrupt()
         try:
             return func(*args, **kwargs)
         except UserError as e:

@@ -108,6 +108,11 @@ def check_graph(session, contract: ModelContract, path):
         raise refuse(f"output shape {oshape}, contract has {contract.num_classes} classes")
 
 
+def first_line_of(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
 class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
@@ -181,11 +186,20 @@ class OnnxClassifier:
         if self.contract.landmarks:
             feeds[LANDMARKS_INPUT] = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
                                       else for_width(landmarks, self.contract.landmarks))
-        outs = self.session.run(None, feeds)
+        try:
+            outs = self.session.run(None, feeds)
+        except Exception as e:  # onnxruntime's run-time failures (a bad reshape, an allocation too large)
+            if isinstance(e, (KeyboardInterrupt, UserError)):
+                raise
+            raise UserError(f"{self.path}: onnxruntime could not run the model ({first_line_of(e)}); "
+                            "re-export it with asl-export") from None
         out = outs[0]
         if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph
             raise UserError(f"{self.path}: its contract does not match its graph (output shape {list(out.shape)}, "
                             f"contract has {self.contract.num_classes} classes); re-export it with asl-export")
+        if not np.isfinite(out).all():
+            raise UserError(f"{self.path}: the model gave non-finite scores (NaN or infinity): its weights are "
+                            "broken; retrain or re-export it")
         agree = (np.asarray(outs[1]).reshape(len(out)).astype(bool) if self.contract.agreement
                  else np.ones(len(out), bool))
         return out, agree

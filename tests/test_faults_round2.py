@@ -167,3 +167,105 @@ def test_error_line_is_seen_while_another_thread_silences_stderr(capfd):
         t.join()
     assert e.value.code == 2
     assert "error: the stream did not open" in capfd.readouterr().err
+
+
+# --- environment limits, contract versions, model outputs, zips, boxes.csv, SIGTERM ---------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "lots"])
+def test_environment_limits_must_be_positive_finite_numbers(monkeypatch, value):
+    from asl_edge.runtime import limits
+    monkeypatch.setenv(limits.MAX_UNZIP_ENV, value)
+    with pytest.raises(UserError, match=limits.MAX_UNZIP_ENV):
+        limits.max_unzip_bytes()
+    monkeypatch.setenv(limits.MAX_PIXELS_ENV, value)
+    with pytest.raises(UserError, match=limits.MAX_PIXELS_ENV):
+        limits.max_pixels()
+    monkeypatch.setenv(limits.MAX_PIXELS_ENV, "")
+    assert limits.max_pixels() == int(limits.DEFAULT_MAX_MEGAPIXELS * 1e6)
+
+
+@pytest.mark.parametrize("version", [0, 99, True, "1", 1.5])
+def test_contract_versions_this_asl_edge_cannot_read_are_refused(version):
+    d = json.loads(ModelContract().to_json())
+    d["version"] = version
+    with pytest.raises(UserError, match="version"):
+        ModelContract.from_dict(d)
+
+
+def test_non_finite_model_outputs_are_one_error_not_nan_letters(tmp_path, capfd):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from asl_edge.runtime.contract import CONTRACT_KEY
+    c = ModelContract(classes=("A", "B"), input_size=16)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 16, 16])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])
+    nan = helper.make_tensor("nan", TensorProto.FLOAT, [1, 2], [float("nan"), 0.0])
+    pooled = helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0)
+    resh = helper.make_node("Reshape", ["m", "shape"], ["m2"])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1])
+    add = helper.make_node("Add", ["m2", "nan"], ["logits"])
+    g = helper.make_graph([pooled, resh, add], "g", [x], [y], initializer=[nan, shape])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    m.metadata_props.add(key=CONTRACT_KEY, value=c.to_json())
+    onnx.save(m, str(tmp_path / "nan.onnx"))
+    write_image(tmp_path / "img" / "x.jpg", size=(40, 40))
+    res = call(capfd, asl_run, "--model", tmp_path / "nan.onnx", tmp_path / "img", "--roi", "full")
+    one_error(res, "non-finite scores")
+    assert " nan" not in res.out
+
+
+@pytest.mark.parametrize("row, fragment", [
+    ("a.jpg,A,nan,0,10,10", "not a box"), ("a.jpg,A,0,0,inf,10", "not a box"),
+    ("a.jpg,A,10,0,5,10", "not a box"), ("a.jpg,A,-3,0,5,10", "not a box"), ("a.jpg,A,x,0,5,10", "expected columns"),
+])
+def test_boxes_csv_values_are_checked(tmp_path, row, fragment):
+    from asl_edge.train.data import load_boxes
+    (tmp_path / "boxes.csv").write_text("file,class,x_min,y_min,x_max,y_max\n" + row + "\n")
+    with pytest.raises(UserError, match=fragment):
+        load_boxes(tmp_path)
+    (tmp_path / "boxes.csv").write_bytes(b"file,class,x_min\n\xff\xfe\n")
+    with pytest.raises(UserError, match="UTF-8|expected columns"):
+        load_boxes(tmp_path)
+
+
+def test_encrypted_zip_members_are_one_error(tmp_path, monkeypatch):
+    import zipfile
+
+    from asl_edge.train import data as D
+    monkeypatch.setattr(D, "CACHE_ROOT", tmp_path / "cache")
+    z = tmp_path / "data.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("A/a.jpg", b"x" * 100)
+    raw = bytearray(z.read_bytes())
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # set the "encrypted" flag in both headers
+        i = raw.find(sig)
+        off = 6 if sig == b"PK\x03\x04" else 8
+        raw[i + off] |= 1
+    z.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="cannot extract"):
+        D.find_class_root(z, ["A", "B"])
+    assert not list((tmp_path / "cache").rglob("*.jpg"))
+
+
+def test_sigterm_ends_a_command_like_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = ("from asl_edge.runtime.errors import cli_errors\n"
+            "import time\n"
+            "@cli_errors\n"
+            "def main():\n"
+            "    try:\n"
+            "        print('ready', flush=True); time.sleep(30)\n"
+            "    finally:\n"
+            "        open(r'%s', 'w').write('cleaned')\n"
+            "main()\n") % (tmp_path / "cleanup")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 130 and err.strip() == "interrupted" and (tmp_path / "cleanup").read_text() == "cleaned"
