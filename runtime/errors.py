@@ -5,10 +5,14 @@ import sys
 import unicodedata
 
 
+# control, format (bidi overrides, zero-width), and lone surrogates (a file name that is not UTF-8)
+UNPRINTABLE = ("Cc", "Cf", "Cs")
+
+
 def has_control(text: str) -> bool:
     """Any control or format character (C0, DEL, C1, bidi overrides): what can move a terminal's
     cursor, clear it, retitle it, or fake a line."""
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in str(text))
+    return any(unicodedata.category(ch) in UNPRINTABLE for ch in str(text))
 
 
 def printable(text) -> str:
@@ -16,7 +20,7 @@ def printable(text) -> str:
     safe to print, one line, and still telling the user which file or name it was."""
     out = []
     for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Cf"):
+        if unicodedata.category(ch) in UNPRINTABLE:
             out.append(ch.encode("unicode_escape").decode("ascii") if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
         else:
             out.append(ch)
