@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.fileio import check_can_create, sweep_temps, temp_dir, write_error
 
 from .metrics import accuracy_report, agreement, check_floors
@@ -24,7 +24,7 @@ CHUNK = 64  # images decoded at a time while writing a data set's .npy
 
 
 def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+    say(msg, file=sys.stderr)
 
 
 @dataclass
@@ -263,7 +263,8 @@ def run_bench(cfg: BenchConfig) -> int:
     }
     # Results first: a write failure (full disk, read-only --out) must not lose the measurements.
     for ds in scored:
-        print(report.text_table(bench, ds), flush=True)
+        for line in report.text_table(bench, ds).splitlines():
+            say(line)
         print(flush=True)
     report.write_all(bench, Path(cfg.out), plots=cfg.plots)
     print(f"wrote {Path(cfg.out) / 'bench.json'} and {Path(cfg.out) / 'bench.md'}")

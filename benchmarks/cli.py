@@ -9,6 +9,7 @@ import click
 
 from asl_edge.runtime.errors import UserError, cli_errors
 from asl_edge.runtime.limits import cap_threads
+from asl_edge.runtime.options import FiniteFloat
 
 DEFAULT_RUNS = 100
 
@@ -23,7 +24,7 @@ DEFAULT_RUNS = 100
 @click.option("--providers", default="auto", show_default=True, metavar="auto|cpu,cuda",
               help="Where to run: auto = CPU, plus CUDA where torch / onnxruntime have it.")
 @click.option("--runs", default=None, type=click.IntRange(1), help=f"Timed batch-1 runs [default: {DEFAULT_RUNS}].")
-@click.option("--time-budget", default=None, type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+@click.option("--time-budget", default=None, type=FiniteFloat(0, min_open=True), metavar="SECONDS",
               help="Instead of --runs: time batch-1 runs for this long (and throughput for half as long).")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(0), help="Untimed runs first.")
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Batch size for throughput.")
@@ -31,9 +32,9 @@ DEFAULT_RUNS = 100
               help="Images per data set, spread over classes; 0 = all.")
 @click.option("--out", default="runs/bench", show_default=True, type=click.Path(file_okay=False),
               help="Writes bench.json, bench.md and plots/ here.")
-@click.option("--min-agreement", default=None, type=click.FloatRange(0, 100), metavar="PCT",
+@click.option("--min-agreement", default=None, type=FiniteFloat(0, 100), metavar="PCT",
               help="Fail (exit 1) when a model's top-1 agreement with the reference is below PCT.")
-@click.option("--max-drop", default=None, type=click.FloatRange(0), metavar="PCT",
+@click.option("--max-drop", default=None, type=FiniteFloat(0), metavar="PCT",
               help="Fail (exit 1) when a model's top-1 accuracy is more than PCT points below the reference's.")
 @click.option("--hands/--no-hands", default=None, show_default="on for a model that takes landmarks",
               help="Crop each image to the hand the runtime's hand finder finds (whole image where none), as "

@@ -31,6 +31,7 @@ from asl_edge.runtime.live import run_live, spell_frame
 from asl_edge.runtime.spelling import DECODERS, Hold, make_speller
 
 from .sequences import FPS, person_sequences
+from asl_edge.runtime.options import FiniteFloat
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,8 @@ def replay_person(path: Path, decoders: list) -> dict:
               help="Decoders compared on the same frames: evidence, hold, with settings such as "
                    "evidence:threshold=0.5,margin=0.2,hold=0.5s,weight=0.5 or hold:agreement=0 [default: evidence and hold].")
 @click.option("--sequences", default=2, show_default=True, type=click.IntRange(1, 50), help="Sequences per person.")
-@click.option("--hold-s", default=1.5, show_default=True, type=click.FloatRange(0.2, 10), help="Seconds each letter is held.")
-@click.option("--transition-s", default=0.3, show_default=True, type=click.FloatRange(0, 2),
+@click.option("--hold-s", default=1.5, show_default=True, type=FiniteFloat(0.2, 10), help="Seconds each letter is held.")
+@click.option("--transition-s", default=0.3, show_default=True, type=FiniteFloat(0, 2),
               help="Seconds of cross-fade between letters.")
 @click.option("--doubles", default=4, show_default=True, type=click.IntRange(0, 26), help="Letters signed twice in a row.")
 @click.option("--letters", default="", metavar="ABC...", help="Only these letters [default: every recorded one].")

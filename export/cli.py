@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.errors import UserError, cli_errors, say
 from asl_edge.runtime.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
 
 from .quantize import DEFAULT_FLOAT_CONVS, WEIGHT_RANGES
@@ -57,7 +57,7 @@ def _check_saturation(int8_path, batches, weight_range, log):
 
 
 def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               weight_range="pair-safe", input_format="float", log=print, float_convs=DEFAULT_FLOAT_CONVS):
+               weight_range="pair-safe", input_format="float", log=say, float_convs=DEFAULT_FLOAT_CONVS):
     import numpy as np
 
     from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint

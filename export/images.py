@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.train import data as D
 
 
@@ -24,7 +24,7 @@ def stratified(samples, count, seed=0):
     return out[:count]
 
 
-def folder_samples(path, classes, log=print):
+def folder_samples(path, classes, log=say):
     samples, _ = D.scan_source(path, classes, log=log)
     return samples
 
@@ -36,7 +36,7 @@ def checkpoint_val_samples(ckpt) -> list:
     return [D.Sample(f, int(l)) for f, l in zip(files, labels) if Path(f).is_file()]
 
 
-def checkpoint_train_samples(ckpt, classes, log=print) -> list:
+def checkpoint_train_samples(ckpt, classes, log=say) -> list:
     """Training images of the checkpoint's run (its --data minus its val files), if on disk."""
     cfg = ckpt.get("config", {})
     val = set(ckpt.get("split", {}).get("val_files") or [])
@@ -50,7 +50,7 @@ def checkpoint_train_samples(ckpt, classes, log=print) -> list:
     return out
 
 
-def with_hands(samples, ckpt, log=print) -> list:
+def with_hands(samples, ckpt, log=say) -> list:
     """For a model trained on the hand finder's crops (or its landmarks): the samples with the
     finder's box and landmark row, as training and asl-run see them (cached per source folder)."""
     from asl_edge.runtime.contract import ModelContract

@@ -14,6 +14,7 @@ import click
 
 from asl_edge.runtime.contract import CONTRACT_KEY, ModelContract
 from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.options import FiniteFloat
 
 
 def set_temperature(path, temperature: float) -> ModelContract:
@@ -45,7 +46,7 @@ def set_temperature(path, temperature: float) -> ModelContract:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("temperature", type=float)
+@click.argument("temperature", type=FiniteFloat())
 @cli_errors
 def main(model, temperature):
     """Set MODEL's confidence TEMPERATURE (1 = plain softmax) in its contract."""

@@ -10,10 +10,11 @@ import cv2
 
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES, bgr_to_rgb
-from .errors import UserError, cli_errors
+from .errors import UserError, cli_errors, say
 from .fileio import atomic_write, ensure_dir
 from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
+from .options import FiniteFloat
 
 
 def _next_index(folder: Path, cls: str) -> int:
@@ -48,7 +49,7 @@ def region(roi: GuideBox | HandRoi, frame):
 
 
 def capture(source, out: Path, classes, per_class: int, countdown: float, interval: float,
-            roi: GuideBox | HandRoi, window=None, log=print) -> dict:
+            roi: GuideBox | HandRoi, window=None, log=say) -> dict:
     """For each class: a countdown to get the sign ready, then `per_class` crops of the found hand
     (or the fixed guide box), `interval` seconds apart (source time: video time for files, wall
     time for cameras). With hand finding, frames where no hand is found are not saved."""
@@ -92,8 +93,8 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
 @click.option("--classes", default=",".join(KAGGLE_CLASSES), show_default=False,
               help="Comma list of classes to record, in order (default: all 29).")
 @click.option("--per-class", default=20, show_default=True, type=click.IntRange(1))
-@click.option("--countdown", default=3.0, show_default=True, type=click.FloatRange(0), help="Seconds before recording each class.")
-@click.option("--interval", default=0.15, show_default=True, type=click.FloatRange(0), help="Seconds between saved frames.")
+@click.option("--countdown", default=3.0, show_default=True, type=FiniteFloat(0), help="Seconds before recording each class.")
+@click.option("--interval", default=0.15, show_default=True, type=FiniteFloat(0), help="Seconds between saved frames.")
 @click.option("--roi", default="hand", show_default=True,
               help="'hand': save the square around the found hand (the framing asl-run classifies; frames "
                    "without a hand are not saved). Or a fixed guide box: fraction of the shorter side, full, or x,y,w,h.")

@@ -13,7 +13,7 @@ import cv2
 
 from . import limits
 from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
-from .errors import UserError, cli_errors
+from .errors import UserError, cli_errors, say
 from .files import FilesRun, collect_inputs
 from .hands import LANDMARK_MODELS, HandFinder, HandRoi
 from .cpu import int8_isa
@@ -21,10 +21,11 @@ from .live import run_live, summary_line
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason
 from .spelling import DECODERS, EvidenceSpeller, Hold, make_speller
+from .options import FiniteFloat
 
 
 def info(msg: str):
-    print(msg, file=sys.stderr, flush=True)
+    say(msg, file=sys.stderr)
 
 
 def load_model(model, provider, threads, roi="hand") -> tuple[OnnxClassifier, float]:
@@ -70,10 +71,10 @@ def describe_model(clf, first) -> str:
                    "--threshold for --hold on frames where they agree. benchmarks/README.md, \"The stranger speller\".")
 @click.option("--hold", default=None, show_default="0.5s for evidence, 0.6s for hold",
               help="Spelling: how long a letter must be shown: frames (8) or seconds (0.6s).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteFloat(0, 1), default=None,
               show_default="the decoder's own: 0.6 for evidence, 0.7 for hold",
               help="Spelling: minimum (mean) probability for a letter to count.")
-@click.option("--margin", type=click.FloatRange(0, 1), default=None, show_default="0.3",
+@click.option("--margin", type=FiniteFloat(0, 1), default=None, show_default="0.3",
               help="Spelling with --decoder evidence: how far the letter's mean must lead the runner-up's.")
 @click.option("--agreement/--no-agreement", "require_agreement", default=True, show_default=True,
               help="Spelling with a landmark model: frames where its image and hand-shape classifiers name "
@@ -92,10 +93,10 @@ def describe_model(clf, first) -> str:
               help="--roi hand: when the whole frame shows no hand, search overlapping squares of it for a "
                    "small, far one (files: all of them; camera: one per frame, in turn). --no-zoom: the whole "
                    "frame only, faster on frames without a hand.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=DEFAULT_TIMEOUT_S, show_default=True,
+@click.option("--timeout", type=FiniteFloat(0.1, 600), default=DEFAULT_TIMEOUT_S, show_default=True,
               help="Camera mode: seconds to wait for a stream to open and for each frame; a stalled "
                    "stream then ends the run with its summary.")
-@click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--max-megapixels", type=FiniteFloat(0, min_open=True), default=None,
               help=f"Refuse images with more pixels (default {limits.DEFAULT_MAX_MEGAPIXELS:g}, "
                    f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
 @cli_errors
@@ -181,7 +182,7 @@ def run_files(inputs, opts: RunOptions):
     run.run(found)
     # Reported at the end, so a bad file named on the command line still fails in one line.
     for line in [describe_model(clf, first)] + run.summary_lines():
-        print(line, file=opts.out, flush=True)
+        say(line, file=opts.out)
 
 
 def run_camera(camera, opts: RunOptions):
@@ -224,7 +225,7 @@ def run_camera_source(camera, opts: RunOptions, speller):
         if isinstance(guide, HandRoi):
             guide.close()
         source.close()
-    print(summary_line(stats, first, source.dropped, speller.text), file=opts.out, flush=True)
+    say(summary_line(stats, first, source.dropped, speller.text), file=opts.out)
     if stats.error is not None:  # a stalled stream: summary and text first, then one error line
         raise stats.error
     if stats.frames == 0 and not stats.interrupted:

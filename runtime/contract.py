@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, has_control
 from .landmarks import LAYOUTS
 from .safeio import read_image_rgb
 
@@ -72,6 +72,8 @@ class ModelContract:
         if not self.classes or not all(isinstance(c, str) and c for c in self.classes) \
                 or len(set(self.classes)) != len(self.classes):
             raise bad("classes must be distinct, non-empty names")
+        if any(has_control(c) or len(c) > 64 for c in self.classes):
+            raise bad("class names must be printable text of at most 64 characters")
         for name in ("mean", "std"):
             v = getattr(self, name)
             try:
@@ -97,6 +99,9 @@ class ModelContract:
             raise bad(f"landmarks must be one of 0, {', '.join(map(str, LAYOUTS))}, not {self.landmarks!r}")
         if not isinstance(self.agreement, bool) or (self.agreement and not self.landmarks):
             raise bad(f"agreement must be true or false, and true only with landmarks, not {self.agreement!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or not 1 <= self.version <= CONTRACT_VERSION:
+            raise bad(f"version {self.version!r}: this asl-edge reads contract versions 1..{CONTRACT_VERSION}; "
+                      "update asl-edge or re-export the model")
         if self.color_order != "RGB" or self.resize != "center_crop" or self.layout != "NCHW":
             raise UserError(f"unsupported model contract {self.to_dict()}: this asl-edge knows RGB, center_crop, NCHW")
 

@@ -1,6 +1,36 @@
-"""One exception type for problems the user can fix; CLIs print it as one line."""
+"""One exception type for problems the user can fix; CLIs print it as one line. And the one
+escape for untrusted text (file names, names read from model files) before it reaches a terminal."""
 import functools
 import sys
+import unicodedata
+
+
+# control, format (bidi overrides, zero-width), and lone surrogates (a file name that is not UTF-8)
+UNPRINTABLE = ("Cc", "Cf", "Cs")
+
+
+def has_control(text: str) -> bool:
+    """Any control or format character (C0, DEL, C1, bidi overrides): what can move a terminal's
+    cursor, clear it, retitle it, or fake a line."""
+    return any(unicodedata.category(ch) in UNPRINTABLE for ch in str(text))
+
+
+def printable(text) -> str:
+    """`text` with every control or format character shown as an escape (\\x1b, \\n, \\u202e):
+    safe to print, one line, and still telling the user which file or name it was."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in UNPRINTABLE:
+            out.append(ch.encode("unicode_escape").decode("ascii") if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def say(*parts, file=None, sep=" ") -> None:
+    """print() for one line that may hold untrusted text (file names, class names): escaped (a
+    newline inside it too, so it cannot fake a line of its own), flushed."""
+    print(printable(sep.join(str(p) for p in parts)), file=file or sys.stdout, flush=True)
 
 
 class UserError(Exception):
@@ -9,18 +39,42 @@ class UserError(Exception):
     exit_code = 2
 
 
+def _last_line(text: str) -> None:
+    from .safeio import restore_native_stderr  # here, not at the top: safeio imports this module
+
+    restore_native_stderr()
+    print(text, file=sys.stderr, flush=True)
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, a service manager, a closing terminal) ends a command like Ctrl-C: its clean-up
+    runs (temp files removed, workers stopped, the summary printed)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        try:
+            signal.signal(signal.SIGTERM, interrupt)
+        except (ValueError, OSError):
+            pass
+
+
 def cli_errors(func):
     """Wrap a CLI entry point so a UserError (or Ctrl-C) ends with one line, not a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        _sigterm_as_interrupt()
         try:
             return func(*args, **kwargs)
         except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
+            _last_line(f"error: {printable(e)}")
             raise SystemExit(e.exit_code)
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            _last_line("interrupted")
             raise SystemExit(130)
 
     return wrapper

@@ -11,7 +11,7 @@ import cv2
 
 from .camera import VIDEO_EXTENSIONS
 from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
-from .errors import UserError
+from .errors import UserError, say
 from .hands import crop_box
 from .landmarks import of_hand, stack
 from .safeio import quiet_native_stderr
@@ -71,7 +71,7 @@ def true_label(path: Path, classes) -> str | None:
 
 
 def warn(msg: str):
-    print(f"warning: {msg}", file=sys.stderr, flush=True)
+    say(f"warning: {msg}", file=sys.stderr)
 
 
 class FilesRun:
@@ -202,7 +202,7 @@ class FilesRun:
             "  no hand (whole image)" if it.hand is None else "  hand " + ",".join(str(int(v)) for v in it.hand))
         verdict = "" if it.true is None else f"  true {it.true} {'ok' if label == it.true else 'WRONG'}"
         differ = "" if agree else "  (image and hand shape differ)"
-        print(f"{name}  {label} {prob:.3f}  top{self.k}: {tops}{hand}{differ}{verdict}", file=self.out, flush=True)
+        say(f"{name}  {label} {prob:.3f}  top{self.k}: {tops}{hand}{differ}{verdict}", file=self.out)
 
     def summary_lines(self) -> list[str]:
         secs = max(self.seconds, 1e-9)

@@ -4,7 +4,10 @@ Each limit has a default that real data never reaches and an environment variabl
 to raise it, so a hostile or broken file fails in one line instead of eating the machine."""
 from __future__ import annotations
 
+import math
 import os
+
+from .errors import UserError
 
 # onnxruntime / torch threads beyond a few per core only add memory and contention
 # (--threads 100000 took 16 GB and was OOM-killed).
@@ -34,12 +37,23 @@ def cap_threads(threads, log) -> int | None:
     return threads
 
 
-def max_pixels() -> int:
+def env_number(name: str, default: float) -> float:
+    """A positive, finite number from the environment; the default when unset, and a one-line
+    error when it is set to anything else (nan, inf, 0, -1, text), not a silent fallback."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return float(default)
     try:
-        mp = float(os.environ.get(MAX_PIXELS_ENV, DEFAULT_MAX_MEGAPIXELS))
+        v = float(raw)
     except ValueError:
-        mp = DEFAULT_MAX_MEGAPIXELS
-    return int(mp * 1e6) if mp > 0 else int(DEFAULT_MAX_MEGAPIXELS * 1e6)
+        v = float("nan")
+    if not (math.isfinite(v) and 0 < v <= 1e9):
+        raise UserError(f"${name}={raw!r}: must be a positive, finite number (unset it for the default {default:g})")
+    return v
+
+
+def max_pixels() -> int:
+    return int(env_number(MAX_PIXELS_ENV, DEFAULT_MAX_MEGAPIXELS) * 1e6)
 
 
 def set_max_megapixels(mp):
@@ -54,8 +68,4 @@ def max_file_bytes() -> int:
 
 
 def max_unzip_bytes() -> int:
-    try:
-        gb = float(os.environ.get(MAX_UNZIP_ENV, DEFAULT_MAX_UNZIP_GB))
-    except ValueError:
-        gb = DEFAULT_MAX_UNZIP_GB
-    return int(gb * (1 << 30))
+    return int(env_number(MAX_UNZIP_ENV, DEFAULT_MAX_UNZIP_GB) * (1 << 30))

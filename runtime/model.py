@@ -10,7 +10,7 @@ import numpy as np
 
 from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, ModelContract
 from .cpu import int8_isa
-from .errors import UserError
+from .errors import UserError, say
 from .landmarks import LANDMARKS_INPUT, for_width
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
@@ -34,7 +34,7 @@ def resolve_model_path(model) -> Path:
     return path
 
 
-def choose_providers(provider: str = "auto", log=print) -> list:
+def choose_providers(provider: str = "auto", log=say) -> list:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -106,6 +106,11 @@ def check_graph(session, contract: ModelContract, path):
     oshape = list(outs[0].shape)
     if len(oshape) != 2 or (isinstance(oshape[1], int) and oshape[1] != contract.num_classes):
         raise refuse(f"output shape {oshape}, contract has {contract.num_classes} classes")
+
+
+def first_line_of(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 class OnnxClassifier:
@@ -181,11 +186,20 @@ class OnnxClassifier:
         if self.contract.landmarks:
             feeds[LANDMARKS_INPUT] = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
                                       else for_width(landmarks, self.contract.landmarks))
-        outs = self.session.run(None, feeds)
+        try:
+            outs = self.session.run(None, feeds)
+        except Exception as e:  # onnxruntime's run-time failures (a bad reshape, an allocation too large)
+            if isinstance(e, (KeyboardInterrupt, UserError)):
+                raise
+            raise UserError(f"{self.path}: onnxruntime could not run the model ({first_line_of(e)}); "
+                            "re-export it with asl-export") from None
         out = outs[0]
         if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph
             raise UserError(f"{self.path}: its contract does not match its graph (output shape {list(out.shape)}, "
                             f"contract has {self.contract.num_classes} classes); re-export it with asl-export")
+        if not np.isfinite(out).all():
+            raise UserError(f"{self.path}: the model gave non-finite scores (NaN or infinity): its weights are "
+                            "broken; retrain or re-export it")
         agree = (np.asarray(outs[1]).reshape(len(out)).astype(bool) if self.contract.agreement
                  else np.ones(len(out), bool))
         return out, agree

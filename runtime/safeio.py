@@ -47,6 +47,16 @@ def quiet_native_stderr():
                 _quiet["saved"] = None
 
 
+def restore_native_stderr() -> None:
+    """Give fd 2 back now, whatever block still silences it (a helper thread opening a stream):
+    the command is about to print its last line and exit, and that line must be seen."""
+    with _quiet_lock:
+        if _quiet["depth"] > 0 and _quiet["saved"] is not None:
+            os.dup2(_quiet["saved"], 2)
+            os.close(_quiet["saved"])
+            _quiet["saved"] = None  # the block's own exit then has nothing to restore
+
+
 def read_bounded(path, limit: int, what: str = "file") -> bytes:
     """The whole file, or UserError when it is missing or larger than `limit` bytes (checked
     before reading, and again while reading: a file may grow or lie about its size)."""
@@ -71,8 +81,9 @@ def read_bounded(path, limit: int, what: str = "file") -> bytes:
 def _jpeg_size(b: bytes):
     i = 2
     while i + 9 < len(b):
-        if b[i] != 0xFF:
-            return None
+        if b[i] != 0xFF:  # libjpeg skips stray bytes before a marker ("extraneous bytes"): so do we
+            i += 1
+            continue
         marker = b[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -104,6 +115,26 @@ def _tiff_size(b: bytes):
         return None
 
 
+def _pnm_size(b: bytes):
+    """Netpbm (P1-P7 via width/height tokens, PF/Pf): the first two numbers after the magic."""
+    tokens, i = [], 2
+    while len(tokens) < 2 and i < min(len(b), 4096):
+        if b[i:i + 1] == b"#":  # a comment runs to the end of its line
+            while i < len(b) and b[i:i + 1] not in (b"\n", b"\r"):
+                i += 1
+        elif b[i:i + 1].isdigit():
+            j = i
+            while j < len(b) and b[j:j + 1].isdigit():
+                j += 1
+            tokens.append(int(b[i:j]))
+            i = j
+        elif b[i:i + 1].isspace() or (b[1:2] == b"7" and b[i:i + 1].isalpha()):  # P7: WIDTH w HEIGHT h
+            i += 1
+        else:
+            return None
+    return tuple(tokens) if len(tokens) == 2 else None
+
+
 def header_size(b: bytes):
     """(width, height) from an image header without decoding, or None when the format is not
     recognised or the header is cut short (the decoder then decides)."""
@@ -127,6 +158,10 @@ def header_size(b: bytes):
                 return w & 0x3FFF, h & 0x3FFF
         if b[:4] in (b"II*\x00", b"MM\x00*"):
             return _tiff_size(b)
+        if b[:1] == b"P" and b[1:2] in b"1234567Ff":
+            return _pnm_size(b)
+        if b[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", b[6:10])
     except struct.error:
         return None
     return None
@@ -139,8 +174,11 @@ def decode_rgb(data: bytes, name) -> np.ndarray:
     if not data:
         raise UserError(f"cannot decode image {name}: empty file")
     size = header_size(data)
+    if size is None:  # the pixel limit is checked on every image: an unreadable header is not decoded
+        raise UserError(f"cannot decode image {name}: not a JPEG, PNG, BMP, WebP, TIFF, GIF or Netpbm image, "
+                        "or its header is corrupt or cut short")
     cap = limits.max_pixels()
-    if size is not None and size[0] * size[1] > cap:
+    if size[0] * size[1] > cap:
         raise UserError(f"image {name} is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP), over the "
                         f"{cap / 1e6:g} MP limit; raise it with {limits.MAX_PIXELS_ENV} or --max-megapixels")
     try:

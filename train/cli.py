@@ -9,6 +9,7 @@ from asl_edge.runtime.errors import UserError, cli_errors
 
 from .models import ARCHS
 from .presets import AUGMENTATIONS, parse_augment
+from asl_edge.runtime.options import FiniteFloat
 
 
 def _unfreeze(value: str) -> int:
@@ -37,8 +38,8 @@ def _unfreeze(value: str) -> int:
               help="Augmented copies of each image cached through the frozen backbone; each epoch draws one. "
                    "0: augment on the fly and run the whole network every step (slow on CPU).")
 @click.option("--epochs", default=None, show_default="10, or the resumed run's", type=click.IntRange(1))
-@click.option("--lr", default=1e-3, show_default=True, type=float)
-@click.option("--backbone-lr", default=None, type=float, help="Learning rate of unfrozen backbone blocks [default: lr/10].")
+@click.option("--lr", default=1e-3, show_default=True, type=FiniteFloat())
+@click.option("--backbone-lr", default=None, type=FiniteFloat(), help="Learning rate of unfrozen backbone blocks [default: lr/10].")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -49,7 +50,7 @@ def _unfreeze(value: str) -> int:
 @click.option("--val-source", default=None, type=click.IntRange(0), metavar="N",
               help="Hold out --data source N (0 = the first) whole as validation: never trained on, and "
                    "best.ckpt is chosen on it; the other sources are still split for in-source accuracy.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 0.9))
+@click.option("--val-fraction", default=0.2, show_default=True, type=FiniteFloat(0, 0.9))
 @click.option("--random-split", is_flag=True, help="Random frame split (leaks near-duplicate frames; for comparison only).")
 @click.option("--max-per-class", default=0, type=click.IntRange(0), help="Use at most N evenly spaced images per class and source.")
 @click.option("--source-weights", default="", metavar="W1,W2,...", help="Loss weight per --data source.")
@@ -67,10 +68,10 @@ def _unfreeze(value: str) -> int:
 @click.option("--landmark-data", multiple=True, metavar="CSV",
               help="Hand landmark rows without images (class, x0, y0, z0 ... z20 as MediaPipe gives them), for the "
                    "landmark classifier of --landmarks; repeatable. Assumptions: train/landmark_rows.py.")
-@click.option("--landmark-weight", default=1.0, show_default=True, type=click.FloatRange(0, 100),
+@click.option("--landmark-weight", default=1.0, show_default=True, type=FiniteFloat(0, 100),
               help="Loss weight of each --landmark-data row (as --source-weights for images).")
-@click.option("--force", is_flag=True, help="With --resume: allow an --out that holds another run (overwrites it).")
-@click.option("--max-megapixels", type=click.FloatRange(0, min_open=True), default=None,
+@click.option("--force", is_flag=True, help="Replace the run an --out already holds (a fresh run, or --resume into another run's folder).")
+@click.option("--max-megapixels", type=FiniteFloat(0, min_open=True), default=None,
               help="Skip images with more pixels (default 50; checked from the header before decoding).")
 @cli_errors
 def main(**params):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import re
@@ -16,7 +17,7 @@ import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime import limits
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.fileio import write_error
 
 from . import videos
@@ -74,6 +75,10 @@ def _unzip(path: Path) -> Path:
     except zipfile.BadZipFile:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{path} is not a readable zip file") from None
+    except (RuntimeError, NotImplementedError) as e:  # encrypted members, compression zipfile lacks
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{path}: cannot extract it ({str(e).strip()[:120] or type(e).__name__}); "
+                        "unpack it yourself and pass the folder") from None
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise write_error(tmp, e) from None
@@ -121,23 +126,36 @@ def find_class_root(path, classes) -> Path:
 
 
 def load_boxes(root: Path) -> dict:
-    """boxes.csv (file,class,x_min,y_min,x_max,y_max) beside the class folders, if present."""
+    """boxes.csv (file,class,x_min,y_min,x_max,y_max) beside the class folders, if present. Every
+    box must be one in pixels (finite, 0 <= min < max); a malformed file stops in one line."""
     import csv
 
     f = root / "boxes.csv"
     if not f.is_file():
         return {}
     boxes = {}
-    with open(f, newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                boxes[str((root / row["file"]).resolve())] = tuple(float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
-            except (KeyError, ValueError):
-                raise UserError(f"{f}: expected columns file,class,x_min,y_min,x_max,y_max") from None
+    try:
+        with open(f, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                try:
+                    box = tuple(float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+                    name = row["file"]
+                except (KeyError, ValueError, TypeError):
+                    raise UserError(f"{f}: expected columns file,class,x_min,y_min,x_max,y_max") from None
+                if not (all(math.isfinite(v) and 0 <= v <= 1e6 for v in box) and box[2] > box[0] and box[3] > box[1]):
+                    raise UserError(f"{f}: line {reader.line_num}: box {row.get('x_min')},{row.get('y_min')},"
+                                    f"{row.get('x_max')},{row.get('y_max')} is not a box in pixels (finite, "
+                                    "0 <= min < max)")
+                boxes[str((root / name).resolve())] = box
+    except UnicodeDecodeError:
+        raise UserError(f"{f}: not a UTF-8 text (CSV) file") from None
+    except OSError as e:
+        raise UserError(f"cannot read {f}: {e.strerror or e}") from None
     return boxes
 
 
-def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=print):
+def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=say):
     """List the images of one source (the frames of its videos included, train/videos.py). Unknown
     class folders are an error; empty folders, unreadable images and videos are reported and skipped."""
     root = find_class_root(path, classes)

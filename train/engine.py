@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 
@@ -107,6 +107,23 @@ def resumed_config(cfg: TrainConfig, ckpt: dict, log) -> TrainConfig:
         raise UserError(f"{cfg.resume}: unreadable run settings ({e}); retrain it") from None
 
 
+RUN_FILES = ("last.ckpt", "best.ckpt")
+
+
+def claim_out(out: Path, force: bool, log) -> None:
+    """A fresh run's --out: refused when it holds another run, unless --force, which then also
+    removes that run's exported files (they would sit beside checkpoints they were not made from)."""
+    if not any((out / n).exists() for n in RUN_FILES):
+        return
+    if not force:
+        raise UserError(f"--out {out} already holds a run ({', '.join(n for n in RUN_FILES if (out / n).exists())}): "
+                        f"continue it with --resume {out / 'last.ckpt'}, pass another --out, or --force to replace it")
+    stale = sorted(p for p in out.glob("*.onnx") if p.stem.split(".")[0] in ("best", "last"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    log(f"note: --force: replacing the run in {out}" + (f" (removed {len(stale)} exported file(s))" if stale else ""))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -145,7 +162,7 @@ def _fmt_time(s):
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, log=print):
+    def __init__(self, cfg: TrainConfig, log=say):
         self.log = log
         resume_ckpt = None
         if cfg.resume:
@@ -155,6 +172,7 @@ class Trainer:
             if not cfg.data:
                 raise UserError("no --data given: pass --data DIR (a folder of class folders), or --resume CKPT")
             cfg = TrainConfig(**{**asdict(cfg), "out": cfg.out or DEFAULT_OUT, "epochs": cfg.epochs or DEFAULT_EPOCHS})
+            claim_out(Path(cfg.out), cfg.force, log)
         self._resume_ckpt = resume_ckpt
         self.cfg = cfg
         self.device = resolve_device(cfg.device)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.fileio import sweep_temps
 
 from .checkpoint import atomic_write
@@ -121,7 +121,7 @@ class PrefixRunner:
     """Runs the frozen prefix on batches: onnxruntime on CPU (checked against torch on the
     first batch), torch otherwise."""
 
-    def __init__(self, prefix, input_size, device, engine="auto", log=print):
+    def __init__(self, prefix, input_size, device, engine="auto", log=say):
         self.prefix, self.device, self.log = prefix.eval().to(device), device, log
         self.sess, self.checked = None, False
         if engine == "ort" or (engine == "auto" and device.type == "cpu"):
@@ -162,7 +162,7 @@ class FeatureStore:
     """Computes or loads the prefix output of sample groups, one cache file per (group, view)."""
 
     def __init__(self, prefix, arch, contract, device, cache_dir=None, engine="auto", workers=2,
-                 batch_size=32, log=print):
+                 batch_size=32, log=say):
         self.prefix, self.arch, self.contract, self.device = prefix, arch, contract, device
         self.cache_dir = Path(cache_dir or CACHE_ROOT / "features")
         sweep_temps(self.cache_dir)  # feature files half-written by killed runs

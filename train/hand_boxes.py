@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
-from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
@@ -67,7 +67,7 @@ def _find(finder, path):
             "handedness": hand.handedness}
 
 
-def fill_hand_boxes(samples, cache_dir: Path, log=print, label: str = "") -> tuple[list, dict]:
+def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple[list, dict]:
     """samples -> (samples with .box from the hand finder where they had none and .hand set to the
     landmark features where a hand was found, counts). Images where no hand is found keep box None
     (trained on the whole image, as asl-run's files mode classifies them) and hand None."""
@@ -110,7 +110,7 @@ def fill_hand_boxes(samples, cache_dir: Path, log=print, label: str = "") -> tup
     return out, counts
 
 
-def source_with_hands(path, index: int, max_per_class: int, log=print, check_images: bool = False) -> tuple[list, dict]:
+def source_with_hands(path, index: int, max_per_class: int, log=say, check_images: bool = False) -> tuple[list, dict]:
     """One source as asl-train draws it (any classes of the Kaggle layout, up to max_per_class images per
     class, 0 = all), with the hand finder's boxes and landmarks -> (samples, counts). For the studies."""
     from asl_edge.runtime.contract import KAGGLE_CLASSES

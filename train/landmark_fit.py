@@ -17,13 +17,14 @@ from torch import nn
 from asl_edge.runtime.landmarks import PRESENCE
 
 from .augment import pose
+from asl_edge.runtime.errors import say
 
 # Those of benchmarks/studies/fusion_lopo.py, set there before any left-out score was seen.
 STEPS, LR, WEIGHT_DECAY = 300, 3e-3, 1e-4
 
 
 def fit_landmark_classifier(mlp: nn.Module, rows: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                            poses: bool, seed: int, log=print) -> None:
+                            poses: bool, seed: int, log=say) -> None:
     """Train `mlp` on the rows with a hand (presence flag 1), weighted; then freeze it."""
     hand = rows[:, PRESENCE] > 0
     device = next(mlp.parameters()).device
