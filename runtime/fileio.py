@@ -94,6 +94,34 @@ def atomic_write(path, write_fn) -> Path:
     return path
 
 
+COMPLETE = ".complete"
+
+
+def build_dir_once(dest: Path, fill) -> str:
+    """A cache folder made once: `fill(tmp)` writes into a sibling temp folder and returns a short
+    note, kept in dest/.complete; the folder is then renamed into place. A failure or Ctrl-C leaves
+    neither dest nor the temp folder; a finished dest is reused as it is. -> the note."""
+    done = dest / COMPLETE
+    if done.is_file():
+        return done.read_text()
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed build
+    try:
+        tmp.mkdir(parents=True)
+        note = str(fill(tmp) or "")
+        (tmp / COMPLETE).write_text(note)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(tmp, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return note
+
+
 def temp_dir(folder, prefix) -> Path:
     """A work folder inside `folder` named <prefix><pid>-<random>: swept once that process is gone."""
     try:

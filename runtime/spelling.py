@@ -119,11 +119,15 @@ class Speller:
             return None
         if self._elapsed(self._candidate_since, clock) < self.hold.amount:
             return None
-        self._accept(current)
-        self._blocked, self._gap_since = current, None
+        return self._type(current, now)
+
+    def _type(self, label: str, now: float | None) -> str:
+        """Type `label` and block it until re-armed (both decoders)."""
+        self._accept(label)
+        self._blocked, self._gap_since = label, None
         at = time.monotonic() if now is None else now
-        self._typed = (current, at) if len(current) == 1 else None
-        return current
+        self._typed = (label, at) if len(label) == 1 else None
+        return label
 
     def update_probs(self, probs, classes, now: float | None = None, agree: bool = True,
                      speed: float | None = None) -> str | None:
@@ -222,11 +226,7 @@ class EvidenceSpeller(Speller):
         self._candidate = lead if ready else None
         if not (full and ready) or lead == self._blocked:
             return None
-        self._accept(lead)
-        self._blocked, self._gap_since = lead, None
-        at = time.monotonic() if now is None else now
-        self._typed = (lead, at) if len(lead) == 1 else None
-        return lead
+        return self._type(lead, now)
 
     def update(self, label: str, prob: float, now: float | None = None, agree: bool = True) -> str | None:
         raise TypeError("EvidenceSpeller reads whole probability vectors: call update_probs")

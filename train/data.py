@@ -6,7 +6,6 @@ import math
 import os
 import random
 import re
-import shutil
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime import limits
 from asl_edge.runtime.errors import UserError, say
-from asl_edge.runtime.fileio import write_error
+from asl_edge.runtime.fileio import build_dir_once
 
 from . import videos
 
@@ -57,34 +56,22 @@ def _unzip(path: Path) -> Path:
     are extracted, within a total size and a compression ratio (a zip bomb stops in one line)."""
     digest = hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     dest = CACHE_ROOT / "unzipped" / digest
-    if (dest / ".complete").exists():
-        return dest
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # a killed extraction
-    try:
+
+    def extract(tmp: Path):
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.infolist() if not m.is_dir() and
                        (Path(m.filename).suffix.lower() in IMAGE_EXTENSIONS or Path(m.filename).name == "boxes.csv")]
             check_zip_limits(path, members)
             for m in members:
                 zf.extract(m, tmp)  # zipfile keeps names inside tmp and stops at each declared size
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-        (dest / ".complete").touch()
+
+    try:
+        build_dir_once(dest, extract)
     except zipfile.BadZipFile:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{path} is not a readable zip file") from None
     except (RuntimeError, NotImplementedError) as e:  # encrypted members, compression zipfile lacks
-        shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{path}: cannot extract it ({str(e).strip()[:120] or type(e).__name__}); "
                         "unpack it yourself and pass the folder") from None
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(tmp, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

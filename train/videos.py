@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
 from asl_edge.runtime.camera import VIDEO_EXTENSIONS
-from asl_edge.runtime.fileio import write_error
+from asl_edge.runtime.fileio import build_dir_once
 from asl_edge.runtime.safeio import quiet_native_stderr
 
 log = logging.getLogger(__name__)
@@ -61,15 +60,9 @@ def _cache_folder(video: Path, cache_root: Path) -> Path:
 def extract_frames(video: Path, cache_root: Path) -> VideoFrames:
     """Decode every frame of `video` into the cache once (reused while the file is unchanged)."""
     dest = _cache_folder(video, cache_root)
-    done = dest / ".complete"
-    if done.is_file():
-        frames = sorted(dest.glob(f"*{FRAME_SUFFIX}*.jpg"))
-        return VideoFrames(video, frames, int(done.read_text() or 0))
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # a killed extraction
     out = VideoFrames(video)
-    try:
-        tmp.mkdir(parents=True)
+
+    def decode(tmp: Path) -> str:
         with quiet_native_stderr():
             cap = cv2.VideoCapture(str(video))
             try:
@@ -81,20 +74,12 @@ def extract_frames(video: Path, cache_root: Path) -> VideoFrames:
                         name = tmp / f"{video.stem}{FRAME_SUFFIX}{index:05d}.jpg"
                         if not cv2.imwrite(str(name), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                             raise OSError(28, "could not write a frame", str(name))
-                        out.frames.append(dest / name.name)
                     index += 1
-                # frames the container announces but the decoder could not give (corrupt mid-video)
-                out.unreadable = max(0, min(total, MAX_FRAMES_PER_VIDEO) - len(out.frames))
             finally:
                 cap.release()
-        (tmp / ".complete").write_text(str(out.unreadable))
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(tmp, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # frames the container announces but the decoder could not give (corrupt mid-video)
+        return str(max(0, min(total, MAX_FRAMES_PER_VIDEO) - len(list(tmp.glob("*.jpg")))))
+
+    out.unreadable = int(build_dir_once(dest, decode) or 0)
+    out.frames = sorted(dest.glob(f"*{FRAME_SUFFIX}*.jpg"))
     return out
