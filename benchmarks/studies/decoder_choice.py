@@ -23,9 +23,9 @@ from asl_edge.runtime.spelling import Hold, make_speller
 
 TARGET = 0.97
 GRIDS = {
-    "evidence": dict(threshold=(0.4, 0.5, 0.6, 0.7), margin=(0.1, 0.2, 0.3, 0.4), hold=("0.5s", "0.7s"),
-                     weight=(0.5, 1.0), still=(None, 1.0, 2.0, 4.0)),
-    "hold": dict(threshold=(0.5, 0.6, 0.7, 0.8), hold=("0.4s", "0.6s", "0.8s"), require_agreement=(True, False)),
+    "evidence": dict(threshold=(0.6, 0.7, 0.8, 0.9), margin=(0.3, 0.5), hold=("0.5s", "0.6s", "0.9s"),
+                     weight=(0.5, 1.0), still=(None, 1.0, 2.0)),
+    "hold": dict(threshold=(0.5, 0.6, 0.7, 0.8, 0.9), hold=("0.4s", "0.6s", "0.8s"), require_agreement=(True, False)),
 }
 
 
