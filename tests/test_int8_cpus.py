@@ -100,7 +100,11 @@ def _brute_force_saturations(model, x) -> dict:
     import onnxruntime as ort
 
     layers = quantized_layers(model)
-    sess = ort.InferenceSession(activation_model(model, layers).SerializeToString(),
+    # The same exact (unfused) activations the emulation reads: with fusion, an AVX2 CPU's own
+    # saturating kernels would change the second layer's input and the two counts would differ there.
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(activation_model(model, layers).SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
     values = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
     counts = {}
