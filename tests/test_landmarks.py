@@ -282,7 +282,7 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
 
 def test_the_exported_files_say_whether_the_image_and_the_hand_shape_agree(landmark_run):
     """Second output "agreement": 1 where the image and landmark classifiers' top-1 are the same or no
-    hand was given; the same in PyTorch, FP32 and INT8 (their branches stay float); FP16 too."""
+    hand was given; the same in PyTorch and FP32; INT8 and FP16 up to a near-tie row."""
     import torch
 
     from asl_edge.export.quantize import convert_fp16
@@ -307,7 +307,9 @@ def test_the_exported_files_say_whether_the_image_and_the_hand_shape_agree(landm
         assert clf.contract.agreement and [o.name for o in clf.session.get_outputs()] == ["logits", "agreement"]
         logits, agree = clf.run_with_agreement(x, hands)
         assert agree.dtype == bool and agree.shape == (12,)
-        assert (agree == want).mean() >= (11 / 12 if path == fp16 else 1.0), path.name
+        # FP32 matches PyTorch exactly; INT8 rounds the image backbone and FP16 everything, so on these
+        # random-noise images one near-tie row of the image classifier may flip
+        assert (agree == want).mean() >= (1.0 if path == out / "best.onnx" else 11 / 12), path.name
         np.testing.assert_array_equal(clf.run(x, hands), logits)
 
 

@@ -169,7 +169,7 @@ def scan_source(path, classes, source_index=0, check_images=True, strict_classes
             continue
         n = 0
         for p in files:
-            if check_images and not p.is_relative_to(CACHE_ROOT):  # frames were written by the decoder just now
+            if check_images and not p.is_relative_to(CACHE_ROOT / "video_frames"):  # frames the decoder wrote
                 try:  # the same decode training uses: what passes here, loads there
                     read_rgb(p)
                 except UserError:
