@@ -9,8 +9,8 @@ classifier, motion spotter, speller), every decoder fed the same frames in one p
 person and decoder: letters typed right (the longest common subsequence of signed and typed) over
 letters signed (recall) and over letters typed (precision), right letters per minute; per frame,
 the top-1 on held frames. `--fold PERSON=MODEL` scores each person with the model of the fold that
-left them out; `--trace-dir` keeps every frame's probabilities, and `--replay` re-runs other decoder
-settings on them in seconds, without the model.
+left them out; every frame's probabilities are kept in OUT/traces/, and `--replay` re-runs other
+decoder settings on them in seconds, without the model.
 
     python -m asl_edge.benchmarks.speller ../shared/data/webcam_recordings/{gunsai75,lolzorus,meyyappan} \
         --decoder evidence --decoder hold --out runs/speller
@@ -28,10 +28,10 @@ import numpy as np
 from asl_edge.runtime.errors import UserError, cli_errors
 from asl_edge.runtime.fileio import atomic_write
 from asl_edge.runtime.live import run_live, spell_frame
+from asl_edge.runtime.options import FiniteFloat
 from asl_edge.runtime.spelling import DECODERS, Hold, make_speller
 
 from .sequences import FPS, person_sequences
-from asl_edge.runtime.options import FiniteFloat
 
 log = logging.getLogger(__name__)
 

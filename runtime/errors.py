@@ -1,7 +1,9 @@
 """One exception type for problems the user can fix; CLIs print it as one line. And the one
 escape for untrusted text (file names, names read from model files) before it reaches a terminal."""
 import functools
+import signal
 import sys
+import threading
 import unicodedata
 
 
@@ -49,9 +51,6 @@ def _last_line(text: str) -> None:
 def _sigterm_as_interrupt() -> None:
     """SIGTERM (kill, a service manager, a closing terminal) ends a command like Ctrl-C: its clean-up
     runs (temp files removed, workers stopped, the summary printed)."""
-    import signal
-    import threading
-
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 

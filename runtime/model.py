@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .camera import first_line
 from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, ModelContract
 from .cpu import int8_isa
 from .errors import UserError, say
@@ -108,11 +109,6 @@ def check_graph(session, contract: ModelContract, path):
         raise refuse(f"output shape {oshape}, contract has {contract.num_classes} classes")
 
 
-def first_line_of(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:200] + ("..." if len(text) > 200 else "")
-
-
 class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
@@ -191,7 +187,7 @@ class OnnxClassifier:
         except Exception as e:  # onnxruntime's run-time failures (a bad reshape, an allocation too large)
             if isinstance(e, (KeyboardInterrupt, UserError)):
                 raise
-            raise UserError(f"{self.path}: onnxruntime could not run the model ({first_line_of(e)}); "
+            raise UserError(f"{self.path}: onnxruntime could not run the model ({first_line(e)}); "
                             "re-export it with asl-export") from None
         out = outs[0]
         if out.ndim != 2 or out.shape[1] != self.contract.num_classes:  # symbolic dims pass check_graph
