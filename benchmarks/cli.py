@@ -17,8 +17,14 @@ DEFAULT_RUNS = 100
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--ckpt", default=None, metavar="CKPT", help="PyTorch checkpoint from asl-train (the reference when given).")
 @click.option("--onnx", "onnx", multiple=True, metavar="MODEL.onnx", help="ONNX model from asl-export; repeatable.")
-@click.option("--data", "data", multiple=True, required=True, metavar="DIR",
+@click.option("--data", "data", multiple=True, metavar="DIR",
               help="Labelled images, one subfolder per class; repeatable, each reported separately.")
+@click.option("--loop", "loop_video", default=None, type=click.Path(dir_okay=False), metavar="VIDEO",
+              help="Instead of --data: the whole camera loop on VIDEO (asl-run --camera VIDEO), its time per "
+                   "frame stage by stage, at --loop-threads; the model is the first --onnx (default: the shipped one).")
+@click.option("--loop-threads", default="1,2", show_default=True, metavar="N,N",
+              help="--loop: onnxruntime threads of the classifier and the hand finder, one run each.")
+@click.option("--max-frames", default=None, type=click.IntRange(1), help="--loop: stop after N frames.")
 @click.option("--threads", default=None, show_default="all cores", type=click.IntRange(1),
               help="torch.set_num_threads / onnxruntime intra_op_num_threads (capped at 4 per core).")
 @click.option("--providers", default="auto", show_default=True, metavar="auto|cpu,cuda",
@@ -41,12 +47,19 @@ DEFAULT_RUNS = 100
                    "asl-run --roi hand does; a landmark model also gets the landmarks.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="PNG plots (needs matplotlib).")
 @cli_errors
-def main(ckpt, onnx, data, threads, providers, runs, time_budget, warmup, batch, max_images, out, min_agreement,
-         max_drop, hands, plots):
-    """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process.
+def main(ckpt, onnx, data, loop_video, loop_threads, max_frames, threads, providers, runs, time_budget, warmup, batch,
+         max_images, out, min_agreement, max_drop, hands, plots):
+    """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process;
+    or with --loop VIDEO, the camera loop's cost per stage.
 
     The reference for agreement and accuracy drop is --ckpt, or else the first --onnx."""
     from .bench import BenchConfig, run_bench
+
+    if loop_video is not None:
+        run_loop(loop_video, onnx[0] if onnx else None, loop_threads, max_frames, out, bool(data or ckpt))
+        return
+    if not data:
+        raise UserError("give --data DIR (labelled images), or --loop VIDEO")
 
     if runs is not None and time_budget is not None:
         raise UserError("give --runs or --time-budget, not both")
@@ -58,6 +71,21 @@ def main(ckpt, onnx, data, threads, providers, runs, time_budget, warmup, batch,
                       min_agreement=min_agreement, max_drop=max_drop, plots=plots, hands=hands,
                       command=shlex.join(["asl-bench", *sys.argv[1:]]))
     raise SystemExit(run_bench(cfg))
+
+
+def run_loop(video, model, threads_text, max_frames, out, other_options):
+    from .loop import loop_report, write_loop
+
+    if other_options:
+        raise UserError("--loop measures the camera loop on a video: give it without --data or --ckpt")
+    try:
+        threads_list = [int(t) for t in threads_text.split(",") if t.strip()]
+    except ValueError:
+        threads_list = []
+    if not threads_list or any(not 1 <= t <= 64 for t in threads_list):
+        raise UserError(f"--loop-threads {threads_text!r}: give thread counts from 1 to 64, like 1,2")
+    report = loop_report(model, video, threads_list, max_frames, log=lambda m: print(m, file=sys.stderr))
+    print(write_loop(out, report))
 
 
 if __name__ == "__main__":

@@ -124,14 +124,18 @@ class SequenceSource:
 
 
 def person_sequences(folder: Path, seed: int, sequences: int, hold_s: float, transition_s: float, doubles: int,
-                     letters: str = ""):
-    """[(SequenceSource, signed letters)] for one person: the same plans for every model and decoder."""
+                     letters: str = "", part: tuple = (0.0, 1.0)):
+    """[(SequenceSource, signed letters)] for one person: the same plans for every model and decoder.
+    part: the fractions of each video's length its frames are taken from (enrollment tests on the part
+    its profile never saw)."""
     videos = person_videos(folder)
     if letters:
         videos = {c: p for c, p in videos.items() if c in letters.upper()}
         if not videos:
             raise UserError(f"{folder}: no videos of the letters {letters}")
     frames = {c: read_video(p) for c, p in videos.items()}
+    frames = {c: f[round(part[0] * len(f)):max(round(part[1] * len(f)), round(part[0] * len(f)) + 1)]
+              for c, f in frames.items()}
     rng = random.Random(f"{seed}:{folder.name}")
     out = []
     for k in range(sequences):

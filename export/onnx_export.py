@@ -11,7 +11,7 @@ import onnx
 import torch
 
 import asl_edge
-from asl_edge.runtime.contract import AGREEMENT_OUTPUT, CONTRACT_KEY
+from asl_edge.runtime.contract import AGREEMENT_OUTPUT, CONTRACT_KEY, EMBEDDING_OUTPUT
 from asl_edge.runtime.errors import UserError
 
 from .feeds import INPUT_NAME, LANDMARKS_NAME, as_feeds, chunks
@@ -42,26 +42,41 @@ class Uint8Input(torch.nn.Module):
         return self.net(x) if landmarks is None else self.net(x, landmarks)
 
 
-class WithAgreement(torch.nn.Module):
-    """A landmark model with its second output: whether its image and landmark classifiers agree
-    (ModelContract.agreement; FusionHead.forward)."""
+class WithOutputs(torch.nn.Module):
+    """The network with its extra outputs: a landmark model's agreement of its image and landmark
+    classifiers (ModelContract.agreement; FusionHead.forward), then the embedding a personal profile
+    is fitted on (ModelContract.embedding, runtime/profile.py): the pooled image features and, for a
+    landmark model, the landmark classifier's last hidden layer."""
 
     def __init__(self, net):
         super().__init__()
         self.net = net
 
-    def forward(self, x, landmarks):
-        return self.net(x, landmarks, with_agreement=True)
+    def forward(self, x, landmarks=None):
+        features = self.net.backbone(x)
+        if not self.net.uses_landmarks:
+            return self.net.head(features), features
+        fused, agree = self.net.head(features, landmarks, with_agreement=True)
+        return fused, agree, torch.cat([features, self.net.head.hidden(landmarks)], 1)
+
+
+def embedding_parts(net) -> tuple:
+    """What the embedding output's columns are, in order: ((name, width), ...)."""
+    parts = (("image", net.feature_dim),)
+    if net.uses_landmarks:
+        parts += (("landmarks", net.head.landmarks[-1].in_features),)
+    return parts
 
 
 def for_input_format(model, contract, input_format: str):
-    """The module to export and the contract to store for --input-format (a landmark model also
-    outputs its branches' agreement)."""
+    """The module to export and the contract to store for --input-format (with the extra outputs,
+    WithOutputs)."""
     if input_format not in INPUT_FORMATS:
         raise UserError(f"unknown input format {input_format!r}: use float or uint8")
-    contract = contract.with_input_format(input_format)
+    contract = contract.with_input_format(input_format).with_embedding(embedding_parts(model))
     if contract.landmarks:
-        model, contract = WithAgreement(model).eval(), contract.with_agreement(True)
+        contract = contract.with_agreement(True)
+    model = WithOutputs(model).eval()
     return (Uint8Input(model, contract).eval() if input_format == "uint8" else model), contract
 
 
@@ -84,7 +99,8 @@ def export_fp32(model, contract, path, opset=DEFAULT_OPSET):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model.eval(), args, input_names=names, dynamic_shapes=shapes,
-            output_names=[OUTPUT_NAME] + ([AGREEMENT_OUTPUT] if contract.agreement else []),
+            output_names=[OUTPUT_NAME] + ([AGREEMENT_OUTPUT] if contract.agreement else [])
+            + ([EMBEDDING_OUTPUT] if contract.embedding else []),
             dynamo=True, external_data=False, opset_version=opset, verbose=False, optimize=True)
     program.save(str(path), external_data=False)
     m = onnx.load(str(path))

@@ -28,8 +28,12 @@ def info(msg: str):
     say(msg, file=sys.stderr)
 
 
-def load_model(model, provider, threads, roi="hand") -> tuple[OnnxClassifier, float]:
+def load_model(model, provider, threads, roi="hand", profile=None) -> tuple[OnnxClassifier, float]:
     clf = OnnxClassifier(model, provider=provider, threads=threads, log=info)
+    if profile is not None:
+        p = clf.use_profile(profile)
+        info(f"profile {profile}: {len(p.classes)} letters enrolled ({''.join(c for c in p.classes if len(c) == 1)}); "
+             "the others and frames without a hand keep the model's scores")
     if clf.uses_landmarks and not wants_hand(roi):
         info(f"note: {clf.path.name} also reads the hand's landmarks, which only --roi hand finds; "
              "with this --roi it classifies from the image alone")
@@ -100,10 +104,12 @@ def describe_model(clf, first) -> str:
 @click.option("--max-megapixels", type=FiniteFloat(0, min_open=True), default=None,
               help=f"Refuse images with more pixels (default {limits.DEFAULT_MAX_MEGAPIXELS:g}, "
                    f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
+@click.option("--profile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A personal profile made by asl-enroll for this model: fused with its scores on frames with a hand.")
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
         batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True,
-        decoder="evidence", margin=None):
+        decoder="evidence", margin=None, profile=None):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -117,7 +123,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
                       as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
                       batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
                       hand_model=hand_model, zoom=zoom, require_agreement=require_agreement, decoder=decoder,
-                      margin=margin)
+                      margin=margin, profile=profile)
     if inputs:
         run_files(inputs, opts)
     else:
@@ -150,6 +156,7 @@ class RunOptions:
     zoom: bool = True  # the hand finder's zoomed search for small, far hands (runtime/hands.py)
     timeout: float = DEFAULT_TIMEOUT_S
     require_agreement: bool = True
+    profile: Path | None = None  # asl-enroll's personal profile
 
     @property
     def out(self):
@@ -177,7 +184,7 @@ def run_files(inputs, opts: RunOptions):
         parse_region(opts.roi)  # a bad value fails in one line, before the model loads
     finder = (HandFinder(video=False, landmark_model=opts.hand_model or "full", provider=opts.provider, zoom=opts.zoom)
               if wants_hand(opts.roi) else None)
-    clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
+    clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi, opts.profile)
     run = FilesRun(clf, top_k=opts.top_k, as_json=opts.as_json, batch_size=opts.batch_size, every=opts.every,
                    max_frames=opts.max_frames, finder=finder)
     run.run(found)
@@ -207,7 +214,7 @@ def run_camera_source(camera, opts: RunOptions, speller):
     source = open_source(camera, opts.timeout)  # before the model: a wrong --camera fails at once, in one line
     guide = None
     try:
-        clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi)
+        clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi, opts.profile)
         info(describe_model(clf, first))
         guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom)
         window = open_window(opts.no_display)

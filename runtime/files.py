@@ -167,8 +167,8 @@ class FilesRun:
         t0 = time.perf_counter()
         x = self.clf.contract.preprocess_batch(images)
         t1 = time.perf_counter()
-        logits, agree = self.clf.run_with_agreement(x, stack([it.landmarks for it in batch], len(batch)))
-        probs = self.clf.contract.probabilities(logits)
+        scores = self.clf.classify(x, stack([it.landmarks for it in batch], len(batch)))
+        probs, agree = scores.probs, scores.agreement
         self.preprocess_seconds += t1 - t0
         self.model_seconds += time.perf_counter() - t1
         for it, row, agrees in zip(batch, probs, agree):

@@ -36,6 +36,7 @@ Any image (grayscale, RGBA, 1x1, huge) gives a Hand or None, never an exception.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,6 +254,7 @@ class HandTracker:
         self.anchors = ssd_anchors()
         self.last: Hand | None = None
         self.palm_runs = self.landmark_runs = 0
+        self.palm_s = self.landmark_s = 0.0  # time in each model, with its warp and decoding (asl-bench --loop)
 
     def reset(self):
         self.last = None
@@ -261,6 +263,13 @@ class HandTracker:
     def detect_palms(self, rgb: np.ndarray, square=None) -> list[Palm]:
         """All palms (after NMS), best first, in frame pixels. `square` (x0, y0, side): search only
         there; default the whole frame, letterboxed."""
+        t0 = time.perf_counter()
+        try:
+            return self._detect_palms(rgb, square)
+        finally:
+            self.palm_s += time.perf_counter() - t0
+
+    def _detect_palms(self, rgb, square):
         h, w = rgb.shape[:2]
         if square is None:
             side = max(h, w)
@@ -300,6 +309,13 @@ class HandTracker:
     def landmarks(self, rgb: np.ndarray, crop: Crop, tracked: bool = False,
                   palm_score: float | None = None) -> Hand | None:
         """Run the landmark model on a crop; None when it sees no hand there."""
+        t0 = time.perf_counter()
+        try:
+            return self._landmarks_on(rgb, crop, tracked, palm_score)
+        finally:
+            self.landmark_s += time.perf_counter() - t0
+
+    def _landmarks_on(self, rgb, crop, tracked, palm_score):
         if not (crop.side > 1 and np.isfinite([crop.cx, crop.cy, crop.side, crop.rotation]).all()):
             return None
         m = crop.to_frame(LANDMARK_SIZE)

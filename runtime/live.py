@@ -6,11 +6,10 @@ import sys
 import time
 
 from .camera import GuideBox, StreamStalled
-from .contract import bgr_to_rgb
 from .hands import HandRoi
-from .landmarks import of_hand
 from .motion import MOTION_POSES, HandSpeed, MotionSpotter
 from .overlay import Window, draw_overlay
+from .pipeline import FramePipeline
 from .spelling import Speller
 
 STATUS_EVERY_S = 2.0  # headless: how often to print an FPS line
@@ -22,6 +21,8 @@ class LiveStats:
         self.model_s = 0.0       # onnxruntime only
         self.preprocess_s = 0.0  # crop, colour convert, resize, normalise
         self.hand_s = 0.0        # hand finding (--roi hand)
+        self.read_s = 0.0        # the frame source: decoding a video, or waiting for a camera's next frame
+        self.decoder_s = 0.0     # top-k, motion spotter and speller
         self.hand_frames = None  # frames where a hand gave the box; None without hand finding
         self.started = None
         self.ended = None
@@ -47,7 +48,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     out = out or sys.stdout
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
-    hands = guide if isinstance(guide, HandRoi) else None
+    pipeline = FramePipeline(clf, guide)
+    hands = pipeline.hands
     spotter = speed_meter = None
     if hands is not None:
         stats.hand_frames = 0
@@ -55,6 +57,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     last_status = time.perf_counter()
     try:
         while max_frames is None or stats.frames < max_frames:
+            t_read = time.perf_counter()
             try:
                 got = source.read()
             except StreamStalled as e:  # keep what was spelled: the caller prints the summary first
@@ -69,6 +72,8 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
             frame, timestamp = got
             if stats.started is None:
                 stats.started = time.perf_counter()
+            else:
+                stats.read_s += time.perf_counter() - t_read
             if window is not None and window.clear_requested:
                 speller.reset()
                 if spotter is not None:
@@ -76,36 +81,22 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                     speed_meter.reset()
                 window.clear_requested = False
 
-            t0 = time.perf_counter()
-            if hands is not None:
-                rgb = bgr_to_rgb(frame)
-                box = hands.box(rgb)
-                stats.hand_frames += hands.found
-                th = time.perf_counter()
-                stats.hand_s += th - t0
-                t0 = th
-                x = clf.contract.preprocess(rgb[box[1]:box[3], box[0]:box[2]])[None]
-                # this frame's hand only (zeros when none), for a model that reads landmarks
-                landmarks = of_hand(hands.finder.hand)[None] if getattr(clf, "uses_landmarks", False) else None
-            else:
-                box = guide.box(frame.shape[1], frame.shape[0])
-                x = clf.contract.preprocess(bgr_to_rgb(frame[box[1]:box[3], box[0]:box[2]]))[None]
-                landmarks = None
-            t1 = time.perf_counter()
-            logits, agree = clf.run_with_agreement(x, landmarks)
-            probs, agree = clf.contract.probabilities(logits)[0], bool(agree[0])
-            t2 = time.perf_counter()
-            stats.preprocess_s += t1 - t0
-            stats.model_s += t2 - t1
+            r = pipeline(frame)
+            box, probs, agree = r.box, r.probs, r.agree
+            stats.hand_frames = None if hands is None else stats.hand_frames + r.hand
+            stats.hand_s += r.hand_s
+            stats.preprocess_s += r.preprocess_s
+            stats.model_s += r.model_s
             stats.frames += 1
 
+            t_decode = time.perf_counter()
             top = clf.top_k(probs, k)
             label, prob = top[0]
-            seen = hands.landmarks if hands is not None and hands.found else None
-            motion = spotter.update(seen, timestamp) if spotter else None
-            speed = speed_meter.update(seen, timestamp) if speed_meter and timestamp is not None else None
+            motion = spotter.update(r.landmarks, timestamp) if spotter else None
+            speed = speed_meter.update(r.landmarks, timestamp) if speed_meter and timestamp is not None else None
             accepted = spell_frame(speller, probs, clf.classes, timestamp, agree,
                                    motion, spotter.window_s if spotter else 0.0, speed)
+            stats.decoder_s += time.perf_counter() - t_decode
 
             if as_json:
                 rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
@@ -114,7 +105,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 if clf.contract.agreement:
                     rec["agree"] = agree
                 if hands is not None:
-                    rec["hand"], rec["box"] = hands.found, [int(v) for v in box]
+                    rec["hand"], rec["box"] = r.hand, list(box)
                 print(json.dumps(rec), file=out, flush=True)
             elif window is None and accepted is not None:
                 print(f"frame {stats.frames - 1}: accepted {accepted} ({prob:.2f})  text: {speller.text!r}",
@@ -123,9 +114,9 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
             if window is not None:
                 draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
                              threshold=speller.threshold, progress=speller.progress(timestamp),
-                             hand=None if hands is None else hands.found,
-                             landmarks=None if hands is None else hands.landmarks,
-                             agree=agree or not speller.require_agreement)
+                             hand=r.hand, landmarks=r.landmarks,
+                             agree=agree or not speller.require_agreement,
+                             profile=getattr(clf, "profile", None) is not None)
                 if not window.show(frame):
                     break
             elif not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:

@@ -4,15 +4,18 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .camera import first_line
-from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, ModelContract
+from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, EMBEDDING_OUTPUT, ModelContract
 from .cpu import int8_isa
 from .errors import UserError, say
-from .landmarks import LANDMARKS_INPUT, for_width
+from .fileio import file_sha256
+from .landmarks import LANDMARKS_INPUT, PRESENCE, for_width
+from .profile import Profile
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 
@@ -100,13 +103,30 @@ def check_graph(session, contract: ModelContract, path):
     fixed = [d if isinstance(d, int) else None for d in shape]  # symbolic dims match anything
     if len(shape) != 4 or any(f is not None and w is not None and f != w for f, w in zip(fixed, want)):
         raise refuse(f"input shape {shape}, contract says {layout} with S={s}")
+    names = [o.name for o in outs]
     if contract.agreement and (len(outs) < 2 or outs[1].name != AGREEMENT_OUTPUT):
-        raise refuse(f"outputs {[o.name for o in outs]}, contract says a second output {AGREEMENT_OUTPUT!r}")
+        raise refuse(f"outputs {names}, contract says a second output {AGREEMENT_OUTPUT!r}")
+    if contract.embedding:
+        emb = outs[-1]
+        edims = list(emb.shape)
+        if len(outs) != 2 + contract.agreement or emb.name != EMBEDDING_OUTPUT or emb.type != "tensor(float)" \
+                or len(edims) != 2 or (isinstance(edims[1], int) and edims[1] != contract.embedding_width):
+            raise refuse(f"outputs {names}, contract says a last output {EMBEDDING_OUTPUT!r} float "
+                         f"[N, {contract.embedding_width}]")
     if outs[0].type not in ("tensor(float)", "tensor(float16)"):
         raise refuse(f"output type {outs[0].type}, expected float logits")
     oshape = list(outs[0].shape)
     if len(oshape) != 2 or (isinstance(oshape[1], int) and oshape[1] != contract.num_classes):
         raise refuse(f"output shape {oshape}, contract has {contract.num_classes} classes")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One batch through the model (and the personal profile in use)."""
+    logits: np.ndarray             # (N, classes): the model's own
+    probs: np.ndarray              # (N, classes): calibrated; fused with the profile on rows with a hand
+    agreement: np.ndarray          # (N,) bool: the image and landmark classifiers agree (all True without)
+    embedding: np.ndarray | None   # (N, width), or None for a file without that output
 
 
 class OnnxClassifier:
@@ -161,6 +181,8 @@ class OnnxClassifier:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
+        self.profile: Profile | None = None  # use_profile()
+        self._sha256 = None
 
     @property
     def classes(self):
@@ -170,18 +192,35 @@ class OnnxClassifier:
     def uses_landmarks(self) -> bool:
         return bool(self.contract.landmarks)
 
+    def use_profile(self, path) -> Profile:
+        """Fuse a personal profile (asl-enroll) into every classification from now on; one line when it
+        was made for another model file or the file has no embedding."""
+        if not self.contract.embedding:
+            raise UserError(f"{self.path} has no embedding output, so a profile cannot be used with it; "
+                            "re-export it with this asl-export")
+        self.profile = Profile.load(path).check_model(self.sha256, self.contract, path)
+        return self.profile
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
+
     def run(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """Preprocessed batch (+ for a landmark model its (N, 66) landmark rows, runtime/landmarks.py;
         None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
-        return self.run_with_agreement(batch, landmarks)[0]
+        return self.classify(batch, landmarks).logits
 
-    def run_with_agreement(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> tuple:
-        """-> (logits (N, classes), agreement (N,) bool: the file's image and landmark classifiers name
-        the same class, or no hand; all True for a file without that output)."""
+    def classify(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> Scores:
+        """Preprocessed batch (and landmark rows) -> Scores: the logits, the calibrated probabilities
+        (fused with the profile in use on rows with a hand), the agreement and the embedding."""
         feeds = {self.input_name: batch}
+        rows = None
         if self.contract.landmarks:
-            feeds[LANDMARKS_INPUT] = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
-                                      else for_width(landmarks, self.contract.landmarks))
+            rows = (np.zeros((len(batch), self.contract.landmarks), np.float32) if landmarks is None
+                    else for_width(landmarks, self.contract.landmarks))
+            feeds[LANDMARKS_INPUT] = rows
         try:
             outs = self.session.run(None, feeds)
         except Exception as e:  # onnxruntime's run-time failures (a bad reshape, an allocation too large)
@@ -198,15 +237,22 @@ class OnnxClassifier:
                             "broken; retrain or re-export it")
         agree = (np.asarray(outs[1]).reshape(len(out)).astype(bool) if self.contract.agreement
                  else np.ones(len(out), bool))
-        return out, agree
+        embedding = np.asarray(outs[-1], np.float32) if self.contract.embedding else None
+        probs = self.contract.probabilities(out)
+        if self.profile is not None:
+            # enrolled on frames with a hand: rows without one keep the model's probabilities
+            hand = np.ones(len(out), bool) if rows is None else rows[:, PRESENCE] > 0
+            if hand.any():
+                probs[hand] = self.profile.scores(probs[hand], embedding[hand], self.classes, self.contract.embedding)
+        return Scores(out, probs, agree, embedding)
 
     def logits(self, images_rgb, landmarks=None) -> np.ndarray:
         return self.run(self.contract.preprocess_batch(images_rgb), landmarks)
 
     def predict(self, images_rgb, landmarks=None) -> np.ndarray:
         """RGB uint8 images (any size) -> class probabilities (N, classes), calibrated with the
-        file's temperature."""
-        return self.contract.probabilities(self.logits(images_rgb, landmarks))
+        file's temperature (and fused with the profile in use)."""
+        return self.classify(self.contract.preprocess_batch(images_rgb), landmarks).probs
 
     def warmup(self, runs: int = 2) -> float:
         """Run a blank frame through the model; returns the first run's seconds."""

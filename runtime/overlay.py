@@ -41,11 +41,13 @@ class Window:
     def __init__(self):
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
         self.clear_requested = False
+        self.key = None  # the last key pressed, as a character (asl-enroll's redo and skip)
         self._close_button_works = None  # some GUI backends cannot report visibility (-1)
 
     def show(self, frame_bgr) -> bool:
         cv2.imshow(WINDOW, frame_bgr)
         key = cv2.waitKey(1) & 0xFF
+        self.key = chr(key) if key != 0xFF else None
         if key == ord("c"):
             self.clear_requested = True
         if key in (ord("q"), 27):  # q or Esc
@@ -89,13 +91,14 @@ def draw_landmarks(frame_bgr: np.ndarray, points, scale: float = 1.0):
 
 def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
                  threshold: float, progress: float = 0.0, hand: bool | None = None,
-                 landmarks=None, agree: bool = True) -> np.ndarray:
+                 landmarks=None, agree: bool = True, profile: bool = False) -> np.ndarray:
     """Draw on frame_bgr in place (and return it). box = (x0, y0, x1, y1); top_k = [(label, prob)].
 
     hand: None without hand finding; True when box is the found hand (drawn with a cyan
     frame around it), False when no hand was found and box is the guide box.
     landmarks: the hand's 21 points (frame pixels) to draw, or None.
-    agree: False when the model's image and hand-shape classifiers differ (the speller waits)."""
+    agree: False when the model's image and hand-shape classifiers differ (the speller waits).
+    profile: a personal profile (asl-run --profile) is fused into the scores."""
     h, w = frame_bgr.shape[:2]
     s = max(0.4, h / 480)  # scale everything with the frame height
     label, prob = top_k[0]
@@ -118,6 +121,8 @@ def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
     if not agree:
         _label(frame_bgr, "image and hand shape differ", (int(10 * s), int(62 * s)), 0.5 * s, GREY)
     _label(frame_bgr, f"{fps:.1f} fps", (w - int(120 * s), int(25 * s)), 0.6 * s, WHITE)
+    if profile:
+        _label(frame_bgr, "profile in use", (w - int(120 * s), int(45 * s)), 0.5 * s, CYAN)
 
     bar_w, row = int(110 * s), int(22 * s)
     for i, (name, p) in enumerate(top_k):

@@ -13,6 +13,7 @@ DATA = Path(os.environ.get("ASL_SHARED_DATA", REPO.parent / "shared" / "data"))
 KAGGLE_TRAIN = DATA / "asl_alphabet" / "train"
 KAGGLE_TEST = DATA / "asl_alphabet" / "test"
 ROBOFLOW_TRAIN = DATA / "roboflow_asl_letters" / "train"
+CLOSEUP = DATA / "t32rahman_closeup"
 
 
 def need(path: Path):
@@ -64,3 +65,19 @@ def exported(small_run):
     out, _ = small_run
     run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "120", check=True)
     return out / "best.onnx", out / "best.int8.onnx"
+
+
+@pytest.fixture(scope="session")
+def landmark_run(tmp_path_factory, cache_dir):
+    """EfficientNet-Lite0 (frozen) + FusionHead on 8 close-ups per letter of one signer, 96 px,
+    landmark rows turned by the pose augmentation, exported to FP32 and INT8."""
+    need(CLOSEUP)
+    from asl_edge.train.engine import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("landmark-run")
+    cfg = TrainConfig(data=[str(CLOSEUP)], arch="efficientnet_lite0", weights="imagenet", epochs=15, img_size=96,
+                      max_per_class=8, out=str(out), cache_dir=str(cache_dir), workers=0, landmarks=True,
+                      augment=("pose",))
+    summary = Trainer(cfg, log=lambda *_: None).fit()
+    run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "100", check=True)
+    return out, summary

@@ -28,7 +28,9 @@ def test_fp32_matches_pytorch_and_carries_the_contract(small_run, exported):
     ckpt, model, contract, batch, _ = _held_out(small_run[0])
     m = onnx.load(str(fp32), load_external_data=False)
     meta = {p.key: p.value for p in m.metadata_props}
-    assert ModelContract.from_json(meta[CONTRACT_KEY]) == contract
+    # the checkpoint's contract, plus the embedding output the export adds (pooled image features)
+    assert ModelContract.from_json(meta[CONTRACT_KEY]) == contract.with_embedding((("image", 1280),))
+    assert [o.name for o in m.graph.output] == ["logits", "embedding"]
     assert meta["asl_edge.arch"] == "efficientnet_lite0"
     assert json.loads(meta["asl_edge.export"])["precision"] == "fp32"
     # self-contained: every weight inside the file, no side files

@@ -226,22 +226,6 @@ def test_a_contract_that_promises_landmarks_to_a_one_input_graph_is_refused(tmp_
 
 # --- a real landmark model -----------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def landmark_run(tmp_path_factory, cache_dir):
-    """EfficientNet-Lite0 (frozen) + FusionHead on 8 close-ups per letter of one signer, 96 px,
-    landmark rows turned by the pose augmentation, exported to FP32 and INT8."""
-    need(CLOSEUP)
-    from asl_edge.train.engine import TrainConfig, Trainer
-
-    out = tmp_path_factory.mktemp("landmark-run")
-    cfg = TrainConfig(data=[str(CLOSEUP)], arch="efficientnet_lite0", weights="imagenet", epochs=15, img_size=96,
-                      max_per_class=8, out=str(out), cache_dir=str(cache_dir), workers=0, landmarks=True,
-                      augment=("pose",))
-    summary = Trainer(cfg, log=lambda *_: None).fit()
-    run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "100", check=True)
-    return out, summary
-
-
 def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
     from asl_edge.export.onnx_export import ort_logits
     from asl_edge.train.checkpoint import load_checkpoint
@@ -297,15 +281,23 @@ def test_the_exported_files_say_whether_the_image_and_the_hand_shape_agree(landm
     hands = np.stack([hand_features(_hand(i), "Right") for i in range(12)])
     hands[::4] = 0  # no hand in every fourth row
     with torch.no_grad():
-        a, b = net.head.branches(net.backbone(torch.from_numpy(x)), torch.from_numpy(hands))
+        features = net.backbone(torch.from_numpy(x))
+        a, b = net.head.branches(features, torch.from_numpy(hands))
+        embedding = torch.cat([features, net.head.hidden(torch.from_numpy(hands))], 1).numpy()
     want = (a.argmax(1) == b.argmax(1)).numpy() | (hands[:, PRESENCE] == 0)
     assert want[::4].all() and not want.all()  # random images: the two views differ on some rows
     fp16 = out / "agree.fp16.onnx"
     convert_fp16(out / "best.onnx", fp16)
     for path in (out / "best.onnx", out / "best.int8.onnx", fp16):
         clf = OnnxClassifier(path, provider="cpu", log=lambda *_: None)
-        assert clf.contract.agreement and [o.name for o in clf.session.get_outputs()] == ["logits", "agreement"]
-        logits, agree = clf.run_with_agreement(x, hands)
+        assert clf.contract.agreement and [o.name for o in clf.session.get_outputs()] == ["logits", "agreement",
+                                                                                           "embedding"]
+        scores = clf.classify(x, hands)
+        # the embedding a profile is fitted on: the pooled image features, then the landmark MLP's hidden layer
+        assert dict(clf.contract.embedding) == {"image": net.feature_dim, "landmarks": 128}
+        if path == out / "best.onnx":
+            np.testing.assert_allclose(scores.embedding, embedding, rtol=1e-3, atol=1e-4)
+        logits, agree = scores.logits, scores.agreement
         assert agree.dtype == bool and agree.shape == (12,)
         # FP32 matches PyTorch exactly; INT8 rounds the image backbone and FP16 everything, so on these
         # random-noise images one near-tie row of the image classifier may flip

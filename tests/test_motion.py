@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from asl_edge.runtime.contract import ModelContract
+from asl_edge.runtime.model import Scores
 from asl_edge.runtime.motion import finger_states
 from asl_edge.runtime.spelling import Hold, Speller
 
@@ -103,8 +104,9 @@ class _AlwaysI:
     """A classifier that sees I (J's start pose) on every frame."""
     classes, contract = ("I", "J"), _Contract()
 
-    def run_with_agreement(self, x, landmarks=None):
-        return np.array([[5.0, 0.0]]), np.array([True])
+    def classify(self, x, landmarks=None):
+        logits = np.array([[5.0, 0.0]])
+        return Scores(logits, self.contract.probabilities(logits), np.array([True]), None)
 
     def top_k(self, probs, k):
         return [(self.classes[i], float(probs[i])) for i in np.argsort(-probs)[:k]]

@@ -57,6 +57,10 @@ class FusionHead(nn.Module):
     def branches(self, x, landmarks):
         return self.image(x), self.landmarks(landmarks)
 
+    def hidden(self, landmarks):
+        """The landmark MLP's last hidden layer (N, hidden): part of the exported embedding."""
+        return self.landmarks[:-1](landmarks)
+
     def forward(self, x, landmarks, with_agreement: bool = False):
         a, b = self.branches(x, landmarks)
         present = landmarks[:, PRESENCE:PRESENCE + 1]

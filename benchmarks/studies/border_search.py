@@ -32,7 +32,7 @@ def true_class(path: str) -> str:
 def top1(clf, rgb, hand) -> str:
     x = clf.contract.preprocess(rgb)[None]
     lm = stack([of_hand(hand) if hand is not None else None], 1, clf.contract.landmarks)
-    return clf.classes[int(clf.contract.probabilities(clf.run_with_agreement(x, lm)[0])[0].argmax())]
+    return clf.classes[int(clf.classify(x, lm).probs[0].argmax())]
 
 
 def main(pattern: str, limit: int, model=None):
