@@ -153,7 +153,7 @@ class RunOptions:
     # the landmark model of --roi hand; None: full in files mode; in camera mode full for a model that
     # reads landmarks (it was trained on full's), else lite (about half the time per frame)
     hand_model: str | None = None
-    zoom: bool = True  # the hand finder's zoomed search for small, far hands (runtime/hands.py)
+    zoom: bool = True  # the hand finder's zoomed search for small, far hands (runtime/hands/)
     timeout: float = DEFAULT_TIMEOUT_S
     require_agreement: bool = True
     profile: Path | None = None  # asl-enroll's personal profile

@@ -1,7 +1,7 @@
 """The hand's 21 landmarks as a second view for the classifier (next to the image crop).
 
 A model whose contract has `landmarks: 66` takes a second input, `landmarks` (N, 66) float32:
-the 21 points of runtime/hands.py normalised for position, scale, rotation and hand, a presence
+the 21 points of runtime/hands/ normalised for position, scale, rotation and hand, a presence
 flag, then the hand's direction in the frame (sin, cos of the wrist -> middle knuckle angle from
 straight up, mirrored with the hand). The shape alone cannot tell letters that differ only in
 where the hand points (G/Q, H/U, K/P): the direction gives that back (benchmarks/README.md,
@@ -60,7 +60,7 @@ def no_hand() -> np.ndarray:
 
 
 def of_hand(hand) -> np.ndarray:
-    """A runtime/hands.py Hand (or None) -> the model's landmark row."""
+    """A runtime/hands/ Hand (or None) -> the model's landmark row."""
     return no_hand() if hand is None else hand_features(hand.landmarks, hand.handedness)
 
 

@@ -1,4 +1,4 @@
-"""Hand finding on onnxruntime (runtime/hands.py): decoding, geometry, tracking, bad input, the
+"""Hand finding on onnxruntime (runtime/hands/): decoding, geometry, tracking, bad input, the
 camera region, the overlay and the CLI. No mediapipe anywhere (tests/test_hands_parity.py
 compares with it where it is installed)."""
 import csv

@@ -1,4 +1,4 @@
-"""Parity of runtime/hands.py (ONNX) with MediaPipe itself; skips where mediapipe is not installed
+"""Parity of runtime/hands/ (ONNX) with MediaPipe itself; skips where mediapipe is not installed
 (it wants numpy<2: run this file from a venv with mediapipe>=0.10.5,<0.10.30, asl-edge and pytest)."""
 import pytest
 

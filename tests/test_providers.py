@@ -53,7 +53,8 @@ def test_auto_keeps_int8_files_off_cuda(tmp_path, monkeypatch):
 def test_provider_reaches_the_hand_finder(tmp_path, monkeypatch, capsys):
     """--provider applies to the hand finder's two models too (on a GPU, palm detection and landmarks
     run on CUDA: 6.8 vs 24.4 ms per image in scripts/gpu_check.sh), by the classifier's own rule."""
-    from asl_edge.runtime import cli, hands
+    from asl_edge.runtime import cli
+    from asl_edge.runtime.hands import tracker as hands
 
     color_model = make_tiny_onnx(tmp_path / "color.onnx", kind="color")
     write_image(tmp_path / "set" / "A" / "red.png", RED)

@@ -57,7 +57,7 @@ class TrainConfig:
     feature_engine: str = "auto"
     cache_dir: str | None = None
     resume: str | None = None
-    hand_boxes: bool = True  # images without boxes.csv: hand boxes from runtime/hands.py (cached)
+    hand_boxes: bool = True  # images without boxes.csv: hand boxes from runtime/hands/ (cached)
     force: bool = False  # --resume into an --out that holds another run's checkpoints
     # Index of a --data source held out whole as validation: never trained on, and best.ckpt is
     # chosen on it, so validation measures a stranger (the other sources still give in-source val).

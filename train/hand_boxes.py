@@ -1,5 +1,5 @@
 """Hand boxes (for images without a boxes.csv) and hand landmarks, from the runtime's own hand
-finder (runtime/hands.py), so training crops the hand the way asl-run does and a landmark model sees
+finder (runtime/hands/), so training crops the hand the way asl-run does and a landmark model sees
 the landmarks asl-run will give it. Computed once per image and cached.
 
 The cache is one JSON file per source folder in CACHE/hand_boxes/, keyed by each image's path, size

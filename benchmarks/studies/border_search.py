@@ -1,4 +1,4 @@
-"""Decision record: the hand finder's step 4, hands that fill the image (runtime/hands.py BORDER).
+"""Decision record: the hand finder's step 4, hands that fill the image (runtime/hands/ BORDER).
 
 Question: where the hand finder found no hand (steps 1-3), does looking again at the image shrunk
 inside a black border find the hand, and does the classifier then do better than on the whole image?

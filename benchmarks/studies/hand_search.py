@@ -1,4 +1,4 @@
-"""Small, far hands: what the zoomed palm search (runtime/hands.py, step 3) finds, misses and costs.
+"""Small, far hands: what the zoomed palm search (runtime/hands/, step 3) finds, misses and costs.
 
     python -m asl_edge.benchmarks.studies.hand_search --kaggle ../shared/data/asl_alphabet \
         --roboflow ../shared/data/roboflow_asl_letters/train --frames 300

@@ -14,7 +14,7 @@ and top-1 accuracy of an asl-edge ONNX model (default: the shipped one) on the s
 (a) the full image, (b) the square crop around the true box (same margin as the finders), and
 (c) the finder's square crop, or the full image where it found nothing.
 
-Finders: onnx (runtime/hands.py with the full landmark model, the runtime's default), onnx-lite
+Finders: onnx (runtime/hands/ with the full landmark model, the runtime's default), onnx-lite
 (the lite landmark model), mediapipe (MediaPipe itself, dev-only reference; needs mediapipe<0.10.30).
 Torch-free: onnxruntime, numpy, OpenCV.
 """
@@ -197,7 +197,7 @@ def report(r: dict) -> str:
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Class folders with boxes.csv beside them (e.g. roboflow_asl_letters/train).")
 @click.option("--finder", "finders", multiple=True, type=click.Choice(FINDERS), default=("onnx",),
-              show_default=True, help="Repeatable. onnx / onnx-lite = runtime/hands.py with the full / lite "
+              show_default=True, help="Repeatable. onnx / onnx-lite = runtime/hands/ with the full / lite "
                                       "landmark model; mediapipe = MediaPipe itself (dev-only reference).")
 @click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX model (default: the shipped model).")

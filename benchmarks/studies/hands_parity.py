@@ -1,4 +1,4 @@
-"""Dev-only: does runtime/hands.py (ONNX) find the same hands as MediaPipe itself?
+"""Dev-only: does runtime/hands/ (ONNX) find the same hands as MediaPipe itself?
 
     python -m asl_edge.benchmarks.studies.hands_parity --kaggle ../shared/data/asl_alphabet \
         --roboflow ../shared/data/roboflow_asl_letters/train --max-images 300

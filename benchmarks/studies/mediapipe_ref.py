@@ -1,4 +1,4 @@
-"""Dev-only reference: MediaPipe's own legacy Hands solution, for parity checks of runtime/hands.py.
+"""Dev-only reference: MediaPipe's own legacy Hands solution, for parity checks of runtime/hands/.
 
 Needs ``mediapipe>=0.10.5,<0.10.30`` (numpy<2; best in its own venv). Never imported by the runtime.
 """

@@ -1,0 +1,131 @@
+"""The square the classifier sees: HandFinder (a hand -> the training framing) and HandRoi (camera mode:
+smoothed over frames, the guide box when no hand)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..camera import GuideBox
+from .geometry import MARGIN, Hand
+from .tracker import HandTracker
+
+def square_box(hand, width: int, height: int, margin: float = MARGIN):
+    """Tight hand box (x, y, w, h) -> a square (x, y, side, side) around its centre, `margin`
+    wider than the hand's longer side, shifted (not cut) to stay inside the frame."""
+    x, y, w, h = hand
+    side = max(w, h) * (1 + margin)
+    side = int(round(min(side, width, height)))
+    side = max(side, 1)
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return x0, y0, side, side
+
+
+def xywh_to_corners(box):
+    x, y, w, h = box
+    return x, y, x + w, y + h
+
+
+def crop_box(rgb: np.ndarray, box) -> np.ndarray:
+    """The (x, y, w, h) box of the frame (HandFinder.find's square), or the whole frame for None."""
+    if box is None:
+        return rgb
+    x, y, w, h = box
+    return rgb[y:y + h, x:x + w]
+
+
+class HandFinder:
+    """find_hand() gives the tight hand box; find() the square crop box (training framing)."""
+
+    name = "hand landmarks (ONNX)"
+
+    def __init__(self, margin: float = MARGIN, *, video: bool = False, landmark_model: str = "full",
+                 threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None, provider: str = "cpu",
+                 zoom: bool = True):
+        self.margin, self.pad = margin, pad
+        self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads, provider=provider,
+                                              zoom=zoom)
+        self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model}" + (", zoomed search)" if self.tracker.zoom else ")")
+        self.hand: Hand | None = None  # the last frame's hand (for the overlay)
+
+    def find_hand(self, rgb):
+        """Image -> tight hand box (x, y, w, h) in pixels, or None."""
+        self.hand = self.tracker.process(rgb)
+        if self.hand is None:
+            return None
+        h, w = np.shape(rgb)[:2]
+        box = self.hand.box(w, h, self.pad)
+        if box is None:
+            self.hand = None
+        return box
+
+    def find(self, rgb):
+        """Image -> square (x, y, w, h) with margin around the hand, or None."""
+        hand = self.find_hand(rgb)
+        if hand is None:
+            return None
+        return square_box(hand, np.shape(rgb)[1], np.shape(rgb)[0], self.margin)
+
+    def reset(self):
+        self.hand = None
+        if self.tracker is not None:
+            self.tracker.reset()
+
+    def close(self):
+        pass
+
+
+class HandRoi:
+    """Camera mode's region: the hand's square, smoothed over frames; the guide box when no
+    hand has been seen for `keep` frames.
+
+    Smoothing is exponential on centre and side (`alpha` = weight of the new frame); a jump
+    to a box that does not overlap the current one is taken at once.
+    """
+
+    def __init__(self, finder: HandFinder, fallback: GuideBox | None = None, *, alpha: float = 0.5,
+                 keep: int = 5):
+        self.finder, self.fallback = finder, fallback or GuideBox()
+        self.alpha, self.keep = alpha, keep
+        self._state = None  # (cx, cy, side) floats
+        self._missed = 0
+        self.found = False  # did the last box come from a hand (fresh or kept)?
+
+    @property
+    def landmarks(self):
+        """The current frame's 21 landmarks (frame pixels), or None."""
+        hand = getattr(self.finder, "hand", None)
+        return None if hand is None else hand.landmarks[:, :2]
+
+    def reset(self):
+        self._state, self._missed, self.found = None, 0, False
+
+    def box(self, rgb: np.ndarray):
+        """RGB frame -> (x0, y0, x1, y1) to classify."""
+        h, w = rgb.shape[:2]
+        got = self.finder.find(rgb)
+        if got is None:
+            self._missed += 1
+            if self._state is None or self._missed > self.keep:
+                self._state, self.found = None, False
+                return self.fallback.box(w, h)
+        else:
+            self._missed = 0
+            x, y, s, _ = got
+            new = (x + s / 2, y + s / 2, float(s))
+            if self._state is None or not _overlap(self._state, new):
+                self._state = new
+            else:
+                a = self.alpha
+                self._state = tuple(a * n + (1 - a) * o for n, o in zip(new, self._state))
+        self.found = True
+        cx, cy, s = self._state
+        return xywh_to_corners(square_box((cx - s / 2, cy - s / 2, s, s), w, h, margin=0.0))
+
+    def close(self):
+        self.finder.close()
+
+
+def _overlap(a, b) -> bool:
+    (ax, ay, asz), (bx, by, bsz) = a, b
+    return abs(ax - bx) < (asz + bsz) / 2 and abs(ay - by) < (asz + bsz) / 2
