@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import collections
-import csv
-import io
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,118 +18,16 @@ from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.runtime.fileio import ensure_dir, sweep_temps
 
-from . import data as D
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
 from .landmark_fit import fit_landmark_classifier, freeze
 from .landmark_rows import load_landmark_rows
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
+from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config  # noqa: F401
+from .run_data import load_run_data, write_manifest
 
 
-@dataclass
-class TrainConfig:
-    data: list
-    val_data: list = field(default_factory=list)
-    arch: str = "resnet50"
-    weights: str = "imagenet"
-    init: str | None = None
-    unfreeze: int = 0
-    augment: tuple = ()
-    views: int = 4
-    epochs: int | None = None  # None: 10, or the resumed run's own
-    lr: float = 1e-3
-    backbone_lr: float | None = None  # unfrozen backbone blocks; None: lr / 10
-    batch_size: int = 32
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None  # None: runs/train, or the resumed checkpoint's folder
-    img_size: int = 224
-    val_fraction: float = 0.2
-    random_split: bool = False
-    max_per_class: int = 0
-    source_weights: tuple = ()
-    box_margin: float = 0.25
-    box_jitter: float = 0.15
-    feature_engine: str = "auto"
-    cache_dir: str | None = None
-    resume: str | None = None
-    hand_boxes: bool = True  # images without boxes.csv: hand boxes from runtime/hands/ (cached)
-    force: bool = False  # --resume into an --out that holds another run's checkpoints
-    # Index of a --data source held out whole as validation: never trained on, and best.ckpt is
-    # chosen on it, so validation measures a stranger (the other sources still give in-source val).
-    val_source: int | None = None
-    # A second input: the hand's 21 landmarks from the hand finder (runtime/landmarks.py), fused
-    # with the image features before the head (train/models.py FusionHead).
-    landmarks: bool = False
-    # Landmark-only sources (train/landmark_rows.py): rows for the landmark classifier, no images.
-    landmark_data: list = field(default_factory=list)
-    landmark_weight: float = 1.0
-
-
-DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
-
-# What a resumed run may change; everything else (data, arch, recipe, seed) is the checkpoint's.
-RUNTIME_KEYS = ("workers", "device", "cache_dir", "resume", "feature_engine", "force")
-
-
-def resumed_config(cfg: TrainConfig, ckpt: dict, log) -> TrainConfig:
-    """--resume CKPT alone continues the run in the checkpoint's folder with its data and recipe;
-    --out, --data and --epochs change it only when given. A different --out that already holds
-    a run is refused without --force (it would overwrite that run's checkpoints)."""
-    saved = dict(ckpt.get("config", {}))
-    known = set(TrainConfig.__dataclass_fields__)
-    unknown = sorted(k for k in saved if k not in known)
-    if unknown:
-        log(f"note: {cfg.resume}: ignoring setting(s) this asl-edge does not know: {', '.join(unknown)}")
-    merged = {k: v for k, v in saved.items() if k in known and k not in RUNTIME_KEYS}
-    merged.update({k: getattr(cfg, k) for k in RUNTIME_KEYS})
-    merged.setdefault("hand_boxes", False)  # a run from before hand boxes trained on whole images
-    home = Path(cfg.resume).resolve().parent
-    out = Path(cfg.out) if cfg.out else home
-    if out.resolve() != home and not cfg.force and any((out / n).exists() for n in ("last.ckpt", "best.ckpt")):
-        raise UserError(f"--out {out} already holds another run's checkpoints; resuming there would overwrite "
-                        f"them: pass --force to do so, or another --out (default: the checkpoint's folder {home})")
-    merged["out"] = str(out)
-    if cfg.data:
-        merged["data"] = list(cfg.data)
-    merged["epochs"] = cfg.epochs or saved.get("epochs") or DEFAULT_EPOCHS
-    done = int(ckpt["epoch"])
-    if merged["epochs"] <= done:
-        raise UserError(f"{cfg.resume} already holds epoch {done} of {merged['epochs']}; "
-                        f"pass --epochs N with N > {done} to train further")
-    try:
-        return TrainConfig(**merged)
-    except TypeError as e:
-        raise UserError(f"{cfg.resume}: unreadable run settings ({e}); retrain it") from None
-
-
-RUN_FILES = ("last.ckpt", "best.ckpt")
-
-
-def claim_out(out: Path, force: bool, log) -> None:
-    """A fresh run's --out: refused when it holds another run, unless --force, which then also
-    removes that run's exported files (they would sit beside checkpoints they were not made from)."""
-    if not any((out / n).exists() for n in RUN_FILES):
-        return
-    if not force:
-        raise UserError(f"--out {out} already holds a run ({', '.join(n for n in RUN_FILES if (out / n).exists())}): "
-                        f"continue it with --resume {out / 'last.ckpt'}, pass another --out, or --force to replace it")
-    stale = sorted(p for p in out.glob("*.onnx") if p.stem.split(".")[0] in ("best", "last"))
-    for p in stale:
-        p.unlink(missing_ok=True)
-    log(f"note: --force: replacing the run in {out}" + (f" (removed {len(stale)} exported file(s))" if stale else ""))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"unknown --device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
 
 
 def _ckpt_epoch(path) -> int | None:
@@ -141,19 +37,6 @@ def _ckpt_epoch(path) -> int | None:
         return None
 
 
-def subsample(samples, max_per_class):
-    """Evenly spaced picks per (source, class): a bounded subset that still spans each video."""
-    if not max_per_class:
-        return samples
-    groups = {}
-    for s in samples:
-        groups.setdefault((s.source, s.label), []).append(s)
-    out = []
-    for key in sorted(groups):
-        g = groups[key]
-        idx = np.linspace(0, len(g) - 1, min(max_per_class, len(g))).round().astype(int)
-        out += [g[i] for i in sorted(set(idx))]
-    return out
 
 
 def _fmt_time(s):
@@ -207,7 +90,8 @@ class Trainer:
         for extra in self.landmark_sources:
             log(f"landmark rows {extra.path}: {len(extra.labels)} hands, {len(set(extra.labels.tolist()))} classes"
                 + (f"; {extra.skipped} row(s) skipped (other classes or non-finite numbers)" if extra.skipped else ""))
-        self.samples, self.val_samples = self._load_data(classes, resume_ckpt)
+        self.data = load_run_data(cfg, classes, resume_ckpt, log)
+        self.samples, self.val_samples = self.data.train, self.data.val
         self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size,
                                  landmarks=self.contract.landmarks)
         if init_ckpt is not None:
@@ -241,66 +125,6 @@ class Trainer:
             log(f"resumed from {cfg.resume} at epoch {self.start_epoch}")
 
     # --- data --------------------------------------------------------------------------
-
-    def _hand_boxes(self, samples, label):
-        if not self.cfg.hand_boxes:
-            return samples
-        from .hand_boxes import fill_hand_boxes
-        cache = Path(self.cfg.cache_dir) if self.cfg.cache_dir else D.CACHE_ROOT
-        samples, counts = fill_hand_boxes(samples, cache / "hand_boxes", log=self.log, label=label)
-        self.hand_box_counts = getattr(self, "hand_box_counts", {})
-        self.hand_box_counts[label.strip(": ")] = counts
-        return samples
-
-    def _load_data(self, classes, resume_ckpt):
-        cfg = self.cfg
-        samples = []
-        for i, src in enumerate(cfg.data):
-            found, report = D.scan_source(src, classes, source_index=i, log=self.log)
-            found = subsample(found, cfg.max_per_class)
-            found = self._hand_boxes(found, f"source {i}: ")
-            counts = D.class_counts(found, range(len(found)), classes)
-            self.log(f"source {i}: {report.root}: {len(found)} images, "
-                     f"{sum(1 for v in counts.values() if v)} classes")
-            samples += found
-        val_samples = []
-        for j, src in enumerate(cfg.val_data):
-            found, _ = D.scan_source(src, classes, source_index=len(cfg.data) + j, log=self.log)
-            val_samples += self._hand_boxes(subsample(found, cfg.max_per_class), f"val source {j}: ")
-        if resume_ckpt is not None and resume_ckpt.get("split", {}).get("val_files") is not None:
-            val_set = set(resume_ckpt["split"]["val_files"])
-            train = [s for s in samples if s.path not in val_set]
-            val = [s for s in samples if s.path in val_set] + val_samples
-            self.split_method = resume_ckpt["split"].get("method", "resumed")
-        elif val_samples:
-            train, val, self.split_method = samples, val_samples, "val-data"
-        else:
-            left_out = [s for s in samples if s.source == cfg.val_source]
-            samples = [s for s in samples if s.source != cfg.val_source]
-            if cfg.val_fraction > 0:
-                tr, va = D.split_samples(samples, cfg.val_fraction, cfg.seed, random_split=cfg.random_split)
-                train, val = [samples[i] for i in tr], [samples[i] for i in va]
-                self.split_method = "random" if cfg.random_split else "frame-blocks"
-            else:
-                train, val, self.split_method = samples, [], "none"
-            if cfg.val_source is not None:
-                val += left_out
-                self.split_method = f"val-source {cfg.val_source} + {self.split_method} of the others"
-        present = {s.label for s in train}
-        missing = [c for k, c in enumerate(classes) if k not in present]
-        if missing:
-            self.log(f"warning: no training images for class(es) {', '.join(missing)}; the model will never predict them")
-        self.log(f"split ({self.split_method}): {len(train)} train, {len(val)} val")
-        return train, val
-
-    def _write_manifest(self):
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["split", "class", "source", "path"])
-        for name, ss in (("train", self.samples), ("val", self.val_samples)):
-            for s in ss:
-                w.writerow([name, self.contract.classes[s.label], s.source, s.path])
-        atomic_write(self.out / "split.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
 
     def _landmarks(self, samples):
         """(N, width) landmark rows of a landmark model (its contract's width), (N, 0) for an image-only one."""
@@ -462,7 +286,7 @@ class Trainer:
             "arch": self.cfg.arch,
             "contract": self.contract.to_dict(),
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.cfg).items()},
-            "split": {"method": self.split_method, "val_fraction": self.cfg.val_fraction, "seed": self.cfg.seed,
+            "split": {"method": self.data.split_method, "val_fraction": self.cfg.val_fraction, "seed": self.cfg.seed,
                       "val_files": [s.path for s in self.val_samples],
                       "val_labels": [s.label for s in self.val_samples],
                       "train_count": len(self.samples)},
@@ -494,7 +318,7 @@ class Trainer:
         if self._resume_ckpt is not None:
             self._carry_best(self._resume_ckpt)
         self._prepare()
-        self._write_manifest()
+        write_manifest(self.out / "split.csv", self.contract.classes, self.data)
         if cfg.landmarks:
             self._landmark_stage()
         if self.feature_mode:

@@ -116,7 +116,7 @@ def source_with_hands(path, index: int, max_per_class: int, log=say, check_image
     from asl_edge.runtime.contract import KAGGLE_CLASSES
 
     from .data import CACHE_ROOT, scan_source
-    from .engine import subsample
+    from .run_data import subsample
 
     samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=check_images,
                              strict_classes=False, log=log)

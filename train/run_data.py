@@ -1,0 +1,93 @@
+"""A run's images: every --data source scanned, subsampled and given its hand boxes, then split into
+train and val (frame blocks, a left-out source, --val-data, or a resumed run's own split)."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import data as D
+from .checkpoint import atomic_write
+
+
+@dataclass(frozen=True)
+class RunData:
+    train: list
+    val: list
+    split_method: str
+
+
+def subsample(samples, max_per_class):
+    """Evenly spaced picks per (source, class): a bounded subset that still spans each video."""
+    if not max_per_class:
+        return samples
+    groups = {}
+    for s in samples:
+        groups.setdefault((s.source, s.label), []).append(s)
+    out = []
+    for key in sorted(groups):
+        g = groups[key]
+        idx = np.linspace(0, len(g) - 1, min(max_per_class, len(g))).round().astype(int)
+        out += [g[i] for i in sorted(set(idx))]
+    return out
+
+
+def _hand_boxes(cfg, samples, label, log):
+    if not cfg.hand_boxes:
+        return samples
+    from .hand_boxes import fill_hand_boxes
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else D.CACHE_ROOT
+    return fill_hand_boxes(samples, cache / "hand_boxes", log=log, label=label)[0]
+
+
+def load_run_data(cfg, classes, resume_ckpt, log) -> RunData:
+    samples = []
+    for i, src in enumerate(cfg.data):
+        found, report = D.scan_source(src, classes, source_index=i, log=log)
+        found = _hand_boxes(cfg, subsample(found, cfg.max_per_class), f"source {i}: ", log)
+        counts = D.class_counts(found, range(len(found)), classes)
+        log(f"source {i}: {report.root}: {len(found)} images, {sum(1 for v in counts.values() if v)} classes")
+        samples += found
+    val_samples = []
+    for j, src in enumerate(cfg.val_data):
+        found, _ = D.scan_source(src, classes, source_index=len(cfg.data) + j, log=log)
+        val_samples += _hand_boxes(cfg, subsample(found, cfg.max_per_class), f"val source {j}: ", log)
+    if resume_ckpt is not None and resume_ckpt.get("split", {}).get("val_files") is not None:
+        val_set = set(resume_ckpt["split"]["val_files"])
+        train = [s for s in samples if s.path not in val_set]
+        val = [s for s in samples if s.path in val_set] + val_samples
+        method = resume_ckpt["split"].get("method", "resumed")
+    elif val_samples:
+        train, val, method = samples, val_samples, "val-data"
+    else:
+        left_out = [s for s in samples if s.source == cfg.val_source]
+        samples = [s for s in samples if s.source != cfg.val_source]
+        if cfg.val_fraction > 0:
+            tr, va = D.split_samples(samples, cfg.val_fraction, cfg.seed, random_split=cfg.random_split)
+            train, val = [samples[i] for i in tr], [samples[i] for i in va]
+            method = "random" if cfg.random_split else "frame-blocks"
+        else:
+            train, val, method = samples, [], "none"
+        if cfg.val_source is not None:
+            val += left_out
+            method = f"val-source {cfg.val_source} + {method} of the others"
+    present = {s.label for s in train}
+    missing = [c for k, c in enumerate(classes) if k not in present]
+    if missing:
+        log(f"warning: no training images for class(es) {', '.join(missing)}; the model will never predict them")
+    log(f"split ({method}): {len(train)} train, {len(val)} val")
+    return RunData(train, val, method)
+
+
+def write_manifest(path: Path, classes, data: RunData):
+    """split.csv: every image of the run, its split, class and source."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["split", "class", "source", "path"])
+    for name, ss in (("train", data.train), ("val", data.val)):
+        for s in ss:
+            w.writerow([name, classes[s.label], s.source, s.path])
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
