@@ -7,14 +7,14 @@ import sys
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.errors import UserError, cli_errors, command
 from asl_edge.runtime.limits import cap_threads
 from asl_edge.runtime.options import FiniteFloat
 
 DEFAULT_RUNS = 100
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option("--ckpt", default=None, metavar="CKPT", help="PyTorch checkpoint from asl-train (the reference when given).")
 @click.option("--onnx", "onnx", multiple=True, metavar="MODEL.onnx", help="ONNX model from asl-export; repeatable.")
 @click.option("--data", "data", multiple=True, metavar="DIR",

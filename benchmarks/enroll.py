@@ -4,7 +4,7 @@ For each person (a folder of letter videos, `<CLASS>.mp4` or `<CLASS>/*.mp4`): e
 `--enroll-part` of each letter's frames, test on the last `--test-part`, through asl-run's own frame
 pipeline. Per-frame top-1 of the model alone and with profiles of every --method and --parts; then
 the stranger speller (benchmarks/speller.py) on sequences made from the test part only, without and
-with the first profile. `--fold PERSON=MODEL` uses the model that never saw PERSON.
+with the first profile (traces in OUT/traces/, for `python -m asl_edge.benchmarks.speller --replay`). `--fold PERSON=MODEL` uses the model that never saw PERSON.
 
     python -m asl_edge.benchmarks.enroll ../shared/data/webcam_recordings/gunsai75 \
         --fold gunsai75=runs/emb/lo-gunsai75.int8.onnx --out runs/enroll
@@ -19,16 +19,15 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from asl_edge.runtime.cli import load_model, parse_region
 from asl_edge.runtime.enroll import record_folder
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.errors import UserError, cli_errors, command
 from asl_edge.runtime.fileio import atomic_write
 from asl_edge.runtime.options import FiniteFloat
 from asl_edge.runtime.profile import METHODS, fit_profile
 
-from .speller import parse_decoder, run_person
+from .speller import parse_decoder, run_person, save_trace
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def frame_scores(profile, clf, test) -> dict:
 
 
 def run_one(clf, folder: Path, variants: list, enroll_part: float, test_part: float, speller_opts: dict,
-            fit_opts: dict) -> dict:
+            fit_opts: dict, traces_dir: Path) -> dict:
     letters = [c for c in clf.classes if len(c) == 1]
     t0 = time.perf_counter()
     enroll = record_folder(clf, folder, letters, 0.0, enroll_part).enrollment()
@@ -64,7 +63,9 @@ def run_one(clf, folder: Path, variants: list, enroll_part: float, test_part: fl
     seq = dict(speller_opts, part=(1.0 - test_part, 1.0))
     for label, profile in (("model", None), (first[0], first[1])):
         clf.profile = profile
-        r, _ = run_person(clf, lambda: parse_region("hand", "full", "cpu", True), folder, decoders, seq)
+        r, traces = run_person(clf, lambda: parse_region("hand", "full", "cpu", True), folder, decoders, seq)
+        traces_dir.mkdir(parents=True, exist_ok=True)
+        save_trace(traces_dir / f"{folder.name}-{'model' if profile is None else 'profile'}.npz", traces, clf.classes)
         d = r["decoders"]["evidence"]
         out.setdefault("speller", {})[label] = {k: d[k] for k in ("right", "signed", "typed", "recall", "precision")}
         out["speller"][label]["frame_top1"] = r["frame_top1"]
@@ -91,7 +92,7 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.argument("people", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--fold", "folds", multiple=True, metavar="PERSON=MODEL", help="The model that never saw PERSON.")
@@ -126,7 +127,8 @@ def main(people, model, folds, methods, parts_list, enroll_part, test_part, sequ
             raise UserError(f"--parts: {', '.join(sorted(unknown))} not in {clf.path.name}'s embedding")
         r = run_one(clf, folder, variants, enroll_part, test_part,
                     dict(seed=0, sequences=sequences, hold_s=1.5, transition_s=0.3, doubles=4),
-                    {k: v for k, v in (("temperatures", temperatures), ("base_weights", base_weights)) if v})
+                    {k: v for k, v in (("temperatures", temperatures), ("base_weights", base_weights)) if v},
+                    out / "traces")
         results[folder.name] = {**r, "model": clf.path.name}
     command = "python -m asl_edge.benchmarks.enroll " + shlex.join(sys.argv[1:])
     md = f"`{command}`\n\n{table(results)}\n"

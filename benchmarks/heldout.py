@@ -13,8 +13,10 @@ from pathlib import Path
 
 import click
 
+from asl_edge.runtime.errors import command
 
-@click.command()
+
+@command()
 @click.argument("split_csv", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 def main(split_csv, out):

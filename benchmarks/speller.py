@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.errors import UserError, cli_errors, command
 from asl_edge.runtime.fileio import atomic_write
 from asl_edge.runtime.live import run_live, spell_frame
 from asl_edge.runtime.options import FiniteFloat
@@ -247,7 +247,7 @@ def replay_person(path: Path, decoders: list) -> dict:
     return out
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.argument("people", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX model (default: the shipped one) for every person without a --fold.")

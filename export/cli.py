@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors, say
+from asl_edge.runtime.errors import UserError, cli_errors, command, say
 from asl_edge.runtime.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
 
 from .quantize import DEFAULT_FLOAT_CONVS, WEIGHT_RANGES
@@ -108,7 +108,11 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
         # --- FP32 ---
         t0 = time.perf_counter()
         tmp32 = workdir / "model.onnx"
-        X.export_fp32(model, contract, tmp32, opset)
+        m = X.export_fp32(model, contract, tmp32, opset)
+        # the exporter may raise the opset it was asked for (torch's dynamo exporter writes 18 at least)
+        settings["opset"] = max(op.version for op in m.opset_import if op.domain in ("", "ai.onnx"))
+        if settings["opset"] != opset:
+            log(f"note: --opset {opset} asked for; the exporter wrote opset {settings['opset']}")
         X.add_metadata(tmp32, X.build_metadata(ckpt, contract, ckpt_sha, dict(settings, precision="fp32")))
         fp32_logits = X.ort_logits(tmp32, eval_batch)
         stats = X.compare(ref, fp32_logits)
@@ -176,7 +180,7 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", default=None, help="FP32 output path (.onnx); variants get .int8.onnx / .fp16.onnx.")
 @click.option("--quantize", multiple=True, type=click.Choice(["none", "int8", "fp16"]), default=["none"],

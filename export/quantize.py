@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from asl_edge.runtime.errors import UserError
+
 from .feeds import LANDMARKS_NAME, chunks
 from .saturation import kernel_rows, pairs
 
@@ -137,6 +139,9 @@ def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_rang
         reader = _BatchReader(calib_batch, chunk=16 if method == "minmax" else 1)
         graph = onnx.load(str(pre)).graph
         convs = [n.name for n in graph.node if n.op_type == "Conv"]
+        if float_convs >= len(convs):
+            raise UserError(f"--float-convs {float_convs} keeps all {len(convs)} convolutions of this network float: "
+                            f"nothing would be INT8; use at most {len(convs) - 1}")
         heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
         branch = landmark_nodes(graph)
         # the classifier(s) stay float: the last Gemm/MatMul, or with landmarks every one (the image

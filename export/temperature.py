@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from asl_edge.runtime.contract import CONTRACT_KEY, ModelContract
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.errors import UserError, cli_errors, command
 from asl_edge.runtime.options import FiniteFloat
 
 
@@ -44,7 +44,7 @@ def set_temperature(path, temperature: float) -> ModelContract:
     return contract
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("temperature", type=FiniteFloat())
 @cli_errors

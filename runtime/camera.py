@@ -266,13 +266,19 @@ def _open_picamera(size=(640, 480), timeout: float = DEFAULT_TIMEOUT_S) -> Lates
     return LatestFrameSource("the Pi camera", lambda: (True, cam.capture_array()), release, timeout)
 
 
+MAX_CAMERA_INDEX = 9999  # OpenCV packs the index with the backend into one int
+
+
 def open_source(spec: str, timeout: float = DEFAULT_TIMEOUT_S):
     """--camera value -> a source: index, 'picam', stream URL, or a video file path."""
     spec = str(spec).strip()
     if spec.lower() == PICAM:
         return _open_picamera(timeout=timeout)
-    if spec.isdigit():
-        return _open_capture(int(spec), f"camera {int(spec)}", timeout)
+    if spec.isascii() and spec.isdigit():  # not "²" or "٣", which str.isdigit also takes
+        index = int(spec)
+        if index > MAX_CAMERA_INDEX:
+            raise UserError(f"camera index {spec[:20]} is out of range (0 to {MAX_CAMERA_INDEX}); {CAMERA_HINT}")
+        return _open_capture(index, f"camera {index}", timeout)
     if "://" in spec:
         return _open_capture(spec, f"stream {spec}", timeout)
     path = Path(spec)

@@ -2,6 +2,7 @@
 `asl-train --data my_hand/ --init CKPT` can adapt a model to it."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import cv2
 
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES, bgr_to_rgb
-from .errors import UserError, cli_errors, say
-from .fileio import atomic_write, ensure_dir
+from .errors import UserError, cli_errors, command, say
+from .fileio import ensure_dir, write_error
 from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
 from .options import FiniteFloat
@@ -24,11 +25,27 @@ def _next_index(folder: Path, cls: str) -> int:
     return max(nums, default=0) + 1
 
 
-def _save_jpeg(path: Path, image_bgr):
+def _save_new_jpeg(folder: Path, cls: str, image_bgr) -> Path:
+    """OUT/<CLASS>/<CLASS>_capture_NNNN.jpg under the next free number. The name is claimed with a hard
+    link, which fails on an existing file, so two captures into one folder never overwrite each other."""
     ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
-        raise UserError(f"could not encode a frame for {path}")
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
+        raise UserError(f"could not encode a frame for {folder}")
+    tmp = folder / f".{cls}_capture.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(buf.tobytes())
+        index = _next_index(folder, cls)
+        while True:
+            path = folder / f"{cls}_capture_{index:04d}.jpg"
+            try:
+                os.link(tmp, path)
+                return path
+            except FileExistsError:
+                index += 1
+    except OSError as e:
+        raise write_error(folder, e) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _prompt(frame, box, text, sub):
@@ -71,7 +88,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
             folder = out / cls
             ensure_dir(folder)
             x0, y0, x1, y1 = box
-            _save_jpeg(folder / f"{cls}_capture_{_next_index(folder, cls):04d}.jpg", frame[y0:y1, x0:x1])
+            _save_new_jpeg(folder, cls, frame[y0:y1, x0:x1])
             saved[cls] += 1
             last_save = t
             if saved[cls] >= per_class:
@@ -87,7 +104,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
     return saved
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option("-c", "--camera", default="0", show_default=True, help="Camera index, video file, URL or picam.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder to fill: OUT/<CLASS>/*.jpg")
 @click.option("--classes", default=",".join(KAGGLE_CLASSES), show_default=False,
@@ -102,7 +119,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
 @cli_errors
 def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
     """Guide a signer through the letters and save crops of the hand in the Kaggle layout."""
-    wanted = [c.strip() for c in classes.split(",") if c.strip()]
+    wanted = list(dict.fromkeys(c.strip() for c in classes.split(",") if c.strip()))  # A,A,A is A once
     bad = [c for c in wanted if c not in KAGGLE_CLASSES]
     if bad or not wanted:
         raise UserError(f"unknown class(es) {', '.join(bad) or '(none given)'}: use names from {', '.join(KAGGLE_CLASSES)}")

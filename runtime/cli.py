@@ -13,7 +13,7 @@ import cv2
 
 from . import limits
 from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
-from .errors import UserError, cli_errors, say
+from .errors import UserError, cli_errors, command, say
 from .files import FilesRun, collect_inputs
 from .hands import LANDMARK_MODELS, HandFinder, HandRoi
 from .cpu import int8_isa
@@ -48,7 +48,7 @@ def describe_model(clf, first) -> str:
             f"on {clf.providers[0]} ({int8_isa()}); load {1000 * clf.load_seconds:.0f} ms, first inference {1000 * first:.1f} ms")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX model made by asl-export (default: the shipped model).")

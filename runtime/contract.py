@@ -29,6 +29,7 @@ LITE_STD = (128.0 / 255,) * 3
 
 CONTRACT_KEY = "asl_edge.contract"
 CONTRACT_VERSION = 1
+MAX_CONTRACT_CHARS = 100_000
 AGREEMENT_OUTPUT = "agreement"  # the graph output's name (ModelContract.agreement)
 EMBEDDING_OUTPUT = "embedding"  # likewise (ModelContract.embedding)
 EMBEDDING_PARTS = ("image", "landmarks")
@@ -164,6 +165,9 @@ class ModelContract:
 
     @classmethod
     def from_json(cls, text: str) -> "ModelContract":
+        if len(text) > MAX_CONTRACT_CHARS:  # a real one is under 2 kB: do not parse megabytes of it
+            raise UserError(f"malformed model contract: {len(text):,} characters, more than a contract's "
+                            f"{MAX_CONTRACT_CHARS:,}; re-export the model with this asl-edge")
         try:
             d = json.loads(text)
         except (ValueError, TypeError, RecursionError) as e:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .camera import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, GuideBox, VideoFileSource, open_source
 from .contract import IMAGE_EXTENSIONS, read_rgb
-from .errors import UserError, cli_errors, say
+from .errors import UserError, cli_errors, command, say
 from .hands import HandFinder, HandRoi
 from .model import OnnxClassifier
 from .options import FiniteFloat
@@ -202,7 +202,7 @@ def check_lines(profile: Profile, data: Enrollment, clf) -> list:
     return lines
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The profile to write (.npz); written only when the enrollment succeeds.")
 @click.option("--model", "-m", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -6,6 +6,8 @@ import sys
 import threading
 import unicodedata
 
+import click
+
 
 # control, format (bidi overrides, zero-width), and lone surrogates (a file name that is not UTF-8)
 UNPRINTABLE = ("Cc", "Cf", "Cs")
@@ -77,3 +79,37 @@ def cli_errors(func):
             raise SystemExit(130)
 
     return wrapper
+
+
+class OneLineCommand(click.Command):
+    """A click command whose usage mistakes (an unknown option, a value out of range) end like every
+    other error: one `error:` line, exit 2, instead of click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            path = e.ctx.command_path if e.ctx is not None else (prog_name or _program_name(self.name))
+            _last_line(f"error: {printable(e.format_message())} (see {path} --help)")
+            raise SystemExit(e.exit_code) from None
+        except click.ClickException as e:
+            _last_line(f"error: {printable(e.format_message())}")
+            raise SystemExit(e.exit_code) from None
+        except click.Abort:  # Ctrl-C inside a click prompt
+            _last_line("interrupted")
+            raise SystemExit(130) from None
+        raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _program_name(fallback: str) -> str:
+    import os
+
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and not name.endswith(".py") else fallback
+
+
+def command(**settings):
+    """click.command for every asl-edge CLI: -h as well as --help, usage mistakes in one line."""
+    return click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"]}, **settings)

@@ -48,6 +48,8 @@ def collect_inputs(raw_inputs) -> list[Input]:
             found += inside
             continue
         kind = _kind(path)
+        if not path.is_file():
+            raise UserError(f"not a regular file: {path} (a pipe, socket or device); give image or video files")
         if kind is None:
             raise UserError(f"unsupported file type {path.suffix or '(no extension)'}: {path}; "
                             f"expected an image ({' '.join(IMAGE_EXTENSIONS)}), a video "

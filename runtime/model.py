@@ -56,9 +56,10 @@ def choose_providers(provider: str = "auto", log=say) -> list:
 
 def export_settings(metadata: dict) -> dict:
     """What asl-export wrote about how the file was made ({} for a file without it)."""
+    text = metadata.get("asl_edge.export", "{}")
     try:
-        export = json.loads(metadata.get("asl_edge.export", "{}"))
-    except ValueError:
+        export = json.loads(text) if len(text) <= 100_000 else {}
+    except (ValueError, RecursionError):
         return {}
     return export if isinstance(export, dict) else {}
 

@@ -3,6 +3,7 @@ before decoding, decoder noise kept off the terminal, and one UserError for ever
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import sys
 import threading
@@ -62,8 +63,13 @@ def read_bounded(path, limit: int, what: str = "file") -> bytes:
     before reading, and again while reading: a file may grow or lie about its size)."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        # non-blocking: opening a FIFO (a named pipe) for reading would wait for a writer forever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise UserError(f"{what} {path} is not a regular file (a pipe, socket or device)")
+            size = st.st_size
             if size > limit:
                 raise UserError(f"{what} {path} is {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit")
             data = f.read(limit + 1)

@@ -5,7 +5,7 @@ import os
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.runtime.errors import UserError, cli_errors, command
 
 from .models import ARCHS
 from .presets import AUGMENTATIONS, parse_augment
@@ -22,7 +22,7 @@ def _unfreeze(value: str) -> int:
     return n
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.option("--data", "data", multiple=True, metavar="DIR|ZIP",
               help="Image folder laid out by class (Kaggle 'ASL Alphabet' layout), or its zip. Repeat for more sources. "
                    "Required unless --resume (which reuses the run's own).")
@@ -34,7 +34,7 @@ def _unfreeze(value: str) -> int:
 @click.option("--unfreeze", default="0", show_default=True, metavar="N|all", help="Fine-tune the last N backbone blocks.")
 @click.option("--augment", default="none", show_default=True,
               help=f"Comma list of {','.join(AUGMENTATIONS)}, or default|all|none.")
-@click.option("--views", default=4, show_default=True, type=click.IntRange(0),
+@click.option("--views", default=4, show_default=True, type=click.IntRange(0, 64),
               help="Augmented copies of each image cached through the frozen backbone; each epoch draws one. "
                    "0: augment on the fly and run the whole network every step (slow on CPU).")
 @click.option("--epochs", default=None, show_default="10, or the resumed run's", type=click.IntRange(1))

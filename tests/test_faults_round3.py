@@ -1,0 +1,92 @@
+"""Issue 27, the causes left after round 2: usage mistakes in one line for every CLI, camera indexes
+str.isdigit takes, FIFOs named as input, oversized or deeply nested metadata, capture runs that share a
+folder, --classes A,A,A, --views and --float-convs out of range."""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from asl_edge.runtime.contract import ModelContract
+from asl_edge.runtime.errors import UserError
+from asl_edge.runtime.model import export_settings
+from asl_edge.runtime.safeio import read_image_rgb
+
+from conftest import assert_one_line_error, run_cli
+from onnx_fixtures import make_tiny_onnx
+
+CLIS = ["asl_edge.runtime.cli", "asl_edge.runtime.enroll", "asl_edge.runtime.capture", "asl_edge.train.cli",
+        "asl_edge.export.cli", "asl_edge.benchmarks.cli", "asl_edge.benchmarks.speller", "asl_edge.benchmarks.enroll"]
+
+
+@pytest.mark.parametrize("module", CLIS)
+def test_an_unknown_option_is_one_line_with_the_help_hint(module):
+    proc = run_cli(module, "--no-such-option")
+    assert_one_line_error(proc, "No such option", "--help")
+    assert proc.returncode == 2 and "Usage:" not in proc.stderr
+
+
+def test_a_value_out_of_range_is_one_line_and_help_still_works():
+    assert_one_line_error(run_cli("asl_edge.runtime.cli", "--threshold", "2", "x.jpg"), "--threshold", "asl")
+    assert_one_line_error(run_cli("asl_edge.train.cli", "--data", ".", "--views", "1000"), "--views")
+    proc = run_cli("asl_edge.runtime.enroll", "--help")
+    assert proc.returncode == 0 and "Usage:" in proc.stdout and "--profile" not in proc.stderr
+
+
+@pytest.mark.parametrize("spec, fragment", [("²", "camera source not found"), ("٣", "camera source not found"),
+                                            ("99999999999999999999999", "out of range")])
+def test_camera_indexes_that_are_not_plain_digits_or_too_large_are_one_line(spec, fragment):
+    assert_one_line_error(run_cli("asl_edge.runtime.cli", "--camera", spec, "--no-display", timeout=60), fragment)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_fifo_named_as_input_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    assert_one_line_error(run_cli("asl_edge.runtime.cli", fifo, timeout=60), "not a regular file")
+    with pytest.raises(UserError, match="not a regular file"):
+        read_image_rgb(fifo)  # the decode path itself, for a FIFO found inside a folder
+
+
+def test_an_oversized_contract_or_deeply_nested_settings_are_refused_cheaply():
+    with pytest.raises(UserError, match="more than a contract"):
+        ModelContract.from_json(json.dumps({"classes": ["A"] * 200_000}))
+    assert export_settings({"asl_edge.export": "[" * 50_000 + "]" * 50_000}) == {}
+    assert export_settings({"asl_edge.export": json.dumps({"precision": "int8", "pad": "x" * 200_000})}) == {}
+
+
+def test_float_convs_that_leave_nothing_to_quantize_are_refused(tmp_path):
+    from asl_edge.export.quantize import quantize_int8
+
+    model = make_tiny_onnx(tmp_path / "tiny.onnx")
+    calib = np.zeros((4, 3, 64, 64), np.float32)
+    with pytest.raises(UserError, match="--float-convs 99"):
+        quantize_int8(model, tmp_path / "tiny.int8.onnx", calib, float_convs=99)
+    assert not (tmp_path / "tiny.int8.onnx").exists()
+
+
+def _clip(path, frames=30):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def test_two_captures_into_one_folder_keep_every_image_and_a_class_named_twice_counts_once(tmp_path):
+    video = _clip(tmp_path / "clip.avi")
+    out = tmp_path / "mine"
+    args = ("--camera", video, "--out", out, "--per-class", "3", "--countdown", "0", "--interval", "0",
+            "--no-display", "--roi", "0.6")
+    with ThreadPoolExecutor(2) as pool:  # at the same time: both number their images from one folder
+        procs = list(pool.map(lambda _: run_cli("asl_edge.runtime.capture", *args, "--classes", "A,A,A"), range(2)))
+    for p in procs:
+        assert p.returncode == 0, p.stderr
+        assert "for 1/1 classes" in p.stdout
+    names = sorted(f.name for f in (out / "A").iterdir())
+    assert names == [f"A_capture_{i:04d}.jpg" for i in range(1, 7)]  # 3 + 3, none overwritten
