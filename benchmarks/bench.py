@@ -14,12 +14,13 @@ import numpy as np
 
 from asl_edge.runtime.errors import UserError, say
 from asl_edge.runtime.fileio import check_can_create, sweep_temps, temp_dir, write_error
+from asl_edge.runtime.limits import env_number
 
 from .metrics import accuracy_report, agreement, check_floors
 from .models import Row, check_contracts, input_format, load_models, parse_providers, plan_rows
 
 SCHEMA = "asl-edge-bench/1"
-WORKER_TIMEOUT_S = 3600
+WORKER_LIMIT_ENV, WORKER_LIMIT_S = "ASL_EDGE_BENCH_WORKER_LIMIT_S", 1800.0  # per model and provider
 CHUNK = 64  # images decoded at a time while writing a data set's .npy
 
 
@@ -144,21 +145,23 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
         cmd += ["--images", str(ds.npy[input_format(row.model)])]
         if row.model.contract.landmarks:
             cmd += ["--landmarks", str(ds.npy["landmarks"])]
-    log(f"measuring {row.id} ...")
+    limit = env_number(WORKER_LIMIT_ENV, WORKER_LIMIT_S)
+    log(f"measuring {row.id} (at most {limit:g} s, ${WORKER_LIMIT_ENV}) ...")
     t0 = time.perf_counter()
     err_path = wdir / "stderr.log"
     with open(err_path, "w") as err:
         try:
-            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, timeout=WORKER_TIMEOUT_S)
+            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, timeout=limit)
             rc = proc.returncode
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it
+            rc = f"no result in {limit:g} s (a graph that never ends?), stopped"
     res_path = wdir / "result.json"
     if res_path.is_file():
         res = json.loads(res_path.read_text())
     else:
         lines = [l for l in err_path.read_text(errors="replace").splitlines() if l.strip()]
-        res = {"status": "failed", "reason": lines[-1] if lines else f"worker ended with {rc}"}
+        reason = rc if isinstance(rc, str) else lines[-1] if lines else f"worker ended with {rc}"
+        res = {"status": "failed", "reason": reason}
     res["worker_seconds"] = time.perf_counter() - t0
     if res.get("status") == "ok":
         logits = [np.load(wdir / f"logits_{i}.npy") for i in range(len(datasets))]

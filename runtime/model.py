@@ -15,9 +15,11 @@ from .cpu import int8_isa
 from .errors import UserError, say
 from .fileio import file_sha256
 from .landmarks import LANDMARKS_INPUT, PRESENCE, for_width
+from .limits import env_number
 from .profile import Profile
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
+FIRST_RUN_LIMIT_ENV = "ASL_EDGE_FIRST_RUN_LIMIT_S"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -213,7 +215,7 @@ class OnnxClassifier:
         None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
         return self.classify(batch, landmarks).logits
 
-    def classify(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> Scores:
+    def classify(self, batch: np.ndarray, landmarks: np.ndarray | None = None, run_options=None) -> Scores:
         """Preprocessed batch (and landmark rows) -> Scores: the logits, the calibrated probabilities
         (fused with the profile in use on rows with a hand), the agreement and the embedding."""
         feeds = {self.input_name: batch}
@@ -223,7 +225,7 @@ class OnnxClassifier:
                     else for_width(landmarks, self.contract.landmarks))
             feeds[LANDMARKS_INPUT] = rows
         try:
-            outs = self.session.run(None, feeds)
+            outs = self.session.run(None, feeds, run_options)
         except Exception as e:  # onnxruntime's run-time failures (a bad reshape, an allocation too large)
             if isinstance(e, (KeyboardInterrupt, UserError)):
                 raise
@@ -256,14 +258,54 @@ class OnnxClassifier:
         return self.classify(self.contract.preprocess_batch(images_rgb), landmarks).probs
 
     def warmup(self, runs: int = 2) -> float:
-        """Run a blank frame through the model; returns the first run's seconds."""
-        blank = np.zeros((self.contract.input_size, self.contract.input_size, 3), np.uint8)
+        """Run a blank frame through the model; returns the first run's seconds. The first run is
+        bounded (FIRST_RUN_LIMIT_ENV, 120 s): a graph that never ends (a Loop without an end) stops
+        with one line instead of hanging, and Ctrl-C works while it runs."""
+        blank = np.zeros((1, self.contract.input_size, self.contract.input_size, 3), np.uint8)
+        x = self.contract.preprocess_batch(blank)
         t0 = time.perf_counter()
-        self.predict([blank])
+        self._bounded(lambda options: self.classify(x, run_options=options))
         first = time.perf_counter() - t0
         for _ in range(runs - 1):
-            self.predict([blank])
+            self.classify(x)
         return first
+
+    def _bounded(self, work):
+        """work(RunOptions) on a helper thread; the caller waits at most the limit, and a Ctrl-C while it
+        waits ends the run (onnxruntime's terminate flag) before it is raised."""
+        import threading
+
+        import onnxruntime as ort
+
+        limit = env_number(FIRST_RUN_LIMIT_ENV, 120.0)
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # the terminate flag's own error is ours to report, in one line
+        box, done = {}, threading.Event()
+
+        def target():
+            try:
+                box["value"] = work(options)
+            except BaseException as e:  # handed to the caller's thread
+                box["error"] = e
+            finally:
+                done.set()
+
+        # waited on with an Event: an interrupted Thread.join can report a running thread as stopped
+        threading.Thread(target=target, daemon=True, name="asl-first-inference").start()
+        try:
+            finished = done.wait(limit)
+        except KeyboardInterrupt:
+            options.terminate = True
+            done.wait(10)  # onnxruntime stops at its next node; exiting before that would abort the process
+            raise
+        if not finished:
+            options.terminate = True
+            done.wait(10)
+            raise UserError(f"{self.path}: the model did not finish one inference in {limit:g} s (a graph that never "
+                            f"ends?); re-export it with asl-export, or raise ${FIRST_RUN_LIMIT_ENV}")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
     def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
         idx = np.argsort(-probs_row)[:k]

@@ -90,3 +90,58 @@ def test_two_captures_into_one_folder_keep_every_image_and_a_class_named_twice_c
         assert "for 1/1 classes" in p.stdout
     names = sorted(f.name for f in (out / "A").iterdir())
     assert names == [f"A_capture_{i:04d}.jpg" for i in range(1, 7)]  # 3 + 3, none overwritten
+
+
+def _endless_loop_model(path, classes=("A", "B", "C"), size=32):
+    """A valid asl-edge file whose graph runs a Loop of 2^62 trips before its logits."""
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    from asl_edge.runtime.contract import CONTRACT_KEY
+
+    body = h.make_graph(
+        [h.make_node("Add", ["acc_in", "one"], ["acc_out"]), h.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
+                 h.make_tensor_value_info("acc_in", T.FLOAT, [1])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("acc_out", T.FLOAT, [1])],
+        [h.make_tensor("one", T.FLOAT, [1], [1.0])])
+    nodes = [h.make_node("Loop", ["trips", "cond", "acc0"], ["acc"], body=body),
+             h.make_node("ReduceMean", ["image"], ["m"], keepdims=0, axes=[1, 2, 3]),
+             h.make_node("Unsqueeze", ["m", "ax"], ["m1"]), h.make_node("Mul", ["m1", "w"], ["z"]),
+             h.make_node("Add", ["z", "acc"], ["logits"])]
+    inits = [h.make_tensor("trips", T.INT64, [], [2 ** 62]), h.make_tensor("cond", T.BOOL, [], [True]),
+             h.make_tensor("acc0", T.FLOAT, [1], [0.0]), h.make_tensor("ax", T.INT64, [1], [1]),
+             h.make_tensor("w", T.FLOAT, [1, len(classes)], [1.0] * len(classes))]
+    graph = h.make_graph(nodes, "endless", [h.make_tensor_value_info("image", T.FLOAT, ["N", 3, size, size])],
+                         [h.make_tensor_value_info("logits", T.FLOAT, ["N", len(classes)])], inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CONTRACT_KEY, ModelContract(classes=classes, input_size=size).to_json()
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_graph_that_never_ends_stops_at_the_bound_and_on_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model = _endless_loop_model(tmp_path / "endless.onnx")
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.zeros((40, 40, 3), np.uint8))
+    t0 = time.monotonic()
+    proc = run_cli("asl_edge.runtime.cli", image, "--model", model, "--roi", "full",
+                   env={"ASL_EDGE_FIRST_RUN_LIMIT_S": "2"}, timeout=60)
+    assert_one_line_error(proc, "did not finish one inference in 2 s")
+    assert time.monotonic() - t0 < 30 and "terminate called" not in proc.stderr
+    # Ctrl-C while it runs: "interrupted", exit 130, no abort from a thread left inside onnxruntime
+    p = subprocess.Popen([sys.executable, "-m", "asl_edge.runtime.cli", str(image), "--model", str(model), "--roi",
+                          "full"], stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert "terminate called" not in err and "Traceback" not in err
