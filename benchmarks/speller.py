@@ -124,10 +124,12 @@ def parse_decoder(spec: str):
                 kw[k] = Hold.parse(v)
             elif k == "agreement":
                 kw["require_agreement"] = v not in ("0", "no", "false")
+            elif k == "veto":
+                kw["veto"] = v not in ("0", "no", "false")
             else:
                 raise ValueError
         except ValueError:
-            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, still, hold, agreement)") from None
+            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, still, hold, agreement, veto)") from None
     try:
         make_speller(name, **kw)
     except ValueError as e:

@@ -173,7 +173,8 @@ class EvidenceSpeller(Speller):
     chosen on people left out of training (benchmarks/README.md, "The stranger speller")."""
 
     def __init__(self, threshold: float = 0.8, window: Hold | str = "0.5s", margin: float = 0.5,
-                 disagree_weight: float = 1.0, release: float | None = None, still_speed: float | None = None):
+                 disagree_weight: float = 1.0, release: float | None = None, still_speed: float | None = None,
+                 motion_veto: bool = True):
         for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight)):
             if not 0 <= float(v) <= 1:  # also rejects nan
                 raise ValueError(f"{name} must be in [0, 1], not {v!r}")
@@ -183,6 +184,7 @@ class EvidenceSpeller(Speller):
         self.margin, self.disagree_weight = float(margin), float(disagree_weight)
         self.still_speed = None if still_speed is None else float(still_speed)
         self.release = self.threshold / 2 if release is None else float(release)
+        self.motion_veto = bool(motion_veto)
         self._lead = None
 
     def reset(self):
@@ -231,6 +233,14 @@ class EvidenceSpeller(Speller):
     def update(self, label: str, prob: float, now: float | None = None, agree: bool = True) -> str | None:
         raise TypeError("EvidenceSpeller reads whole probability vectors: call update_probs")
 
+    def type_motion(self, letter: str, replaces=(), within: float = 0.0, now: float | None = None) -> str | None:
+        """As Speller.type_motion, except (motion_veto) when the evidence names another letter, held
+        and clear (its mean over the window passes the threshold and the margin): a hand holding Q or Y
+        still is not drawing Z or J, whatever its fingertip's path looked like. -> the letter, or None."""
+        if self.motion_veto and self._candidate is not None and self._candidate not in (letter, *replaces):
+            return None
+        return super().type_motion(letter, replaces, within, now)
+
     def progress(self, now: float | None = None) -> float:
         if self._lead is None or self._lead[0] == self._blocked:
             return 0.0
@@ -242,7 +252,7 @@ DECODERS = ("evidence", "hold")
 
 def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
                  require_agreement: bool = True, margin: float | None = None, weight: float | None = None,
-                 still: float | None = None) -> Speller:
+                 still: float | None = None, veto: bool | None = None) -> Speller:
     """asl-run's --decoder with its options; None leaves a decoder's own default. `weight`: what a
     frame where the two classifiers disagree counts in the evidence decoder's mean."""
     if decoder == "hold":
@@ -250,7 +260,8 @@ def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str 
                        require_agreement=require_agreement)
     if decoder == "evidence":
         kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
-                                ("disagree_weight", weight), ("still_speed", still)) if v is not None}
+                                ("disagree_weight", weight), ("still_speed", still), ("motion_veto", veto))
+              if v is not None}
         if not require_agreement:
             kw["disagree_weight"] = 1.0
         return EvidenceSpeller(**kw)

@@ -208,6 +208,24 @@ def test_evidence_motion_letters_replace_their_start_pose():
     assert ev.text == "J"
 
 
+def test_evidence_a_motion_is_not_typed_over_another_letter_held_clearly():
+    """The fingertip's path says Z, but the evidence is a clear Q: a hand holding Q (its index finger
+    pointing, the hand drifting) is not drawing Z. Without a clear other letter the motion types."""
+    classes = ("Q", "Z", "nothing")
+
+    def fed(speller, q, z):
+        for _ in range(6):
+            speller.update_probs([q, z, 1 - q - z], classes, now=1.0)
+        return speller
+
+    ev = fed(EvidenceSpeller(threshold=0.6, window=Hold(3, "frames")), 0.95, 0.0)
+    assert ev.text == "Q" and ev.type_motion("Z", replaces=("Z",), within=1.0, now=1.5) is None and ev.text == "Q"
+    off = fed(EvidenceSpeller(threshold=0.6, window=Hold(3, "frames"), motion_veto=False), 0.95, 0.0)
+    assert off.type_motion("Z", replaces=("Z",), within=1.0, now=1.5) == "Z" and off.text == "QZ"
+    unclear = fed(EvidenceSpeller(threshold=0.6, window=Hold(3, "frames")), 0.5, 0.4)
+    assert unclear.type_motion("Z", replaces=("Z",), within=1.0, now=1.5) == "Z"
+
+
 @pytest.mark.parametrize("kw", [dict(threshold=float("nan")), dict(margin=2), dict(disagree_weight=-1)])
 def test_evidence_rejects_bad_settings(kw):
     with pytest.raises(ValueError):
