@@ -1,0 +1,27 @@
+"""Behaviour kept through refactors: asl-run --json of the shipped model on the 28 official Kaggle test
+images equals the stored reference (tests/data/asl_run_reference.json: the labels, the hand boxes, the
+probabilities to 1e-3). Rewrite the reference only for a new shipped model, and say so in its commit."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from asl_edge.runtime.fileio import file_sha256
+from asl_edge.runtime.model import DEFAULT_MODEL
+
+from conftest import DATA, need, run_cli
+
+REFERENCE = Path(__file__).parent / "data" / "asl_run_reference.json"
+
+
+def test_asl_run_on_real_images_gives_the_stored_answers():
+    ref = json.loads(REFERENCE.read_text())
+    assert file_sha256(DEFAULT_MODEL).startswith(ref["model_sha256_prefix"]), "a new shipped model: rewrite the reference"
+    test = need(DATA / "asl_alphabet" / "test")
+    proc = run_cli("asl_edge.runtime.cli", test, "--json", check=True)
+    rows = {r["file"].split("asl_alphabet/")[1]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert set(rows) == set(ref["rows"])
+    for name, want in ref["rows"].items():
+        got = rows[name]
+        assert got["label"] == want["label"] and got["hand"] == want["hand"], name
+        assert abs(got["prob"] - want["prob"]) < 1e-3, (name, got["prob"], want["prob"])
