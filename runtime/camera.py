@@ -29,7 +29,21 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-# --- the guide box ---------------------------------------------------------------------
+# --- the region of a frame that is classified ------------------------------------------
+
+@dataclass(frozen=True)
+class Region:
+    """What a region (a fixed GuideBox, or hands.HandRoi) gives for one frame."""
+    box: tuple                 # (x0, y0, x1, y1) in frame pixels
+    found: bool | None = None  # None: a fixed box; else whether a hand (fresh or kept) gave the box
+    hand: object = None        # this frame's hands.Hand, or None
+    rgb: object = None         # the frame in RGB when the region had to convert all of it (hand finding)
+
+    @property
+    def landmarks(self):
+        """This frame's 21 landmarks (frame pixels, x and y), or None."""
+        return None if self.hand is None else self.hand.landmarks[:, :2]
+
 
 @dataclass(frozen=True)
 class GuideBox:
@@ -73,6 +87,9 @@ class GuideBox:
     def crop(self, frame):
         x0, y0, x1, y1 = self.box(frame.shape[1], frame.shape[0])
         return frame[y0:y1, x0:x1]
+
+    def region(self, frame) -> Region:
+        return Region(self.box(frame.shape[1], frame.shape[0]))
 
 
 # --- sources ---------------------------------------------------------------------------

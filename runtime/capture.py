@@ -10,7 +10,7 @@ import click
 import cv2
 
 from .camera import GuideBox, open_source
-from .contract import KAGGLE_CLASSES, bgr_to_rgb
+from .contract import KAGGLE_CLASSES
 from .errors import UserError, cli_errors, command, say
 from .fileio import ensure_dir, write_error
 from .hands import HandFinder, HandRoi
@@ -59,10 +59,8 @@ def _prompt(frame, box, text, sub):
 def region(roi: GuideBox | HandRoi, frame):
     """(box, ok to save): the found hand's square (saved only when the hand is in this frame), or
     the fixed guide box (always saved)."""
-    if isinstance(roi, HandRoi):
-        box = roi.box(bgr_to_rgb(frame))
-        return box, roi.finder.hand is not None
-    return roi.box(frame.shape[1], frame.shape[0]), True
+    r = roi.region(frame)
+    return r.box, r.found is None or r.hand is not None
 
 
 def capture(source, out: Path, classes, per_class: int, countdown: float, interval: float,

@@ -153,14 +153,15 @@ class FilesRun:
         t0 = time.perf_counter()
         crops = []
         for it in batch:
-            it.hand = self.finder.find(it.rgb)
-            if it.hand is None:
+            found = self.finder.locate(it.rgb)
+            if found is None:
                 crops.append(it.rgb)
                 continue
+            it.hand = found.square
             if getattr(self.clf, "uses_landmarks", False):
-                it.landmarks = of_hand(self.finder.hand)
+                it.landmarks = of_hand(found.hand)
             self.hands_found += 1
-            crops.append(crop_box(it.rgb, it.hand))
+            crops.append(crop_box(it.rgb, found.square))
         self.hand_seconds += time.perf_counter() - t0
         return crops
 

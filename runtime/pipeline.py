@@ -34,7 +34,8 @@ class FrameResult:
 
 
 class FramePipeline:
-    """region: a fixed GuideBox, or a HandRoi (the found hand; the guide box when none)."""
+    """region: a fixed GuideBox, or a HandRoi (the found hand; the guide box when none); both give a
+    camera.Region for a frame."""
 
     def __init__(self, clf, region: GuideBox | HandRoi):
         self.clf, self.region = clf, region
@@ -46,22 +47,16 @@ class FramePipeline:
 
     def __call__(self, frame_bgr: np.ndarray) -> FrameResult:
         t0 = time.perf_counter()
-        hand_s, found, points, landmarks = 0.0, None, None, None
-        if self.hands is not None:
-            rgb = bgr_to_rgb(frame_bgr)
-            box = self.hands.box(rgb)
-            found = self.hands.found
-            points = self.hands.landmarks if found else None
-            t1 = time.perf_counter()
-            hand_s, t0 = t1 - t0, t1
-            x = self.clf.contract.preprocess(rgb[box[1]:box[3], box[0]:box[2]])[None]
-            # this frame's hand only (zeros when none), for a model that reads landmarks
-            if getattr(self.clf, "uses_landmarks", False):
-                landmarks = of_hand(self.hands.finder.hand)[None]
-        else:
-            box = self.region.box(frame_bgr.shape[1], frame_bgr.shape[0])
-            x = self.clf.contract.preprocess(bgr_to_rgb(frame_bgr[box[1]:box[3], box[0]:box[2]]))[None]
+        region = self.region.region(frame_bgr)
         t1 = time.perf_counter()
+        x0, y0, x1, y1 = region.box
+        # only the crop changes colour, unless the hand finder already converted the whole frame
+        crop = region.rgb[y0:y1, x0:x1] if region.rgb is not None else bgr_to_rgb(frame_bgr[y0:y1, x0:x1])
+        x = self.clf.contract.preprocess(crop)[None]
+        # this frame's hand only (zeros when none), for a model that reads landmarks
+        landmarks = (of_hand(region.hand)[None] if region.found is not None and getattr(self.clf, "uses_landmarks", False)
+                     else None)
+        t2 = time.perf_counter()
         scores = self.clf.classify(x, landmarks)
-        return FrameResult(tuple(int(v) for v in box), found, points, scores, hand_s, t1 - t0,
-                           time.perf_counter() - t1)
+        return FrameResult(tuple(int(v) for v in region.box), region.found, region.landmarks, scores, t1 - t0,
+                           t2 - t1, time.perf_counter() - t2)

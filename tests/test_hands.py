@@ -305,8 +305,11 @@ class ScriptedFinder(HandFinder):
     def __init__(self, boxes):
         self.boxes, self.hand, self.margin = list(boxes), None, 0.25
 
-    def find(self, rgb):
-        return self.boxes.pop(0)
+    def locate(self, rgb):
+        from asl_edge.runtime.hands.roi import FoundHand
+
+        square = self.boxes.pop(0)
+        return None if square is None else FoundHand(None, square, square)
 
 
 def test_hand_roi_smooths_keeps_and_falls_back():

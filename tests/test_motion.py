@@ -129,10 +129,12 @@ class _ScriptedFinder:
     def __init__(self, frames):
         self.frames, self.hand = list(frames), None
 
-    def find(self, rgb):
+    def locate(self, rgb):
+        from asl_edge.runtime.hands.roi import FoundHand
+
         lm = self.frames.pop(0)
         self.hand = None if lm is None else type("Hand", (), {"landmarks": lm})()
-        return None if lm is None else (200, 150, 100, 100)
+        return None if lm is None else FoundHand(self.hand, (200, 150, 100, 100), (200, 150, 100, 100))
 
 
 def test_live_loop_spells_j_from_the_tracked_pinky():

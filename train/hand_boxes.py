@@ -56,12 +56,12 @@ def _image_key(path: str) -> str:
 def _find(finder, path):
     """One image -> cache entry: None (no hand) or {"box": [x0, y0, x1, y1], "landmarks": 21 x 3, "handedness"}."""
     try:
-        box = finder.find_hand(read_rgb(path))
+        found = finder.locate(read_rgb(path))
     except UserError:
         return None
-    if box is None:
+    if found is None:
         return None
-    hand = finder.hand
+    box, hand = found.box, found.hand
     return {"box": [box[0], box[1], box[0] + box[2], box[1] + box[3]],
             "landmarks": [[round(float(v), 2) for v in p] for p in hand.landmarks],
             "handedness": hand.handedness}

@@ -2,9 +2,12 @@
 smoothed over frames, the guide box when no hand)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..camera import GuideBox
+from ..camera import GuideBox, Region
+from ..contract import bgr_to_rgb
 from .geometry import MARGIN, Hand
 from .tracker import HandTracker
 
@@ -34,8 +37,16 @@ def crop_box(rgb: np.ndarray, box) -> np.ndarray:
     return rgb[y:y + h, x:x + w]
 
 
+@dataclass(frozen=True)
+class FoundHand:
+    """HandFinder.locate's result: the hand, its tight box and the square the classifier sees."""
+    hand: Hand
+    box: tuple      # (x, y, w, h): the landmarks' extent widened by the finder's pad
+    square: tuple   # (x, y, side, side): the training framing (MARGIN around the box), inside the image
+
+
 class HandFinder:
-    """find_hand() gives the tight hand box; find() the square crop box (training framing)."""
+    """locate() gives a FoundHand (or None); find_hand() and find() its tight box and its square."""
 
     name = "hand landmarks (ONNX)"
 
@@ -48,23 +59,28 @@ class HandFinder:
         self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model}" + (", zoomed search)" if self.tracker.zoom else ")")
         self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 
-    def find_hand(self, rgb):
-        """Image -> tight hand box (x, y, w, h) in pixels, or None."""
-        self.hand = self.tracker.process(rgb)
-        if self.hand is None:
+    def locate(self, rgb) -> FoundHand | None:
+        """Image (RGB) -> the hand found in it, or None."""
+        hand = self.tracker.process(rgb)  # None for any image without a hand, odd shapes included
+        self.hand = None
+        if hand is None:
             return None
         h, w = np.shape(rgb)[:2]
-        box = self.hand.box(w, h, self.pad)
+        box = hand.box(w, h, self.pad)
         if box is None:
-            self.hand = None
-        return box
+            return None
+        self.hand = hand  # the last frame's hand, for callers that draw it
+        return FoundHand(hand, box, square_box(box, w, h, self.margin))
+
+    def find_hand(self, rgb):
+        """Image -> tight hand box (x, y, w, h) in pixels, or None."""
+        found = self.locate(rgb)
+        return None if found is None else found.box
 
     def find(self, rgb):
         """Image -> square (x, y, w, h) with margin around the hand, or None."""
-        hand = self.find_hand(rgb)
-        if hand is None:
-            return None
-        return square_box(hand, np.shape(rgb)[1], np.shape(rgb)[0], self.margin)
+        found = self.locate(rgb)
+        return None if found is None else found.square
 
     def reset(self):
         self.hand = None
@@ -89,6 +105,7 @@ class HandRoi:
         self.alpha, self.keep = alpha, keep
         self._state = None  # (cx, cy, side) floats
         self._missed = 0
+        self._found = None  # this frame's FoundHand
         self.found = False  # did the last box come from a hand (fresh or kept)?
 
     @property
@@ -98,12 +115,19 @@ class HandRoi:
         return None if hand is None else hand.landmarks[:, :2]
 
     def reset(self):
-        self._state, self._missed, self.found = None, 0, False
+        self._state, self._missed, self._found, self.found = None, 0, None, False
+
+    def region(self, frame_bgr: np.ndarray) -> Region:
+        """A camera frame (BGR) -> the Region to classify: the hand's smoothed square, with this frame's
+        hand (None on a frame where the square is kept from the frames before); the guide box when none."""
+        rgb = bgr_to_rgb(frame_bgr)
+        box = self.box(rgb)
+        return Region(box, self.found, self._found.hand if self._found is not None else None, rgb)
 
     def box(self, rgb: np.ndarray):
         """RGB frame -> (x0, y0, x1, y1) to classify."""
         h, w = rgb.shape[:2]
-        got = self.finder.find(rgb)
+        self._found = got = self.finder.locate(rgb)
         if got is None:
             self._missed += 1
             if self._state is None or self._missed > self.keep:
@@ -111,7 +135,7 @@ class HandRoi:
                 return self.fallback.box(w, h)
         else:
             self._missed = 0
-            x, y, s, _ = got
+            x, y, s, _ = got.square
             new = (x + s / 2, y + s / 2, float(s))
             if self._state is None or not _overlap(self._state, new):
                 self._state = new
