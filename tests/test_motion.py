@@ -7,7 +7,7 @@ from asl_edge.runtime.model import Scores
 from asl_edge.runtime.motion import finger_states
 from asl_edge.runtime.spelling import Hold, Speller
 
-from asl_edge.benchmarks.studies.motion_tracks import (FPS, J_HAND, OPEN, STILL, Z_HAND, Z_PATH, j_path,
+from asl_edge.benchmarks.hand_tracks import (FPS, J_HAND, OPEN, STILL, Z_HAND, Z_PATH, j_path,
                                                        polyline, spot, track)
 
 
