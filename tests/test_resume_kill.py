@@ -83,6 +83,30 @@ def test_kill_between_best_and_last_then_resume(setup, tmp_path, monkeypatch):
     _assert_same_run(out, root / "straight")
 
 
+@pytest.mark.parametrize("at_epoch", [1, 2])
+def test_ctrl_c_between_the_two_writes_names_the_epoch_on_disk(setup, tmp_path, monkeypatch, at_epoch):
+    """Ctrl-C right after best.ckpt of an epoch is written: the message names the epoch last.ckpt
+    really holds (or that none was saved), never one it does not."""
+    root, args, _ = setup
+    out, lines = tmp_path / "run", []
+    real = engine.save_checkpoint
+
+    def interrupted(state, path):
+        real(state, path)
+        if state["epoch"] == at_epoch and Path(path).name == "best.ckpt":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "save_checkpoint", interrupted)
+    with pytest.raises(SystemExit) as e:
+        Trainer(config_from_args(args + ["--out", out, "--epochs", "3"]), log=lines.append).fit()
+    assert e.value.code == 130
+    said = lines[-1]
+    if at_epoch == 1:
+        assert "no epoch was saved" in said and not (out / "last.ckpt").exists()
+    else:
+        assert f"holds epoch {at_epoch - 1}" in said and load_checkpoint(out / "last.ckpt")["epoch"] == at_epoch - 1
+
+
 @pytest.mark.parametrize("trial", range(2))
 def test_sigkill_at_a_random_moment_then_resume(setup, tmp_path, trial):
     root, args, straight = setup

@@ -363,10 +363,12 @@ class Trainer:
                          f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
                          + ("  *" if improved else ""))
         except KeyboardInterrupt:
-            done = len(self.history)
-            where = f"{self.out / 'last.ckpt'} holds epoch {done}" if done else "no epoch finished, nothing saved"
-            self.log(f"interrupted: {where}; continue with asl-train --resume {self.out / 'last.ckpt'} "
-                     f"--out {self.out}")
+            done = _ckpt_epoch(self.out / "last.ckpt")  # what is on disk, not what the loop got to
+            if done is None:
+                self.log("interrupted: no epoch was saved; run the same asl-train command again")
+            else:
+                self.log(f"interrupted: {self.out / 'last.ckpt'} holds epoch {done}; continue with asl-train "
+                         f"--resume {self.out / 'last.ckpt'} --out {self.out}")
             raise SystemExit(130)
         best = self.out / "best.ckpt"
         by = f"val acc {self.best_acc:.4f}" if self.val_samples else f"train loss {-self.best_acc:.4f}, no val set"
