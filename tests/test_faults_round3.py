@@ -145,3 +145,21 @@ def test_a_graph_that_never_ends_stops_at_the_bound_and_on_ctrl_c(tmp_path):
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
     assert "terminate called" not in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are a POSIX matter")
+def test_file_names_that_are_not_utf8_train_and_export(tmp_path):
+    data = tmp_path / "data"
+    for c in "AB":
+        (data / c).mkdir(parents=True)
+        for i in range(5):
+            ok, buf = cv2.imencode(".png", np.full((40, 40, 3), 50 * i + (c == "B") * 20, np.uint8))
+            with open(os.fsencode(data / c) + b"/img\xff" + str(i).encode() + b".png", "wb") as f:
+                f.write(buf.tobytes())
+    out = tmp_path / "run"
+    proc = run_cli("asl_edge.train.cli", "--data", data, "--arch", "efficientnet_lite0", "--img-size", "64", "--epochs",
+                   "1", "--out", out, "--workers", "0", "--cache-dir", tmp_path / "cache")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert b"\xff" in (out / "split.csv").read_bytes()  # the names as they are on disk
+    proc = run_cli("asl_edge.runtime.cli", data, "--roi", "full")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -54,7 +54,7 @@ class SourceReport:
 def _unzip(path: Path) -> Path:
     """Extract a Kaggle zip once into the cache; reuse on later runs. Only images and boxes.csv
     are extracted, within a total size and a compression ratio (a zip bomb stops in one line)."""
-    digest = hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    digest = hashlib.sha1(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
     dest = CACHE_ROOT / "unzipped" / digest
 
     def extract(tmp: Path):

@@ -83,7 +83,7 @@ def module_identity(module: torch.nn.Module) -> str:
     cache whether they came from ImageNet, a weights file or an --init checkpoint."""
     h = hashlib.sha256()
     for name, t in module.state_dict().items():
-        h.update(name.encode())
+        h.update(name.encode("utf-8", "surrogateescape"))
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
@@ -92,10 +92,10 @@ def cache_key(samples, arch, prefix_id, contract, view_spec) -> str:
     h = hashlib.sha256()
     # the landmark input does not change the image features: image-only and landmark runs share them
     image = contract.with_landmarks(0).to_dict()
-    h.update(json.dumps([FEATURE_VERSION, arch, prefix_id, image, view_spec], sort_keys=True).encode())
+    h.update(json.dumps([FEATURE_VERSION, arch, prefix_id, image, view_spec], sort_keys=True).encode("utf-8", "surrogateescape"))
     for s in samples:
         st = os.stat(s.path)
-        h.update(f"{s.path}|{st.st_size}|{st.st_mtime_ns}|{s.box}\n".encode())
+        h.update(f"{s.path}|{st.st_size}|{st.st_mtime_ns}|{s.box}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:24]
 
 

@@ -31,7 +31,7 @@ def finder_key(border: float = BORDER) -> str:
              f"pad={PAD}", "min_score=0.5", "min_presence=0.5", f"zoom={ZOOM_TILES},{ZOOM_MIN_SIDE}", "v2"]
     if border > 1:
         parts.append(f"border={border}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return hashlib.sha256("|".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _load_cache(cache_dir: Path, root_key: str) -> dict:
@@ -77,7 +77,7 @@ def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple
         return samples, counts
     root = str(Path(os.path.commonpath([s.path for s in samples])))
     cache_dir = Path(cache_dir)
-    root_key = hashlib.sha256(root.encode()).hexdigest()[:16]
+    root_key = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     cache_file = cache_dir / f"{finder_key()}-{root_key}.json"
     cache = _load_cache(cache_dir, root_key)
     finder = None

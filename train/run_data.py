@@ -90,4 +90,4 @@ def write_manifest(path: Path, classes, data: RunData):
     for name, ss in (("train", data.train), ("val", data.val)):
         for s in ss:
             w.writerow([name, classes[s.label], s.source, s.path])
-    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8", errors="surrogateescape"))

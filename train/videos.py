@@ -54,7 +54,7 @@ def class_videos(root: Path, names) -> dict:
 def _cache_folder(video: Path, cache_root: Path) -> Path:
     st = video.stat()
     key = f"{video.resolve()}|{st.st_size}|{st.st_mtime_ns}|q{JPEG_QUALITY}"
-    return cache_root / "video_frames" / hashlib.sha1(key.encode()).hexdigest()[:16]
+    return cache_root / "video_frames" / hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def extract_frames(video: Path, cache_root: Path) -> VideoFrames:
