@@ -206,7 +206,7 @@ def run_camera(camera, opts: RunOptions):
 
 def camera_hand_model(opts: RunOptions, clf) -> str:
     """Landmarks from lite differ enough from full's to cost a landmark model about 3 points
-    (measured in files mode on held-out photos: 92.3% full vs 89.3% lite)."""
+    (benchmarks/README.md, "Hand finding")."""
     return opts.hand_model or ("full" if clf.uses_landmarks else "lite")
 
 

@@ -166,8 +166,8 @@ class OnnxClassifier:
         check_graph(self.session, self.contract, self.path)
         providers = self.session.get_providers()
         if export_settings(self.metadata).get("precision") == "int8" and providers[0] == "CUDAExecutionProvider":
-            # INT8 (QDQ) on CUDA runs partly on the CPU with copies between: 17.6 ms/img against 1.4 on the CPU
-            # (scripts/gpu_check.sh, H200). auto keeps such a file on the CPU; an explicit cuda is obeyed.
+            # INT8 (QDQ) on CUDA runs partly on the CPU with copies between, several times slower than the CPU
+            # (benchmarks/README.md, "CUDA"). auto keeps such a file on the CPU; an explicit cuda is obeyed.
             if provider == "auto":
                 providers = ["CPUExecutionProvider"]
             else:
