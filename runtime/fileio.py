@@ -70,6 +70,12 @@ def check_can_create(path, what="output folder") -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write_fn) -> Path:
     """write_fn(tmp_path) writes the file; it then replaces `path` in one rename. On any failure
     the temp file is removed and `path` keeps its old content."""
@@ -84,6 +90,7 @@ def atomic_write(path, write_fn) -> Path:
     os.close(fd)
     try:
         write_fn(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would outlive the rename: the user's umask decides
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
         Path(tmp).unlink(missing_ok=True)

@@ -163,3 +163,16 @@ def test_file_names_that_are_not_utf8_train_and_export(tmp_path):
     assert b"\xff" in (out / "split.csv").read_bytes()  # the names as they are on disk
     proc = run_cli("asl_edge.runtime.cli", data, "--roi", "full")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
+    from asl_edge.runtime.fileio import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "out.json", lambda tmp: open(tmp, "w").write("{}"))
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        assert atomic_write(tmp_path / "private.json", lambda tmp: open(tmp, "w").write("{}")).stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
