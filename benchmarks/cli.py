@@ -23,7 +23,9 @@ DEFAULT_RUNS = 100
               help="Instead of --data: the whole camera loop on VIDEO (asl-run --camera VIDEO), its time per "
                    "frame stage by stage, at --loop-threads; the model is the first --onnx (default: the shipped one).")
 @click.option("--loop-threads", default="1,2", show_default=True, metavar="N,N",
-              help="--loop: onnxruntime threads of the classifier and the hand finder, one run each.")
+              help="--loop: onnxruntime threads of the classifier (asl-run --threads), one run each.")
+@click.option("--hand-threads", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="--loop: onnxruntime threads of the hand finder (asl-run uses 1).")
 @click.option("--max-frames", default=None, type=click.IntRange(1), help="--loop: stop after N frames.")
 @click.option("--threads", default=None, show_default="all cores", type=click.IntRange(1),
               help="torch.set_num_threads / onnxruntime intra_op_num_threads (capped at 4 per core).")
@@ -47,7 +49,7 @@ DEFAULT_RUNS = 100
                    "asl-run --roi hand does; a landmark model also gets the landmarks.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="PNG plots (needs matplotlib).")
 @cli_errors
-def main(ckpt, onnx, data, loop_video, loop_threads, max_frames, threads, providers, runs, time_budget, warmup, batch,
+def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, threads, providers, runs, time_budget, warmup, batch,
          max_images, out, min_agreement, max_drop, hands, plots):
     """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process;
     or with --loop VIDEO, the camera loop's cost per stage.
@@ -56,7 +58,7 @@ def main(ckpt, onnx, data, loop_video, loop_threads, max_frames, threads, provid
     from .bench import BenchConfig, run_bench
 
     if loop_video is not None:
-        run_loop(loop_video, onnx[0] if onnx else None, loop_threads, max_frames, out, bool(data or ckpt))
+        run_loop(loop_video, onnx[0] if onnx else None, loop_threads, max_frames, out, bool(data or ckpt), hand_threads)
         return
     if not data:
         raise UserError("give --data DIR (labelled images), or --loop VIDEO")
@@ -73,7 +75,7 @@ def main(ckpt, onnx, data, loop_video, loop_threads, max_frames, threads, provid
     raise SystemExit(run_bench(cfg))
 
 
-def run_loop(video, model, threads_text, max_frames, out, other_options):
+def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=1):
     from .loop import loop_report, write_loop
 
     if other_options:
@@ -84,7 +86,8 @@ def run_loop(video, model, threads_text, max_frames, out, other_options):
         threads_list = []
     if not threads_list or any(not 1 <= t <= 64 for t in threads_list):
         raise UserError(f"--loop-threads {threads_text!r}: give thread counts from 1 to 64, like 1,2")
-    report = loop_report(model, video, threads_list, max_frames, log=lambda m: print(m, file=sys.stderr))
+    report = loop_report(model, video, threads_list, max_frames, log=lambda m: print(m, file=sys.stderr),
+                         hand_threads=hand_threads)
     print(write_loop(out, report))
 
 
