@@ -169,19 +169,35 @@ class MotionSpotter:
         return found
 
     def _spot(self) -> str | None:
+        """Every suffix of the window, oldest start first, Z before J: the first that draws its letter.
+        The two cheap tests (the hand shape on enough of the suffix's frames, the tip far enough from
+        its start) are computed for all starts at once; only the suffixes that pass them are traced."""
+        n = len(self._frames)
+        starts = n - self.min_frames + 1
+        shares = {}
+        for letter in ("Z", "J"):
+            fits = np.array([f[2][letter] for f in self._frames], float)
+            shares[letter] = np.cumsum(fits[::-1])[::-1] / np.arange(n, 0, -1)  # mean of fits[start:]
+        if starts <= 0 or not any((sh[:starts] >= self.shape_share).any() for sh in shares.values()):
+            return None  # no suffix has the hand shape of either letter: nothing to trace (a held letter)
         lms = np.stack([f[1] for f in self._frames])
         size = float(np.median(np.linalg.norm(lms[:, MIDDLE_MCP] - lms[:, WRIST], axis=1)))
         if size < 1e-6:
             return None
-        fits = {letter: np.array([f[2][letter] for f in self._frames]) for letter in SHAPES}
-        for start in range(0, len(lms) - self.min_frames + 1):
+        candidates = {}
+        for letter in ("Z", "J"):
+            share = shares[letter]
+            tip = lms[:, SHAPES[letter]["tip"]]
+            # [start, k]: (tip[k] - tip[start]) / size, as the traced path computes it, to the last bit
+            reach = np.hypot((tip[None, :, 0] - tip[:, None, 0]) / size, (tip[None, :, 1] - tip[:, None, 1]) / size)
+            reach = np.triu(reach).max(1)  # the farthest the tip gets from each start, later frames only
+            candidates[letter] = (share >= self.shape_share) & (reach >= self.min_len)
+        for start in range(starts):
             for letter, test in (("Z", is_z), ("J", is_j)):
-                if fits[letter][start:].mean() < self.shape_share:
+                if not candidates[letter][start]:
                     continue
                 tip = lms[start:, SHAPES[letter]["tip"]]
                 path = (tip - tip[0]) / size
-                if np.hypot(path[:, 0], path[:, 1]).max() < self.min_len:
-                    continue  # the tip has not gone far enough from here to draw anything
                 found = strokes(path, self.tolerance, self.min_stroke)
                 if test(found, self.min_len) and self._direct(path, found):
                     return letter

@@ -149,3 +149,52 @@ def test_live_loop_spells_j_from_the_tracked_pinky():
     speller = Speller(threshold=0.7, hold="0.5s")
     run_live(_AlwaysI(), _Frames(len(frames)), speller, roi, out=io.StringIO())
     assert speller.text == "J"   # the I held before the motion became the J
+
+
+def _spot_one_start_at_a_time(spotter):
+    """The spotter's search as it was first written (every start, every test in turn): the reference."""
+    from asl_edge.runtime.motion import MIDDLE_MCP, SHAPES, WRIST, is_j, is_z, strokes
+
+    lms = np.stack([f[1] for f in spotter._frames])
+    size = float(np.median(np.linalg.norm(lms[:, MIDDLE_MCP] - lms[:, WRIST], axis=1)))
+    if size < 1e-6:
+        return None
+    fits = {letter: np.array([f[2][letter] for f in spotter._frames]) for letter in SHAPES}
+    for start in range(0, len(lms) - spotter.min_frames + 1):
+        for letter, test in (("Z", is_z), ("J", is_j)):
+            if fits[letter][start:].mean() < spotter.shape_share:
+                continue
+            tip = lms[start:, SHAPES[letter]["tip"]]
+            path = (tip - tip[0]) / size
+            if np.hypot(path[:, 0], path[:, 1]).max() < spotter.min_len:
+                continue
+            found = strokes(path, spotter.tolerance, spotter.min_stroke)
+            if test(found, spotter.min_len) and spotter._direct(path, found):
+                return letter
+    return None
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_vectorised_search_finds_what_the_one_start_at_a_time_search_finds(seed):
+    """Random walks of both hand shapes, and J and Z drawn at random places in them: frame by frame the
+    spotter's answer equals the reference search's."""
+    from asl_edge.runtime.motion import MotionSpotter, shape_fits
+
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(0, 0.06, (80, 2)), axis=0)
+    at = rng.integers(10, 40)
+    shape, tip, drawn = [(J_HAND, 20, j_path()), (Z_HAND, 8, Z_PATH)][seed % 2]
+    path = np.concatenate([walk[:at], walk[at - 1] + drawn, walk[at:] - walk[at] + walk[at - 1] + drawn[-1]])
+    frames = track(shape, tip, path, mirror=bool(seed % 3 == 0), angle=float(rng.normal(0, 0.2)))
+    fast, answers = MotionSpotter(), []
+    for i, lm in enumerate(frames):
+        lm = np.asarray(lm, float)[:, :2]
+        fast._frames.append((i / FPS, lm, {letter: shape_fits(lm, letter) for letter in ("J", "Z")}))
+        while i / FPS - fast._frames[0][0] > fast.window_s:
+            fast._frames.popleft()
+        got, want = fast._spot(), _spot_one_start_at_a_time(fast)
+        assert got == want, (i, got, want)
+        answers.append(got)
+        if got is not None:
+            fast.reset()
+    assert any(answers), "the drawn letter was never seen: the comparison tested nothing"
