@@ -128,14 +128,16 @@ if [[ ${ENROLL:-1} == 1 && " ${names[*]} " == *" default "* ]]; then
   log "arm64: asl-enroll ($CLASSES) and asl-run --profile"
   in_root "asl-enroll $EARGS --out /opt/models/me.npz" > "$OUT/arm_enroll.log" 2>&1 \
     || { tail -5 "$OUT/arm_enroll.log" >&2; die "asl-enroll failed on arm64"; }
-  in_root "cd /data && asl-run /data/$first --model /opt/models/default.onnx --profile /opt/models/me.npz $ARGS" \
+  # the profile applies on frames with a hand only: this run finds the hand whatever ROI says
+  PARGS="--json --threads $THREADS --top-k 1000 --roi hand"
+  in_root "cd /data && asl-run /data/$first --model /opt/models/default.onnx --profile /opt/models/me.npz $PARGS" \
     > "$OUT/arm_profile.jsonl" 2> "$OUT/arm_profile.log" || die "asl-run --profile failed on arm64"
   log "x86: asl-enroll and asl-run --profile"
   "$X86_PY" -m asl_edge.runtime.enroll --data "$ROOT/data/$first" --classes "$CLASSES" \
     --model "$ROOT/opt/models/default.onnx" --out "$OUT/x86_me.npz" > "$OUT/x86_enroll.log" 2>&1 \
     || die "asl-enroll failed on x86"
   (cd "$ROOT/data" && "$X86_PY" -m asl_edge.runtime.cli "$ROOT/data/$first" --model "$ROOT/opt/models/default.onnx" \
-    --profile "$OUT/x86_me.npz" $ARGS) > "$OUT/x86_profile.jsonl" 2> "$OUT/x86_profile.log" || die "asl-run --profile failed on x86"
+    --profile "$OUT/x86_me.npz" $PARGS) > "$OUT/x86_profile.jsonl" 2> "$OUT/x86_profile.log" || die "asl-run --profile failed on x86"
   cp "$ROOT/opt/models/me.npz" "$OUT/arm_me.npz"
   "$X86_PY" - "$OUT" <<'PY' | tee -a "$OUT/compare.txt"
 import sys
@@ -144,9 +146,11 @@ import numpy as np
 from asl_edge.runtime.profile import Profile
 out = Path(sys.argv[1])
 a, b = Profile.load(out / "arm_me.npz"), Profile.load(out / "x86_me.npz")
+ta, tb = a.check["temperature"], b.check["temperature"]  # chosen on a few check frames: a near tie may go either way
+same = a.weights.shape == b.weights.shape
 print(f"profiles: classes {a.classes == b.classes}, frames per class arm {a.counts} x86 {b.counts}, "
-      f"max |weight diff| {np.abs(a.weights - b.weights).max() if a.weights.shape == b.weights.shape else 'shapes differ'}, "
-      f"base weight {a.base_weight} / {b.base_weight}")
+      f"temperature {ta:g} / {tb:g}, base weight {a.base_weight} / {b.base_weight}, max |prototype diff| "
+      f"{np.abs(a.weights / ta - b.weights / tb).max() if same else 'shapes differ'}")
 PY
   "$X86_PY" scripts/compare_runs.py "$OUT" profile | tee -a "$OUT/compare.txt"
 fi
