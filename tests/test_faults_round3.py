@@ -17,6 +17,7 @@ from asl_edge.runtime.model import export_settings
 from asl_edge.runtime.safeio import read_image_rgb
 
 from conftest import assert_one_line_error, run_cli
+from faults import call, one_error
 from onnx_fixtures import make_tiny_onnx
 
 CLIS = ["asl_edge.runtime.cli", "asl_edge.runtime.enroll", "asl_edge.runtime.capture", "asl_edge.train.cli",
@@ -24,9 +25,20 @@ CLIS = ["asl_edge.runtime.cli", "asl_edge.runtime.enroll", "asl_edge.runtime.cap
 
 
 @pytest.mark.parametrize("module", CLIS)
-def test_an_unknown_option_is_one_line_with_the_help_hint(module):
-    proc = run_cli(module, "--no-such-option")
-    assert_one_line_error(proc, "No such option", "--help")
+def test_an_unknown_option_is_one_line_with_the_help_hint(module, capfd):
+    import importlib
+
+    main = importlib.import_module(module).main
+    main = getattr(main, "__wrapped__", main)  # asl-run's main() calls its click command
+    command = main if hasattr(main, "main") else importlib.import_module(module).cli
+    res = call(capfd, command, "--no-such-option", prog=module)  # in-process: the same click class as the script
+    one_error(res, "No such option", "--help")
+    assert "Usage:" not in res.err
+
+
+def test_an_unknown_option_from_a_console_script_process():
+    proc = run_cli("asl_edge.runtime.cli", "--no-such-option")
+    assert_one_line_error(proc, "No such option", "(see ")
     assert proc.returncode == 2 and "Usage:" not in proc.stderr
 
 
