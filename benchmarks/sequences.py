@@ -9,9 +9,8 @@ from pathlib import Path
 
 import cv2
 
-from asl_edge.runtime.camera import VIDEO_EXTENSIONS
+from asl_edge.runtime.camera import VIDEO_EXTENSIONS, video_frames
 from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.safeio import quiet_native_stderr
 
 FPS = 30.0  # the recordings' nominal rate: hold times in seconds are video time at this rate
 
@@ -41,17 +40,7 @@ def person_videos(folder: Path) -> dict:
 
 
 def read_video(path) -> list:
-    with quiet_native_stderr():
-        cap = cv2.VideoCapture(str(path))
-        frames = []
-        try:
-            while True:
-                ok, f = cap.read()
-                if not ok or f is None:
-                    break
-                frames.append(f)
-        finally:
-            cap.release()
+    frames = video_frames(path)
     if not frames:
         raise UserError(f"{path}: no readable frame")
     return frames

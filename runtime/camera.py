@@ -124,6 +124,18 @@ class VideoFileSource:
         self._cap.release()
 
 
+def video_frames(path) -> list:
+    """Every frame of a video file, in order (BGR); [] when none can be read."""
+    src = VideoFileSource(Path(path))
+    try:
+        frames = []
+        while (got := src.read()) is not None:
+            frames.append(got[0])
+        return frames
+    finally:
+        src.close()
+
+
 class StreamStalled(UserError):
     """A live source delivered no frame within the read timeout: the run ends with its summary."""
 

@@ -15,7 +15,7 @@ import click
 import cv2
 import numpy as np
 
-from .camera import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, GuideBox, VideoFileSource, open_source
+from .camera import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, GuideBox, open_source, video_frames
 from .contract import IMAGE_EXTENSIONS, read_rgb
 from .errors import UserError, cli_errors, command, say
 from .hands import HandFinder, HandRoi
@@ -99,6 +99,8 @@ def record_folder(clf, folder: Path, classes, frames_from: float = 0.0, frames_t
         for path in paths:
             if path.suffix.lower() in VIDEO_EXTENSIONS:
                 frames = video_frames(path)
+                if not frames:
+                    info(f"warning: {path} has no readable frames")
                 a, b = round(frames_from * len(frames)), round(frames_to * len(frames))
                 video.reset()
                 for frame in frames[a:b]:
@@ -113,19 +115,6 @@ def record_folder(clf, folder: Path, classes, frames_from: float = 0.0, frames_t
                 rec.add(cls, still(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
         info(f"{cls}: {rec.count(cls)} frames with a hand from {len(paths)} file(s)")
     return rec
-
-
-def video_frames(path: Path) -> list:
-    src = VideoFileSource(path)
-    try:
-        frames = []
-        while (got := src.read()) is not None:
-            frames.append(got[0])
-    finally:
-        src.close()
-    if not frames:
-        info(f"warning: {path} has no readable frames")
-    return frames
 
 
 def record_guided(clf, source, classes, seconds: float, countdown: float, give_up: float,

@@ -213,11 +213,22 @@ class OnnxClassifier:
     def run(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """Preprocessed batch (+ for a landmark model its (N, 66) landmark rows, runtime/landmarks.py;
         None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
-        return self.classify(batch, landmarks).logits
+        return self._outputs(batch, landmarks)[0]
 
     def classify(self, batch: np.ndarray, landmarks: np.ndarray | None = None, run_options=None) -> Scores:
         """Preprocessed batch (and landmark rows) -> Scores: the logits, the calibrated probabilities
         (fused with the profile in use on rows with a hand), the agreement and the embedding."""
+        out, agree, embedding, rows = self._outputs(batch, landmarks, run_options)
+        probs = self.contract.probabilities(out)
+        if self.profile is not None:
+            # enrolled on frames with a hand: rows without one keep the model's probabilities
+            hand = np.ones(len(out), bool) if rows is None else rows[:, PRESENCE] > 0
+            if hand.any():
+                probs[hand] = self.profile.scores(probs[hand], embedding[hand], self.classes, self.contract.embedding)
+        return Scores(out, probs, agree, embedding)
+
+    def _outputs(self, batch, landmarks=None, run_options=None) -> tuple:
+        """The graph run and checked: (logits, agreement, embedding or None, the landmark rows fed or None)."""
         feeds = {self.input_name: batch}
         rows = None
         if self.contract.landmarks:
@@ -241,13 +252,7 @@ class OnnxClassifier:
         agree = (np.asarray(outs[1]).reshape(len(out)).astype(bool) if self.contract.agreement
                  else np.ones(len(out), bool))
         embedding = np.asarray(outs[-1], np.float32) if self.contract.embedding else None
-        probs = self.contract.probabilities(out)
-        if self.profile is not None:
-            # enrolled on frames with a hand: rows without one keep the model's probabilities
-            hand = np.ones(len(out), bool) if rows is None else rows[:, PRESENCE] > 0
-            if hand.any():
-                probs[hand] = self.profile.scores(probs[hand], embedding[hand], self.classes, self.contract.embedding)
-        return Scores(out, probs, agree, embedding)
+        return out, agree, embedding, rows
 
     def logits(self, images_rgb, landmarks=None) -> np.ndarray:
         return self.run(self.contract.preprocess_batch(images_rgb), landmarks)

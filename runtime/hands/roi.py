@@ -108,12 +108,6 @@ class HandRoi:
         self._found = None  # this frame's FoundHand
         self.found = False  # did the last box come from a hand (fresh or kept)?
 
-    @property
-    def landmarks(self):
-        """The current frame's 21 landmarks (frame pixels), or None."""
-        hand = getattr(self.finder, "hand", None)
-        return None if hand is None else hand.landmarks[:, :2]
-
     def reset(self):
         self._state, self._missed, self._found, self.found = None, 0, None, False
 
