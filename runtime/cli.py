@@ -73,17 +73,17 @@ def describe_model(clf, first) -> str:
                    "--threshold with --margin over the runner-up (frames where the model's two classifiers "
                    "disagree count less); 'hold' (the earlier rule) types a letter that stays top-1 above "
                    "--threshold for --hold on frames where they agree. benchmarks/README.md, \"The stranger speller\".")
-@click.option("--hold", default=None, show_default="0.5s for evidence, 0.6s for hold",
+@click.option("--hold", default=None, show_default="0.9s for evidence, 0.6s for hold",
               help="Spelling: how long a letter must be shown: frames (8) or seconds (0.6s).")
 @click.option("--threshold", type=FiniteFloat(0, 1), default=None,
-              show_default="the decoder's own: 0.8 for evidence, 0.7 for hold",
+              show_default="the decoder's own: 0.7 for evidence, 0.7 for hold",
               help="Spelling: minimum (mean) probability for a letter to count.")
 @click.option("--margin", type=FiniteFloat(0, 1), default=None, show_default="0.5",
               help="Spelling with --decoder evidence: how far the letter's mean must lead the runner-up's.")
 @click.option("--agreement/--no-agreement", "require_agreement", default=True, show_default=True,
-              help="Spelling with --decoder hold and a landmark model: count only frames where its image and "
-                   "hand-shape classifiers name the same letter (--no-agreement: every frame). The evidence "
-                   "decoder counts every frame.")
+              help="Spelling with a landmark model: frames where its image and hand-shape classifiers name "
+                   "different letters are skipped by --decoder hold and count half in --decoder evidence's mean "
+                   "(--no-agreement: every frame counts fully).")
 @click.option("--roi", default="hand", show_default=True,
               help="What to classify. 'hand': find the hand (shipped ONNX hand models, onnxruntime only) "
                    "and classify a square around it; when none is found, the 0.6 guide box (camera mode) "

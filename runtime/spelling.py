@@ -172,8 +172,8 @@ class EvidenceSpeller(Speller):
     under `release` (or another letter is typed), so a held hand types it once. The defaults are
     chosen on people left out of training (benchmarks/README.md, "The stranger speller")."""
 
-    def __init__(self, threshold: float = 0.8, window: Hold | str = "0.5s", margin: float = 0.5,
-                 disagree_weight: float = 1.0, release: float | None = None, still_speed: float | None = None,
+    def __init__(self, threshold: float = 0.7, window: Hold | str = "0.9s", margin: float = 0.5,
+                 disagree_weight: float = 0.5, release: float | None = None, still_speed: float | None = None,
                  motion_veto: bool = True):
         for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight)):
             if not 0 <= float(v) <= 1:  # also rejects nan

@@ -234,8 +234,9 @@ def test_evidence_rejects_bad_settings(kw):
 
 def test_make_speller_defaults_and_names():
     ev = make_speller("evidence")
-    assert isinstance(ev, EvidenceSpeller) and (ev.threshold, ev.margin, str(ev.hold)) == (0.8, 0.5, "0.5s")
-    assert ev.disagree_weight == 1.0 and ev.still_speed is None and ev.release == 0.4
+    assert isinstance(ev, EvidenceSpeller) and (ev.threshold, ev.margin, str(ev.hold)) == (0.7, 0.5, "0.9s")
+    assert ev.disagree_weight == 0.5 and ev.still_speed is None and ev.release == 0.35
+    assert make_speller("evidence", require_agreement=False).disagree_weight == 1.0
     hold = make_speller("hold")
     assert type(hold) is Speller and hold.threshold == 0.7 and str(hold.hold) == "0.6s"
     assert make_speller("evidence", weight=0.5).disagree_weight == 0.5
