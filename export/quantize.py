@@ -122,14 +122,10 @@ def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_rang
     model's input. A landmark model's landmark branch and head stay float too (landmark_nodes);
     calib_batch is then feeds {"image": ..., "landmarks": ...}.
     """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if weight_range not in WEIGHT_RANGES:
         raise ValueError(f"weight_range must be one of {WEIGHT_RANGES}, not {weight_range!r}")
-    calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-             "percentile": CalibrationMethod.Percentile}[method]
     if not isinstance(calib_batch, dict):
         calib_batch = {onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name: calib_batch}
     with tempfile.TemporaryDirectory(prefix="asl-quant-") as tmp:
@@ -150,21 +146,49 @@ def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_rang
         exclude += [n for n in branch if n not in exclude]
         # the agreement output compares the two classifiers' top-1 on their float logits
         exclude += [n.name for n in graph.node if n.op_type == "ArgMax" and n.name not in exclude]
-        extra = {"CalibMovingAverage": False, "CalibPercentile": 99.99}
-        if weight_range == "pair-safe":
-            extra["TensorQuantOverrides"] = pair_safe_overrides(graph, exclude)
-        CalibrationDataReader.register(_BatchReader)
-        # the quantizer logs a WARNING per tensor (e.g. tiny-bias notes); keep the console readable
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
-        try:
-            quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=weight_range == "7bit", activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=calib, nodes_to_exclude=exclude,
-                            extra_options=extra)
-        finally:
-            root.setLevel(level)
+        quantize_qdq(pre, out_path, reader, exclude, weight_range, method)
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every unnamed node a unique name: the quantizer excludes nodes by name, and converted
+    graphs (the MediaPipe hand models) leave names empty, so excluding '' would exclude them all."""
+    taken = {n.name for n in model.graph.node if n.name}
+    for i, n in enumerate(model.graph.node):
+        if not n.name:
+            name = f"{n.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            n.name = name
+            taken.add(name)
+    return model
+
+
+def quantize_qdq(pre_path, out_path, reader, exclude, weight_range="pair-safe", method="minmax"):
+    """onnxruntime's static quantization as every INT8 file of this project is made: QDQ, per-channel
+    int8 weights ranged by `weight_range`, uint8 activations (U8S8), calibrated by `reader`; the nodes
+    named in `exclude` stay float. pre_path: a graph after quant_pre_process."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    if weight_range not in WEIGHT_RANGES:
+        raise ValueError(f"weight_range must be one of {WEIGHT_RANGES}, not {weight_range!r}")
+    calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+             "percentile": CalibrationMethod.Percentile}[method]
+    CalibrationDataReader.register(type(reader))
+    extra = {"CalibMovingAverage": False, "CalibPercentile": 99.99}
+    if weight_range == "pair-safe":
+        extra["TensorQuantOverrides"] = pair_safe_overrides(onnx.load(str(pre_path)).graph, exclude)
+    # the quantizer logs a WARNING per tensor (e.g. tiny-bias notes); keep the console readable
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(str(pre_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=weight_range == "7bit", activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=calib, nodes_to_exclude=list(exclude),
+                        extra_options=extra)
+    finally:
+        root.setLevel(level)
 
 
 def convert_fp16(fp32_path, out_path):

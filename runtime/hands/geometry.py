@@ -12,13 +12,18 @@ import numpy as np
 MARGIN = 0.25
 MODELS = Path(__file__).resolve().parent.parent / "models"
 PALM_MODEL = MODELS / "palm_detection_full.onnx"
-LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / "hand_landmark_lite.onnx"}
+LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / "hand_landmark_lite.onnx",
+                   # made from the float ones by export/hand_models.py
+                   "full-int8": MODELS / "hand_landmark_full.int8.onnx", "lite-int8": MODELS / "hand_landmark_lite.int8.onnx"}
 PALM_SIZE, LANDMARK_SIZE = 192, 224
 # MediaPipe's palm_detection_cpu / hand_landmark graphs: anchors, decoding, crop geometry.
 ANCHOR_STRIDES = (8, 16, 16, 16)
 PALM_NMS_IOU = 0.3
 PALM_TO_CROP = dict(shift_y=-0.5, scale=2.6)   # palm box -> hand crop
 LANDMARKS_TO_CROP = dict(shift_y=-0.1, scale=2.0)  # last landmarks -> next frame's crop
+# A crop this small (frame pixels) holds no hand the landmark model can read; a track whose crop shrinks
+# under it ends there (else a presence near the threshold can follow one pixel for ever).
+MIN_CROP_SIDE = 24
 WRIST, MIDDLE_MCP = 0, 2  # palm keypoints that give the rotation
 TRACK_JOINTS = [0, 1, 2, 5, 6, 9, 10, 13, 14, 17, 18]  # wrist, thumb base, each finger's MCP and PIP
 # Zoomed search: squares of these fractions of the frame's shorter side (coarse first), overlapping

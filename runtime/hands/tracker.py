@@ -12,7 +12,7 @@ import numpy as np
 from ..camera import first_line
 from ..errors import UserError
 from ..model import choose_providers
-from .geometry import (LANDMARK_MODELS, LANDMARK_SIZE, LANDMARKS_TO_CROP, MIDDLE_MCP, PALM_MODEL, PALM_SIZE,
+from .geometry import (LANDMARK_MODELS, LANDMARK_SIZE, LANDMARKS_TO_CROP, MIDDLE_MCP, MIN_CROP_SIDE, PALM_MODEL, PALM_SIZE,
                        PALM_TO_CROP, TRACK_JOINTS, WRIST, ZOOM_TILES, BORDER, Crop, Hand, Palm, as_rgb,
                        outer_square, rotation_from, search_tiles, ssd_anchors, transform_rect, weighted_nms)
 
@@ -112,13 +112,19 @@ class HandTracker:
         finally:
             self.landmark_s += time.perf_counter() - t0
 
-    def _landmarks_on(self, rgb, crop, tracked, palm_score):
-        if not (crop.side > 1 and np.isfinite([crop.cx, crop.cy, crop.side, crop.rotation]).all()):
-            return None
+    @staticmethod
+    def landmark_input(rgb: np.ndarray, crop: Crop):
+        """The landmark model's input for a crop of the frame (1, 224, 224, 3 float32 in [0, 1]), and the
+        affine map from its pixels to the frame's."""
         m = crop.to_frame(LANDMARK_SIZE)
         x = cv2.warpAffine(rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)
-        x = (x.astype(np.float32) / 255.0)[None]
+        return (x.astype(np.float32) / 255.0)[None], m
+
+    def _landmarks_on(self, rgb, crop, tracked, palm_score):
+        if not (crop.side >= MIN_CROP_SIDE and np.isfinite([crop.cx, crop.cy, crop.side, crop.rotation]).all()):
+            return None
+        x, m = self.landmark_input(rgb, crop)
         raw, presence, handed = self._landmarks.run(self._lm_outputs, {"input": x})
         self.landmark_runs += 1
         presence = float(presence.ravel()[0])
