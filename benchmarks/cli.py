@@ -27,6 +27,9 @@ DEFAULT_RUNS = 100
 @click.option("--hand-threads", default=1, show_default=True, type=click.IntRange(1, 64),
               help="--loop: onnxruntime threads of the hand finder (asl-run uses 1).")
 @click.option("--max-frames", default=None, type=click.IntRange(1), help="--loop: stop after N frames.")
+@click.option("--loop-hands", default=None, metavar="MODEL,MODEL",
+              help="--loop: hand landmark models (full, lite, full-int8, lite-int8), one run each, and the "
+                   "others' parity against the first [default: asl-run's for the model].")
 @click.option("--threads", default=None, show_default="all cores", type=click.IntRange(1),
               help="torch.set_num_threads / onnxruntime intra_op_num_threads (capped at 4 per core).")
 @click.option("--providers", default="auto", show_default=True, metavar="auto|cpu,cuda",
@@ -49,7 +52,7 @@ DEFAULT_RUNS = 100
                    "asl-run --roi hand does; a landmark model also gets the landmarks.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="PNG plots (needs matplotlib).")
 @cli_errors
-def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, threads, providers, runs, time_budget, warmup, batch,
+def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, loop_hands, threads, providers, runs, time_budget, warmup, batch,
          max_images, out, min_agreement, max_drop, hands, plots):
     """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process;
     or with --loop VIDEO, the camera loop's cost per stage.
@@ -58,7 +61,8 @@ def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, t
     from .bench import BenchConfig, run_bench
 
     if loop_video is not None:
-        run_loop(loop_video, onnx[0] if onnx else None, loop_threads, max_frames, out, bool(data or ckpt), hand_threads)
+        run_loop(loop_video, onnx[0] if onnx else None, loop_threads, max_frames, out, bool(data or ckpt), hand_threads,
+                 loop_hands)
         return
     if not data:
         raise UserError("give --data DIR (labelled images), or --loop VIDEO")
@@ -75,7 +79,9 @@ def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, t
     raise SystemExit(run_bench(cfg))
 
 
-def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=1):
+def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=1, hands_text=None):
+    from asl_edge.runtime.hands import LANDMARK_MODELS
+
     from .loop import loop_report, write_loop
 
     if other_options:
@@ -86,7 +92,11 @@ def run_loop(video, model, threads_text, max_frames, out, other_options, hand_th
         threads_list = []
     if not threads_list or any(not 1 <= t <= 64 for t in threads_list):
         raise UserError(f"--loop-threads {threads_text!r}: give thread counts from 1 to 64, like 1,2")
-    report = loop_report(model, video, threads_list, max_frames, log=lambda m: print(m, file=sys.stderr),
+    hand_models = [h.strip() for h in hands_text.split(",") if h.strip()] if hands_text else [None]
+    unknown = [h for h in hand_models if h is not None and h not in LANDMARK_MODELS]
+    if not hand_models or unknown:
+        raise UserError(f"--loop-hands {hands_text!r}: give hand models from {', '.join(LANDMARK_MODELS)}, like full,full-int8")
+    report = loop_report(model, video, threads_list, max_frames, hand_models, log=lambda m: print(m, file=sys.stderr),
                          hand_threads=hand_threads)
     print(write_loop(out, report))
 

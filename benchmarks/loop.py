@@ -16,9 +16,10 @@ from pathlib import Path
 from asl_edge.runtime.camera import GuideBox, VideoFileSource
 from asl_edge.runtime.cpu import int8_isa
 from asl_edge.runtime.fileio import atomic_write
-from asl_edge.runtime.hands import HandFinder, HandRoi
+from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
 from asl_edge.runtime.live import run_live
 from asl_edge.runtime.model import OnnxClassifier
+from asl_edge.runtime.pipeline import FramePipeline
 from asl_edge.runtime.spelling import make_speller
 
 STAGES = ("read", "palm", "landmarks", "hand_other", "preprocess", "classifier", "decoder", "other")
@@ -32,7 +33,7 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
     clf.warmup()
     # the hand finder at one thread, as asl-run runs it (--threads is the classifier's): measured, a second
     # thread of its own slows the loop on 2 cores (benchmarks/README.md, "The camera loop, stage by stage")
-    finder = HandFinder(video=True, landmark_model=hand_model or ("full" if clf.uses_landmarks else "lite"),
+    finder = HandFinder(video=True, landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
                         threads=hand_threads, zoom=True)
     source = VideoFileSource(Path(video))
     speller = make_speller("evidence")
@@ -54,21 +55,70 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
             "hand_frames": stats.hand_frames, "hand_model": tracker.landmark_model, "text": speller.text}
 
 
-def loop_report(model, video, threads_list, max_frames=None, hand_model=None, log=print, hand_threads=1) -> dict:
+def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), log=print, hand_threads=1) -> dict:
+    """One run per hand model and thread count, alternating hand models within each thread count (the VM's
+    speed drifts); with two or more hand models, the others' parity against the first."""
     runs = []
     for t in threads_list:
-        r = measure_loop(model, video, t, max_frames, hand_model, log, hand_threads)
-        log(f"--loop {video}, {t} thread(s): {r['frames']} frames, {r['fps']:.1f} fps end to end; "
-            + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
-        runs.append(r)
-    return {"schema": "asl-edge-loop/1", "video": str(video), "model": str(model or "(shipped default)"),
-            "cpu": platform.processor() or platform.machine(), "int8_isa": int8_isa(), "runs": runs}
+        for hand_model in hand_models:
+            r = measure_loop(model, video, t, max_frames, hand_model, log, hand_threads)
+            log(f"--loop {video}, {r['hand_model']}, {t} thread(s): {r['frames']} frames, {r['fps']:.1f} fps end to end; "
+                + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
+            runs.append(r)
+    parity = [hand_parity(model, video, hand_models[0], other, max_frames) for other in hand_models[1:]]
+    return {"schema": "asl-edge-loop/2", "video": str(video), "model": str(model or "(shipped default)"),
+            "cpu": platform.processor() or platform.machine(), "int8_isa": int8_isa(), "runs": runs,
+            "hand_parity": parity}
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
+    """The same frames through two camera loops that differ only in the hand landmark model, each tracking on
+    its own as asl-run would: hands found, the tight hand box's IoU, the landmarks' mean distance as a share of
+    the reference box's longer side, and the fused top-1 of the classifier."""
+    import numpy as np
+
+    clf = OnnxClassifier(model, provider="cpu", threads=1, log=lambda m: None)
+    pipes = [FramePipeline(clf, HandRoi(HandFinder(video=True, landmark_model=m or default_landmark_model(
+        clf.uses_landmarks), zoom=True), GuideBox())) for m in (reference, candidate)]
+    names = [p.region.finder.tracker.landmark_model for p in pipes]
+    source = VideoFileSource(Path(video))
+    frames = found = both = same = 0
+    ious, errors = [], []
+    try:
+        while (got := source.read()) is not None and (max_frames is None or frames < max_frames):
+            a, b = (p(got[0]) for p in pipes)
+            frames += 1
+            same += int(a.probs.argmax() == b.probs.argmax())
+            if a.landmarks is None:
+                continue
+            found += 1
+            if b.landmarks is not None:
+                both += 1
+                boxes = [(*lm.min(0), *lm.max(0)) for lm in (a.landmarks, b.landmarks)]
+                ious.append(_iou(*boxes))
+                side = max(boxes[0][2] - boxes[0][0], boxes[0][3] - boxes[0][1], 1.0)
+                errors.append(float(np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean() / side))
+    finally:
+        source.close()
+    ious, errors = np.array(ious), np.array(errors)
+    return {"reference": names[0], "candidate": names[1], "frames": frames, "reference_hands": found,
+            "both_hands": both, "box_iou_0.9": float(np.mean(ious >= 0.9)) if both else None,
+            "landmark_error_median": float(np.median(errors)) if both else None,
+            "landmark_error_1pct": float(np.mean(errors <= 0.01)) if both else None,
+            "top1_same": same / max(frames, 1)}
 
 
 def loop_markdown(report: dict) -> str:
     runs = report["runs"]
     head = "| stage (ms per frame) | " + " | ".join(
-        f"classifier {r['threads']} thread(s), hand finder {r['hand_threads']}" for r in runs) + " |"
+        f"{r['hand_model']}, classifier {r['threads']} thread(s), hand finder {r['hand_threads']}" for r in runs) + " |"
     lines = [f"Video `{report['video']}`, model `{report['model']}`, CPU {report['cpu']} ({report['int8_isa']})", "",
              head, "|---|" + "---|" * len(runs)]
     for k in STAGES:
@@ -77,6 +127,12 @@ def loop_markdown(report: dict) -> str:
     lines.append("| palm detections / landmark runs / frames | "
                  + " | ".join(f"{r['palm_runs']} / {r['landmark_runs']} / {r['frames']}" for r in runs) + " |")
     lines.append("| typed | " + " | ".join(f"`{r['text']}`" for r in runs) + " |")
+    for p in report.get("hand_parity", []):
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        lines += ["", f"Hand model {p['candidate']} against {p['reference']}, {p['frames']} frames: hands found "
+                  f"{p['both_hands']}/{p['reference_hands']} of the reference's; hand box IoU >= 0.9 on "
+                  f"{pct(p['box_iou_0.9'])}; landmark error median {pct(p['landmark_error_median'])} of the box, "
+                  f"<= 1% on {pct(p['landmark_error_1pct'])}; fused top-1 the same on {pct(p['top1_same'])} of frames."]
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from asl_edge.runtime.errors import UserError, cli_errors, command
 from asl_edge.runtime.fileio import atomic_write
+from asl_edge.runtime.hands import LANDMARK_MODELS, default_landmark_model
 from asl_edge.runtime.live import run_live, spell_frame
 from asl_edge.runtime.options import FiniteFloat
 from asl_edge.runtime.spelling import DECODERS, Hold, make_speller
@@ -268,10 +269,12 @@ def replay_person(path: Path, decoders: list) -> dict:
 @click.option("--threads", default=None, type=click.IntRange(1, 64), help="onnxruntime threads.")
 @click.option("--out", default="runs/speller", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Writes speller.md, speller.json and traces/<person>.npz here.")
+@click.option("--hand-model", type=click.Choice(sorted(LANDMARK_MODELS)), default=None,
+              help="The hand landmark model [default: asl-run --camera's for the model].")
 @click.option("--replay", is_flag=True, help="Re-decode the traces in --out (no model, no video): for decoder settings.")
 @cli_errors
 def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, doubles, letters, seed, threads, out,
-         replay):
+         hand_model, replay):
     """Score what asl-run --camera types for PEOPLE (folders of letter videos) left out of training."""
     import shlex
     import sys
@@ -298,7 +301,8 @@ def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, d
             path = fold_models.get(folder.name, model)
             clf, _ = load_model(path, "cpu", threads)
             log.info("%s: %s", folder.name, clf.path)
-            r, traces = run_person(clf, lambda: parse_region("hand", "full", "cpu", True), folder, decoders,
+            hands = hand_model or default_landmark_model(clf.uses_landmarks)
+            r, traces = run_person(clf, lambda: parse_region("hand", hands, "cpu", True), folder, decoders,
                                    dict(seed=seed, sequences=sequences, hold_s=hold_s, transition_s=transition_s,
                                         doubles=doubles, letters=letters))
             results[folder.name] = {**r, "model": str(clf.path.name)}

@@ -15,7 +15,7 @@ from . import limits
 from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
 from .errors import UserError, cli_errors, command, say
 from .files import FilesRun, collect_inputs
-from .hands import LANDMARK_MODELS, HandFinder, HandRoi
+from .hands import LANDMARK_MODELS, HandFinder, HandRoi, default_landmark_model
 from .cpu import int8_isa
 from .live import run_live, summary_line
 from .model import OnnxClassifier
@@ -205,9 +205,7 @@ def run_camera(camera, opts: RunOptions):
 
 
 def camera_hand_model(opts: RunOptions, clf) -> str:
-    """Landmarks from lite differ enough from full's to cost a landmark model about 3 points
-    (benchmarks/README.md, "Hand finding")."""
-    return opts.hand_model or ("full" if clf.uses_landmarks else "lite")
+    return opts.hand_model or default_landmark_model(clf.uses_landmarks)
 
 
 def run_camera_source(camera, opts: RunOptions, speller):

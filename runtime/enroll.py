@@ -18,7 +18,7 @@ import numpy as np
 from .camera import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, GuideBox, open_source, video_frames
 from .contract import IMAGE_EXTENSIONS, read_rgb
 from .errors import UserError, cli_errors, command, say
-from .hands import HandFinder, HandRoi
+from .hands import HandFinder, HandRoi, default_landmark_model
 from .model import OnnxClassifier
 from .options import FiniteFloat
 from .overlay import Window, display_unavailable_reason
@@ -64,7 +64,7 @@ class Recorder:
 def hand_pipeline(clf, still: bool) -> FramePipeline:
     """The camera loop's hand region (tracking across a video's frames), or for still images each found
     on its own (no smoothing, nothing kept)."""
-    finder = HandFinder(video=not still, landmark_model="full", zoom=True)
+    finder = HandFinder(video=not still, landmark_model=default_landmark_model(clf.uses_landmarks), zoom=True)
     roi = HandRoi(finder, GuideBox(), alpha=1.0, keep=0) if still else HandRoi(finder, GuideBox())
     return FramePipeline(clf, roi)
 

@@ -21,7 +21,8 @@ from faults import call, one_error
 from onnx_fixtures import make_tiny_onnx
 
 CLIS = ["asl_edge.runtime.cli", "asl_edge.runtime.enroll", "asl_edge.runtime.capture", "asl_edge.train.cli",
-        "asl_edge.export.cli", "asl_edge.benchmarks.cli", "asl_edge.benchmarks.speller", "asl_edge.benchmarks.enroll"]
+        "asl_edge.export.cli", "asl_edge.export.hand_models", "asl_edge.benchmarks.cli", "asl_edge.benchmarks.speller",
+        "asl_edge.benchmarks.enroll"]
 
 
 @pytest.mark.parametrize("module", CLIS)

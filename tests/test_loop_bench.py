@@ -53,3 +53,22 @@ def test_loop_mistakes_are_one_line(tmp_path):
                           "cannot open video file")
     assert_one_line_error(run_cli("asl_edge.benchmarks.cli", "--loop", CLIP, "--loop-threads", "0,x"), "--loop-threads")
     assert_one_line_error(run_cli("asl_edge.benchmarks.cli", "--out", tmp_path), "--data")
+
+
+def test_hand_models_side_by_side_with_their_parity(tmp_path):
+    out = tmp_path / "loop"
+    run_cli("asl_edge.benchmarks.cli", "--loop", CLIP, "--loop-threads", "1", "--loop-hands", "full,full-int8",
+            "--max-frames", "30", "--out", out, check=True)
+    report = json.loads((out / "loop.json").read_text())
+    assert [r["hand_model"] for r in report["runs"]] == ["full", "full-int8"]
+    (p,) = report["hand_parity"]
+    assert (p["reference"], p["candidate"], p["frames"]) == ("full", "full-int8", 30)
+    # the clip's hand is in view throughout: both find it, in nearly the same place, and the letters agree
+    assert p["both_hands"] == p["reference_hands"] >= 28
+    assert p["box_iou_0.9"] >= 0.9 and p["landmark_error_median"] < 0.02 and p["top1_same"] >= 0.9
+    assert "full-int8 against full" in (out / "loop.md").read_text()
+
+
+def test_an_unknown_hand_model_is_one_line(tmp_path):
+    proc = run_cli("asl_edge.benchmarks.cli", "--loop", CLIP, "--loop-hands", "full,tiny", "--out", tmp_path)
+    assert_one_line_error(proc, "--loop-hands", "full-int8")

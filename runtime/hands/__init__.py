@@ -33,13 +33,13 @@ square ``MARGIN`` wider than the hand's longer side, as train/data.py crops boxe
 
 Any image (grayscale, RGBA, 1x1, huge) gives a Hand or None, never an exception.
 """
-from .geometry import (BORDER, LANDMARK_MODELS, LANDMARK_SIZE, MARGIN, MODELS, PALM_MODEL, PALM_SIZE, ZOOM_MIN_SIDE,
+from .geometry import (BORDER, LANDMARK_MODELS, default_landmark_model, LANDMARK_SIZE, MARGIN, MODELS, PALM_MODEL, PALM_SIZE, ZOOM_MIN_SIDE,
                        ZOOM_TILES, Crop, Hand, Palm, as_rgb, iou_xyxy, outer_square, rotation_from, search_tiles,
                        ssd_anchors, transform_rect, weighted_nms)
 from .roi import HandFinder, HandRoi, crop_box, square_box, xywh_to_corners
 from .tracker import HandTracker
 
-__all__ = ["BORDER", "LANDMARK_MODELS", "LANDMARK_SIZE", "MARGIN", "MODELS", "PALM_MODEL", "PALM_SIZE", "ZOOM_MIN_SIDE",
+__all__ = ["BORDER", "LANDMARK_MODELS", "default_landmark_model", "LANDMARK_SIZE", "MARGIN", "MODELS", "PALM_MODEL", "PALM_SIZE", "ZOOM_MIN_SIDE",
            "ZOOM_TILES", "Crop", "Hand", "Palm", "as_rgb", "iou_xyxy", "outer_square", "rotation_from", "search_tiles",
            "ssd_anchors", "transform_rect",
            "weighted_nms", "HandFinder", "HandRoi", "crop_box", "square_box", "xywh_to_corners", "HandTracker"]

@@ -16,6 +16,15 @@ LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / 
                    # made from the float ones by export/hand_models.py
                    "full-int8": MODELS / "hand_landmark_full.int8.onnx", "lite-int8": MODELS / "hand_landmark_lite.int8.onnx"}
 PALM_SIZE, LANDMARK_SIZE = 192, 224
+
+
+def default_landmark_model(reads_landmarks: bool) -> str:
+    """The camera loop's landmark model (asl-run, asl-enroll, the benchmarks): full for a classifier that
+    reads landmarks, as it was trained (lite's landmarks cost a landmark model about 3 points:
+    benchmarks/README.md, "Hand finding"); lite, about twice as fast, otherwise."""
+    return "full" if reads_landmarks else "lite"
+
+
 # MediaPipe's palm_detection_cpu / hand_landmark graphs: anchors, decoding, crop geometry.
 ANCHOR_STRIDES = (8, 16, 16, 16)
 PALM_NMS_IOU = 0.3
