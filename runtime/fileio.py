@@ -20,7 +20,7 @@ def write_error(path, e: BaseException) -> UserError:
     """An OSError (or torch's RuntimeError around one) -> one line naming the cause and a fix."""
     code = getattr(e, "errno", None)
     text = str(e)
-    if code == errno.ENOSPC or "No space left" in text or "failed writing" in text or _nearly_full(path):
+    if code == errno.ENOSPC or "No space left" in text:
         why, fix = "the disk is full", "free space or choose another output folder"
     elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
         why, fix = "no permission to write there (read-only or not yours)", "choose another output folder"
@@ -28,6 +28,8 @@ def write_error(path, e: BaseException) -> UserError:
         why, fix = "it is an existing folder", "give a file name"
     elif code in (errno.ENOTDIR, errno.EEXIST):
         why, fix = "a file stands where a folder is needed", "choose another output path"
+    elif "failed writing" in text or _nearly_full(path):  # only after the errno says nothing clearer (/proc has 0 free)
+        why, fix = "the disk is full", "free space or choose another output folder"
     else:
         why, fix = (getattr(e, "strerror", None) or text.strip().splitlines()[0][:120] if text.strip()
                     else type(e).__name__), "check the output path"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -189,3 +191,30 @@ def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
         assert atomic_write(tmp_path / "private.json", lambda tmp: open(tmp, "w").write("{}")).stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_left_out_source_that_is_also_trained_on_is_refused(tmp_path, capfd):
+    from asl_edge.train.cli import main
+
+    a = tmp_path / "a"
+    (a / "A").mkdir(parents=True)
+    for data in ([a, a], [tmp_path, a], [a, a / "A"]):
+        args = [x for d in data for x in ("--data", str(d))] + ["--val-source", "0", "--out", str(tmp_path / "run")]
+        res = call(capfd, main, *args, prog="asl-train")
+        one_error(res, "also trained on")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_cache_variable_means_the_default_cache(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", "from asl_edge.train.data import CACHE_ROOT; print(CACHE_ROOT)"],
+                          capture_output=True, text=True, env={**os.environ, "ASL_EDGE_CACHE": ""}, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(os.path.join(".cache", "asl-edge"))
+
+
+@pytest.mark.parametrize("code, expected", [(13, "no permission"), (30, "no permission"), (28, "the disk is full")])
+def test_a_write_error_names_its_errno_before_guessing_from_free_space(code, expected):
+    from asl_edge.runtime.fileio import write_error
+
+    # /proc reports 0 bytes free: a permission error there is not a full disk
+    e = OSError(code, os.strerror(code))
+    assert expected in str(write_error("/proc/asl-edge-test/out.onnx", e))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -107,6 +108,12 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
             raise UserError(f"--val-source {val_source}: there are {len(data)} --data sources, numbered 0..{len(data) - 1}")
         if val_data:
             raise UserError("--val-source and --val-data both choose the validation set: give one")
+        held = Path(data[val_source]).resolve()
+        for i, other in enumerate(data):
+            o = Path(other).resolve()
+            if i != val_source and (o == held or o in held.parents or held in o.parents):
+                raise UserError(f"--val-source {val_source}: {data[val_source]} is also trained on as --data {other} "
+                                "(the same images); a left-out source must not be one of the others")
     return TrainConfig(data=list(data), val_data=list(val_data), arch=arch, weights=weights, init=init,
                        unfreeze=_unfreeze(unfreeze), augment=parse_augment(augment), views=views, epochs=epochs,
                        lr=lr, backbone_lr=backbone_lr, batch_size=batch_size, workers=workers, seed=seed,

@@ -21,7 +21,8 @@ from asl_edge.runtime.fileio import build_dir_once
 
 from . import videos
 
-CACHE_ROOT = Path(os.environ.get("ASL_EDGE_CACHE", Path.home() / ".cache" / "asl-edge"))
+# an empty ASL_EDGE_CACHE means unset (not the working folder)
+CACHE_ROOT = Path(os.environ.get("ASL_EDGE_CACHE") or Path.home() / ".cache" / "asl-edge")
 
 # Roboflow exports name augmented copies <photo>_jpg.rf.<hash>.jpg: group by <photo>.
 _ROBOFLOW = re.compile(r"^(?P<group>.+?)_(jpe?g|png)\.rf\.[0-9a-f]+", re.IGNORECASE)
