@@ -91,9 +91,10 @@ def describe_model(clf, first) -> str:
                    "of the shorter side, 'full', or pixels x,y,w,h (camera mode; files mode then "
                    "classifies whole images).")
 @click.option("--hand-model", type=click.Choice(sorted(LANDMARK_MODELS)), default=None,
-              help="Hand landmark model for --roi hand: full (MediaPipe's default) or lite (about half the "
-                   "time per tracked frame; hand boxes as good, but its landmarks cost a landmark model about 3 points). "
-                   "Default: full, but lite in camera mode for an image-only model.")
+              help="Hand landmark model for --roi hand: full (MediaPipe's default), lite (faster; hand boxes as "
+                   "good, landmarks less so), or full-int8 (full quantized: faster, nearly the same landmarks; "
+                   "benchmarks/README.md, \"INT8 hand landmark models\"). Default: full, but lite in camera mode "
+                   "for an image-only model.")
 @click.option("--zoom/--no-zoom", default=True, show_default=True,
               help="--roi hand: when the whole frame shows no hand, search overlapping squares of it for a "
                    "small, far one (files: all of them; camera: one per frame, in turn). --no-zoom: the whole "
