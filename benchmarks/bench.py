@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, say
-from asl_edge.runtime.fileio import check_can_create, sweep_temps, temp_dir, write_error
-from asl_edge.runtime.limits import env_number
+from asl_edge.common.errors import UserError, say
+from asl_edge.common.fileio import check_can_create, sweep_temps, temp_dir, write_error
+from asl_edge.common.limits import env_number
 
 from .metrics import accuracy_report, agreement, check_floors
 from .models import Row, check_contracts, input_format, load_models, parse_providers, plan_rows
@@ -214,7 +214,7 @@ def run_bench(cfg: BenchConfig) -> int:
     """Returns the exit status: 0 all good, 1 a model failed or a floor was broken."""
     providers = parse_providers(cfg.providers)
     check_paths(cfg)
-    from asl_edge.runtime.fileio import file_sha256
+    from asl_edge.common.fileio import file_sha256
 
     from . import report
 

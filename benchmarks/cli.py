@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors, command
-from asl_edge.runtime.limits import cap_threads
+from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.limits import cap_threads
 from asl_edge.runtime.options import FiniteFloat
 
 DEFAULT_RUNS = 100

@@ -22,8 +22,8 @@ import click
 
 from asl_edge.runtime.cli import load_model, parse_region
 from asl_edge.runtime.enroll import record_folder
-from asl_edge.runtime.errors import UserError, cli_errors, command
-from asl_edge.runtime.fileio import atomic_write
+from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.fileio import atomic_write
 from asl_edge.runtime.options import FiniteFloat
 from asl_edge.runtime.profile import METHODS, fit_profile
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.runtime.errors import command
+from asl_edge.common.errors import command
 
 
 @command()

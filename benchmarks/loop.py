@@ -14,8 +14,8 @@ import platform
 from pathlib import Path
 
 from asl_edge.runtime.camera import GuideBox, VideoFileSource
-from asl_edge.runtime.cpu import int8_isa
-from asl_edge.runtime.fileio import atomic_write
+from asl_edge.common.cpu import int8_isa
+from asl_edge.common.fileio import atomic_write
 from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
 from asl_edge.runtime.live import run_live
 from asl_edge.runtime.model import OnnxClassifier

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 # What must match for models to be compared on one preprocessed batch (input_format may differ:
 # uint8-input models get the same images resized, before normalisation).

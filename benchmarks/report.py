@@ -78,7 +78,7 @@ def _gpus():
 def machine_info(threads: int) -> dict:
     import onnxruntime as ort
 
-    from asl_edge.runtime.cpu import int8_isa
+    from asl_edge.common.cpu import int8_isa
 
     text = _cpuinfo()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -212,7 +212,7 @@ def write_plots(bench: dict, out: Path, atomic_write) -> list:
 
 
 def write_all(bench: dict, out: Path, plots: bool = True):
-    from asl_edge.runtime.fileio import atomic_write
+    from asl_edge.common.fileio import atomic_write
 
     written = write_plots(bench, out, atomic_write) if plots else []
     bench["plots"] = written

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 
 from asl_edge.runtime.camera import VIDEO_EXTENSIONS, video_frames
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 FPS = 30.0  # the recordings' nominal rate: hold times in seconds are video time at this rate
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, cli_errors, command
-from asl_edge.runtime.fileio import atomic_write
+from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.fileio import atomic_write
 from asl_edge.runtime.hands import LANDMARK_MODELS, default_landmark_model
 from asl_edge.runtime.live import run_live, spell_frame
 from asl_edge.runtime.options import FiniteFloat

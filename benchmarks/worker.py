@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError, first_line
 
 from .measure import Feeds, iter_chunks, latency, peak_rss_mb, throughput
 
@@ -151,7 +151,7 @@ def main(argv=None):
         res = {"status": "failed", "reason": str(e)}
     except Exception as e:  # report it in the table; the traceback goes to the worker's stderr log
         traceback.print_exc()
-        res = {"status": "failed", "reason": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+        res = {"status": "failed", "reason": f"{type(e).__name__}: {first_line(e)}"}
     res.setdefault("peak_rss_mb", peak_rss_mb())
     path = Path(args.out) / "result.json"
     path.write_text(json.dumps(res))

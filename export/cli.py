@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors, command, say
-from asl_edge.runtime.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
+from asl_edge.common.errors import UserError, cli_errors, command, say
+from asl_edge.common.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
 
 from .quantize import DEFAULT_FLOAT_CONVS, WEIGHT_RANGES
 

@@ -24,10 +24,10 @@ import onnx
 
 from asl_edge.runtime.camera import VIDEO_EXTENSIONS, video_frames
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS
-from asl_edge.runtime.errors import UserError, cli_errors, command
-from asl_edge.runtime.fileio import atomic_write, file_sha256
+from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.fileio import atomic_write, file_sha256
 from asl_edge.runtime.hands import LANDMARK_MODELS, HandTracker
-from asl_edge.runtime.safeio import read_image_rgb
+from asl_edge.common.safeio import read_image_rgb
 
 from .quantize import _BatchReader, name_nodes, quantize_qdq
 from .saturation import count_saturations, summary, unsafe_channels

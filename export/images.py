@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, say
+from asl_edge.common.errors import UserError, say
 from asl_edge.train import data as D
 
 

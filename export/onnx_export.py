@@ -12,7 +12,7 @@ import torch
 
 import asl_edge
 from asl_edge.runtime.contract import AGREEMENT_OUTPUT, CONTRACT_KEY, EMBEDDING_OUTPUT
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 from .feeds import INPUT_NAME, LANDMARKS_NAME, as_feeds, chunks
 

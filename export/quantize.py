@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 from .feeds import LANDMARKS_NAME, chunks
 from .saturation import kernel_rows, pairs

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from asl_edge.runtime.contract import CONTRACT_KEY, ModelContract
-from asl_edge.runtime.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command, first_line
 from asl_edge.runtime.options import FiniteFloat
 
 
@@ -29,8 +29,7 @@ def set_temperature(path, temperature: float) -> ModelContract:
     try:
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read ONNX file {path}: {first}") from None
+        raise UserError(f"cannot read ONNX file {path}: {first_line(e, 200)}") from None
     if CONTRACT_KEY not in meta:
         raise UserError(f"{path} is not an asl-edge model (no {CONTRACT_KEY} in its metadata)")
     contract = ModelContract.from_json(meta[CONTRACT_KEY]).with_temperature(temperature)

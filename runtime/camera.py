@@ -13,8 +13,8 @@ from pathlib import Path
 
 import cv2
 
-from .errors import UserError
-from .safeio import quiet_native_stderr  # noqa: F401 (re-exported)
+from asl_edge.common.errors import UserError, first_line
+from asl_edge.common.safeio import quiet_native_stderr
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 PICAM = "picam"
@@ -22,11 +22,6 @@ CAMERA_HINT = ("try --camera with another index (0, 1, 2), a video file path, "
                "an http:// or rtsp:// stream URL, or picam on a Raspberry Pi")
 PICAM_MISSING = "picamera2 is not installed; on Raspberry Pi OS: sudo apt install python3-picamera2"
 DEFAULT_TIMEOUT_S = 5.0  # --timeout: stream connect and per-frame read
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 # --- the region of a frame that is classified ------------------------------------------

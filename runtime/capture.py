@@ -11,8 +11,8 @@ import cv2
 
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES
-from .errors import UserError, cli_errors, command, say
-from .fileio import ensure_dir, write_error
+from asl_edge.common.errors import UserError, cli_errors, command, say
+from asl_edge.common.fileio import ensure_dir, write_error
 from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
 from .options import FiniteFloat

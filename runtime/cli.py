@@ -11,12 +11,12 @@ from pathlib import Path
 import click
 import cv2
 
-from . import limits
+from asl_edge.common import limits
 from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
-from .errors import UserError, cli_errors, command, say
+from asl_edge.common.errors import UserError, cli_errors, command, say
 from .files import FilesRun, collect_inputs
 from .hands import LANDMARK_MODELS, HandFinder, HandRoi, default_landmark_model
-from .cpu import int8_isa
+from asl_edge.common.cpu import int8_isa
 from .live import run_live, summary_line
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from .errors import UserError, has_control
+from asl_edge.common.errors import UserError, has_control
 from .landmarks import LAYOUTS
-from .safeio import read_image_rgb
+from asl_edge.common.safeio import read_image_rgb
 
 # Kaggle "ASL Alphabet" folder order (sorted as its folders list).
 KAGGLE_CLASSES = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + ["del", "nothing", "space"]

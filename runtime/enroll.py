@@ -17,7 +17,7 @@ import numpy as np
 
 from .camera import DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS, GuideBox, open_source, video_frames
 from .contract import IMAGE_EXTENSIONS, read_rgb
-from .errors import UserError, cli_errors, command, say
+from asl_edge.common.errors import UserError, cli_errors, command, say
 from .hands import HandFinder, HandRoi, default_landmark_model
 from .model import OnnxClassifier
 from .options import FiniteFloat

@@ -11,10 +11,10 @@ import cv2
 
 from .camera import VIDEO_EXTENSIONS
 from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
-from .errors import UserError, say
+from asl_edge.common.errors import UserError, say
 from .hands import crop_box
 from .landmarks import of_hand, stack
-from .safeio import quiet_native_stderr
+from asl_edge.common.safeio import quiet_native_stderr
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from asl_edge.common.errors import UserError
 
 LANDMARK_FEATURES = 66  # 21 x (x, y, z), presence flag, direction (sin, cos)
 SHAPE_ONLY = 64  # the earlier layout (no direction): its rows are the first 64 numbers of these

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import first_line
 from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, EMBEDDING_OUTPUT, ModelContract
-from .cpu import int8_isa
-from .errors import UserError, say
-from .fileio import file_sha256
+from asl_edge.common.cpu import int8_isa
+from asl_edge.common.errors import UserError, first_line, say
+from asl_edge.common.fileio import file_sha256
 from .landmarks import LANDMARKS_INPUT, PRESENCE, for_width
-from .limits import env_number
+from asl_edge.common.limits import env_number
 from .profile import Profile
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
@@ -152,8 +151,7 @@ class OnnxClassifier:
         except UserError:
             raise
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"cannot load ONNX model {self.path}: {first[:300]}") from None
+            raise UserError(f"cannot load ONNX model {self.path}: {first_line(e)}") from None
         self.load_seconds = time.perf_counter() - t0
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if CONTRACT_KEY not in self.metadata:

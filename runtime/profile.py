@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, has_control
-from .fileio import atomic_write
+from asl_edge.common.errors import UserError, has_control
+from asl_edge.common.fileio import atomic_write
 
 PROFILE_VERSION = 1
 METHODS = ("prototypes", "ridge")

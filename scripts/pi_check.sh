@@ -85,7 +85,7 @@ else
   in_root "pip install --no-deps --force-reinstall /opt/asl-edge" > "$OUT/pip.log" 2>&1 || die "pip reinstall failed"
 fi
 in_root "python -c 'import torch'" 2>/dev/null && die "torch is importable in the runtime venv: it must not be"
-in_root "python -c 'from asl_edge.runtime.cpu import int8_isa; import onnxruntime as o; print(int8_isa(), o.__version__)'" \
+in_root "python -c 'from asl_edge.common.cpu import int8_isa; import onnxruntime as o; print(int8_isa(), o.__version__)'" \
   2>/dev/null | tee "$OUT/arm_cpu.txt" >&2
 
 # --- images: every EVERY-th file, class folders kept, the same copies for both sides ---

@@ -41,7 +41,7 @@ def test_relight_and_scene():
 def test_default_can_be_extended_in_an_augment_list():
     import pytest
 
-    from asl_edge.runtime.errors import UserError
+    from asl_edge.common.errors import UserError
     from asl_edge.train.presets import DEFAULT_AUGMENT, parse_augment
 
     assert parse_augment("default,background,light") == DEFAULT_AUGMENT + ("background", "light")

@@ -312,7 +312,7 @@ def test_results_are_printed_before_a_failing_write(bench_models, tmp_path, monk
     """A full disk at the end must not lose the measurements: the table is printed first."""
     from asl_edge.benchmarks import report
     from asl_edge.benchmarks.bench import BenchConfig, run_bench
-    from asl_edge.runtime.errors import UserError
+    from asl_edge.common.errors import UserError
 
     _need(KAGGLE_TEST)
     _, fp32, _ = bench_models

@@ -7,7 +7,7 @@ import pytest
 
 from asl_edge.benchmarks.studies.calibrate import ece, fit_temperature, speller_view
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.model import OnnxClassifier, softmax
 from onnx_fixtures import assert_one_line_error, make_tiny_onnx
 

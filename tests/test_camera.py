@@ -9,7 +9,7 @@ import pytest
 
 from asl_edge.runtime.camera import (PICAM_MISSING, GuideBox, LatestFrameSource, VideoFileSource,
                                      open_source)
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.overlay import display_unavailable_reason, draw_overlay
 from onnx_fixtures import (BLACK, GREEN, RED, assert_one_line_error, make_tiny_onnx, run_cli,
                            write_video)

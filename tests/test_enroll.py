@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.profile import Enrollment, Profile, fit_profile, fuse, time_split
 
 from conftest import DATA, assert_one_line_error, need, run_cli

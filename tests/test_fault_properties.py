@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from asl_edge.runtime.camera import GuideBox
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.model import OnnxClassifier, check_graph
-from asl_edge.runtime.safeio import decode_rgb, header_size
+from asl_edge.common.safeio import decode_rgb, header_size
 from onnx_fixtures import make_tiny_onnx
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -19,7 +19,7 @@ import pytest
 from asl_edge.runtime import cli as run_cli_module
 from asl_edge.runtime.camera import LatestFrameSource
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from faults import call, one_error, png_header_only, set_contract, tiny_checkpoint
 from onnx_fixtures import RED, TORCH_FREE_RUNNER, make_tiny_onnx, write_image, write_video
 
@@ -359,7 +359,7 @@ def checkpoint_on_a_really_full_disk(tmp_path, capfd, monkeypatch, model, ckpt):
 
 @case
 def read_only_output_is_one_line(tmp_path, capfd, monkeypatch, model, ckpt):
-    from asl_edge.runtime.fileio import atomic_write
+    from asl_edge.common.fileio import atomic_write
 
     def ro(src, dst):
         raise OSError(errno.EROFS, "Read-only file system")
@@ -452,7 +452,7 @@ def capture_out_under_a_file(tmp_path, capfd, monkeypatch, model, ckpt):
 
 @case
 def bench_threads_capped(tmp_path, capfd, monkeypatch, model, ckpt):
-    from asl_edge.runtime.limits import cap_threads, max_threads
+    from asl_edge.common.limits import cap_threads, max_threads
 
     notes = []
     assert cap_threads(100000, notes.append) == max_threads() and "capped" in notes[0]
@@ -461,7 +461,7 @@ def bench_threads_capped(tmp_path, capfd, monkeypatch, model, ckpt):
 
 @case
 def leftovers_of_killed_runs_are_swept(tmp_path, capfd, monkeypatch, model, ckpt):
-    from asl_edge.runtime.fileio import sweep_temps
+    from asl_edge.common.fileio import sweep_temps
 
     dead = 2 ** 22 + 12345  # above the default pid_max of 4194304: no such process
     (tmp_path / f".last.ckpt.{dead}-abc.tmp").write_text("x")

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from asl_edge.runtime import cli as run_cli_module
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError, has_control, printable
-from asl_edge.runtime.safeio import decode_rgb, header_size
+from asl_edge.common.errors import UserError, has_control, printable
+from asl_edge.common.safeio import decode_rgb, header_size
 from faults import call, one_error, set_contract, tiny_checkpoint
 from onnx_fixtures import make_tiny_onnx, write_image
 
@@ -141,8 +141,8 @@ def test_a_fresh_run_does_not_overwrite_another_runs_checkpoints(tmp_path, capfd
 def test_error_line_is_seen_while_another_thread_silences_stderr(capfd):
     import threading
 
-    from asl_edge.runtime.errors import cli_errors
-    from asl_edge.runtime.safeio import quiet_native_stderr
+    from asl_edge.common.errors import cli_errors
+    from asl_edge.common.safeio import quiet_native_stderr
 
     inside, done = threading.Event(), threading.Event()
 
@@ -254,7 +254,7 @@ def test_sigterm_ends_a_command_like_ctrl_c(tmp_path):
     import subprocess
     import sys
     import time
-    code = ("from asl_edge.runtime.errors import cli_errors\n"
+    code = ("from asl_edge.common.errors import cli_errors\n"
             "import time\n"
             "@cli_errors\n"
             "def main():\n"

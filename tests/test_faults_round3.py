@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.model import export_settings
-from asl_edge.runtime.safeio import read_image_rgb
+from asl_edge.common.safeio import read_image_rgb
 
 from conftest import assert_one_line_error, run_cli
 from faults import call, one_error
@@ -181,7 +181,7 @@ def test_file_names_that_are_not_utf8_train_and_export(tmp_path):
 
 
 def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
-    from asl_edge.runtime.fileio import atomic_write
+    from asl_edge.common.fileio import atomic_write
 
     old = os.umask(0o022)
     try:
@@ -213,7 +213,7 @@ def test_an_empty_cache_variable_means_the_default_cache(tmp_path):
 
 @pytest.mark.parametrize("code, expected", [(13, "no permission"), (30, "no permission"), (28, "the disk is full")])
 def test_a_write_error_names_its_errno_before_guessing_from_free_space(code, expected):
-    from asl_edge.runtime.fileio import write_error
+    from asl_edge.common.fileio import write_error
 
     # /proc reports 0 bytes free: a permission error there is not a full disk
     e = OSError(code, os.strerror(code))

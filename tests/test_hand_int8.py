@@ -8,11 +8,11 @@ import onnx
 import pytest
 
 from asl_edge.export import hand_models
-from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.fileio import file_sha256
+from asl_edge.common.errors import UserError
+from asl_edge.common.fileio import file_sha256
 from asl_edge.runtime.hands import LANDMARK_MODELS, HandTracker
 from asl_edge.runtime.hands.geometry import MIN_CROP_SIDE, Crop
-from asl_edge.runtime.safeio import read_image_rgb
+from asl_edge.common.safeio import read_image_rgb
 
 from conftest import DATA, KAGGLE_TEST, need
 

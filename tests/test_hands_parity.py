@@ -2,7 +2,7 @@
 (it wants numpy<2: run this file from a venv with mediapipe>=0.10.5,<0.10.30, asl-edge and pytest)."""
 import pytest
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 from conftest import KAGGLE_TEST, ROBOFLOW_TRAIN, need
 

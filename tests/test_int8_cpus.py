@@ -19,7 +19,7 @@ from onnx import numpy_helper as nh
 from asl_edge.export.quantize import pair_safe_absmax, quantize_int8
 from asl_edge.export.saturation import (INT16_MAX, INT16_MIN, activation_model, count_saturations,
                                         quantized_layers, unsafe_channels)
-from asl_edge.runtime.cpu import int8_isa, int8_isa_from
+from asl_edge.common.cpu import int8_isa, int8_isa_from
 
 from conftest import assert_one_line_error, run_cli
 
@@ -249,7 +249,7 @@ def test_runtime_uses_exact_int8_kernels_only_for_old_files_on_avx2(export, isa,
 
 
 def test_arm64_features_from_the_auxiliary_vector():
-    from asl_edge.runtime.cpu import _flags_arm64_auxv
+    from asl_edge.common.cpu import _flags_arm64_auxv
 
     def auxv(*pairs):
         return np.array([v for pair in pairs + ((0, 0),) for v in pair], np.uint64).tobytes()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import (DIRECTION, LANDMARK_FEATURES, PRESENCE, SHAPE_ONLY, for_width, hand_features,
                                         no_hand, stack)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asl_edge.runtime.fileio import file_sha256
+from asl_edge.common.fileio import file_sha256
 from asl_edge.runtime.model import DEFAULT_MODEL
 
 from conftest import DATA, need, run_cli

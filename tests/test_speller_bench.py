@@ -9,7 +9,7 @@ import pytest
 
 from asl_edge.benchmarks.sequences import FPS, SequenceSource, plan_sequence
 from asl_edge.benchmarks.speller import matched, parse_decoder, score, total_score
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 from conftest import DATA, assert_one_line_error, need, run_cli
 

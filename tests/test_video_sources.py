@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import PRESENCE, normalise
 from asl_edge.train import data as D
 from asl_edge.train import videos

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from asl_edge.runtime.contract import ModelContract
-from asl_edge.runtime.errors import UserError
-from asl_edge.runtime.fileio import atomic_write, file_sha256  # noqa: F401 (re-exported)
+from asl_edge.common.errors import UserError, first_line
+from asl_edge.common.fileio import atomic_write, file_sha256  # noqa: F401 (re-exported)
 
 FORMAT = "asl-edge-checkpoint/1"
 REQUIRED = ("epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "arch", "contract")
@@ -77,5 +77,5 @@ def model_from_checkpoint(ckpt: dict):
     try:
         model.load_state_dict(ckpt["model_state_dict"])
     except RuntimeError as e:
-        raise UserError(f"checkpoint weights do not fit arch {ckpt['arch']}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"checkpoint weights do not fit arch {ckpt['arch']}: {first_line(e)}") from None
     return model.eval(), contract

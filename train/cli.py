@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.runtime.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command
 
 from .models import ARCHS
 from .presets import AUGMENTATIONS, parse_augment
@@ -86,7 +86,7 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
                  feature_engine, cache_dir, resume, hand_boxes=True, val_source=None, force=False,
                  max_megapixels=None, landmarks=False, landmark_data=(), landmark_weight=1.0):
-    from asl_edge.runtime.limits import set_max_megapixels
+    from asl_edge.common.limits import set_max_megapixels
 
     from .engine import TrainConfig
 

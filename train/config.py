@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 
 
 @dataclass

@@ -16,8 +16,8 @@ import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime import limits
-from asl_edge.runtime.errors import UserError, say
-from asl_edge.runtime.fileio import build_dir_once
+from asl_edge.common.errors import UserError, say
+from asl_edge.common.fileio import build_dir_once
 
 from . import videos
 

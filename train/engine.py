@@ -14,9 +14,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
-from asl_edge.runtime.errors import UserError, say
+from asl_edge.common.errors import UserError, first_line, say
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
-from asl_edge.runtime.fileio import ensure_dir, sweep_temps
+from asl_edge.common.fileio import ensure_dir, sweep_temps
 
 from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
 from .features import FeatureStore, ImageDataset, ViewDataset
@@ -117,7 +117,7 @@ class Trainer:
                 self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
             except (RuntimeError, ValueError, KeyError) as e:
                 raise UserError(f"{cfg.resume}: its weights or optimizer state do not fit arch {cfg.arch} "
-                                f"({str(e).strip().splitlines()[0][:150]}); retrain it") from None
+                                f"({first_line(e, 150)}); retrain it") from None
             self.start_epoch = int(resume_ckpt["epoch"])
             self.history = list(resume_ckpt.get("history", []))
             self.best_acc = float(resume_ckpt.get("best_val_acc", float("-inf")))

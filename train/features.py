@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from asl_edge.runtime.errors import UserError, say
-from asl_edge.runtime.fileio import sweep_temps
+from asl_edge.common.errors import UserError, say
+from asl_edge.common.fileio import sweep_temps
 
 from .checkpoint import atomic_write
 from .data import CACHE_ROOT, load_image

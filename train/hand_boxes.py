@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
-from asl_edge.runtime.errors import UserError, say
+from asl_edge.common.errors import UserError, say
 from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 

@@ -17,7 +17,7 @@ from torch import nn
 from asl_edge.runtime.landmarks import PRESENCE
 
 from .augment import pose
-from asl_edge.runtime.errors import say
+from asl_edge.common.errors import say
 
 # Those of benchmarks/studies/fusion_lopo.py, set there before any left-out score was seen.
 STEPS, LR, WEIGHT_DECAY = 300, 3e-3, 1e-4

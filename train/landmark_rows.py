@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import normalise
 
 log = logging.getLogger(__name__)

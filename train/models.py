@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
 ARCHS = ("resnet50", "efficientnet_lite0", "efficientnet_lite2", "mobilenet_v2")

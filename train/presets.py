@@ -29,7 +29,7 @@ def image_augment(augment: tuple) -> tuple:
 
 
 def parse_augment(text: str | None) -> tuple:
-    from asl_edge.runtime.errors import UserError
+    from asl_edge.common.errors import UserError
 
     if not text or text == "none":
         return ()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.runtime.fileio import atomic_write
+from asl_edge.common.fileio import atomic_write
 
 
 def _train(common: list, extra: list, out: Path) -> dict:

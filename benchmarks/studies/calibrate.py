@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 
 GRID = np.exp(np.linspace(np.log(0.2), np.log(10.0), 801))  # candidate temperatures, 0.5% apart
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES
-from asl_edge.runtime.fileio import atomic_write
+from asl_edge.common.fileio import atomic_write
 
 QUIET = lambda *_: None  # noqa: E731
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
 EPOCHS, LR, WEIGHT_DECAY, DROP_LANDMARKS = 300, 3e-3, 1e-4, 0.25

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 from asl_edge.runtime.hands import HandFinder, crop_box, iou_xyxy, square_box, xywh_to_corners
 
 FINDERS = ("onnx", "onnx-lite", "mediapipe")

@@ -27,7 +27,7 @@ from asl_edge.benchmarks.studies.hand_scenes import load_boxes, scenes
 from asl_edge.benchmarks.studies.hands_eval import iou as box_iou
 from asl_edge.benchmarks.studies.mediapipe_ref import MediaPipeHands
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 from asl_edge.runtime.hands import HandFinder, xywh_to_corners
 
 

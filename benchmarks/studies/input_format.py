@@ -22,7 +22,7 @@ import click
 import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 
 from ..measure import summarize_ms
 

@@ -101,7 +101,7 @@ def main(argv=None):
                                         stratified)
     from asl_edge.export.quantize import quantize_int8
     from asl_edge.export.saturation import count_saturations, summary
-    from asl_edge.runtime.cpu import int8_isa
+    from asl_edge.common.cpu import int8_isa
     from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(a.ckpt)

@@ -22,7 +22,7 @@ import sys
 import click
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 from asl_edge.runtime.landmarks import LAYOUTS
 
 LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]

@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 from asl_edge.runtime.landmarks import PRESENCE
 
 ROWS = ("as trained", "stage", "stage + pose")

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from asl_edge.runtime.camera import first_line, quiet_native_stderr
-from asl_edge.runtime.errors import UserError
+from asl_edge.common.errors import UserError, first_line
+from asl_edge.common.safeio import quiet_native_stderr
 from asl_edge.runtime.hands import MARGIN, HandFinder, square_box
 
 MEDIAPIPE_PIN = "mediapipe>=0.10.5,<0.10.30"

@@ -14,7 +14,7 @@ import sys
 import click
 
 from asl_edge.benchmarks.studies.landmark_lopo import LETTERS
-from asl_edge.runtime.errors import cli_errors
+from asl_edge.common.errors import cli_errors
 from asl_edge.runtime.motion import SHAPES, shape_fits
 
 

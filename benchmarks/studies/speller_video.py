@@ -29,7 +29,7 @@ import click
 import numpy as np
 
 from asl_edge.benchmarks.studies.hand_scenes import background, load_boxes, scenes, write_video
-from asl_edge.runtime.errors import UserError, cli_errors
+from asl_edge.common.errors import UserError, cli_errors
 
 FPS = 30.0
 SKIP = ("J", "Z")

@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..camera import first_line
-from ..errors import UserError
+from asl_edge.common.errors import UserError, first_line
 from ..model import choose_providers
 from .geometry import (LANDMARK_MODELS, LANDMARK_SIZE, LANDMARKS_TO_CROP, MIDDLE_MCP, MIN_CROP_SIDE, PALM_MODEL, PALM_SIZE,
                        PALM_TO_CROP, TRACK_JOINTS, WRIST, ZOOM_TILES, BORDER, Crop, Hand, Palm, as_rgb,

@@ -37,6 +37,12 @@ def say(*parts, file=None, sep=" ") -> None:
     print(printable(sep.join(str(p) for p in parts)), file=file or sys.stdout, flush=True)
 
 
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line (a library's message can run to pages), or its type when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
 
