@@ -28,6 +28,7 @@ from asl_edge.common.errors import UserError, cli_errors, command
 from asl_edge.common.fileio import atomic_write, file_sha256
 from asl_edge.runtime.hands import LANDMARK_MODELS, HandTracker
 from asl_edge.common.safeio import read_image_rgb
+from asl_edge.common.sessions import ort_session
 
 from .quantize import _BatchReader, name_nodes, quantize_qdq
 from .saturation import count_saturations, summary, unsafe_channels
@@ -106,10 +107,8 @@ def hand_crops(items, frames_per_video: int = 10) -> HandCrops:
 
 
 def parity(float_path, int8_path, crops: np.ndarray) -> Parity:
-    import onnxruntime as ort
-
     def run(path):
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort_session(path)
         out = [sess.run(["landmarks", "presence"], {"input": c[None]}) for c in crops]
         return np.array([o[0].reshape(21, 3)[:, :2] for o in out]), np.array([float(o[1].ravel()[0]) for o in out])
 

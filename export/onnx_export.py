@@ -13,6 +13,7 @@ import torch
 import asl_edge
 from asl_edge.runtime.contract import AGREEMENT_OUTPUT, CONTRACT_KEY, EMBEDDING_OUTPUT
 from asl_edge.common.errors import UserError
+from asl_edge.common.sessions import ort_session
 
 from .feeds import INPUT_NAME, LANDMARKS_NAME, as_feeds, chunks
 
@@ -137,16 +138,6 @@ def build_metadata(ckpt, contract, ckpt_sha, settings: dict) -> dict:
         "asl_edge.version": asl_edge.__version__,
         "asl_edge.created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def ort_session(path, threads=None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def ort_logits(path_or_session, inputs, chunk=32):

@@ -21,6 +21,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from asl_edge.common.sessions import ort_session
+
 from .feeds import chunks
 
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -183,18 +185,13 @@ def count_saturations(model_path, batch, chunk: int = 8) -> list[QuantizedLayer]
     """Run `batch` (the model's input format; or feeds by input name for a model with several
     inputs) through the QDQ model and count, per layer, the VPMADDUBSW pair sums that would
     overflow int16 on an AVX2-only x86 CPU."""
-    import onnxruntime as ort
-
     model = onnx.load(str(model_path))
     layers = quantized_layers(model)
     if not layers:
         return []
     probe = activation_model(model, layers)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
     # no fusion: the QuantizeLinear outputs must stay real tensors
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort_session(probe.SerializeToString(), optimize=False)
     names = [o.name for o in sess.get_outputs()]
     feeds = batch if isinstance(batch, dict) else {sess.get_inputs()[0].name: batch}
     for part in chunks(feeds, chunk):

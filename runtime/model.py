@@ -15,6 +15,7 @@ from asl_edge.common.errors import UserError, first_line, say
 from asl_edge.common.fileio import file_sha256
 from .landmarks import LANDMARKS_INPUT, PRESENCE, for_width
 from asl_edge.common.limits import env_number
+from asl_edge.common.sessions import choose_providers, ort_session, session_options
 from .profile import Profile
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
@@ -37,22 +38,6 @@ def resolve_model_path(model) -> Path:
     if not path.is_file():
         raise UserError(f"model file not found: {path} (pass an .onnx file made by asl-export)")
     return path
-
-
-def choose_providers(provider: str = "auto", log=say) -> list:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if provider == "cpu":
-        return ["CPUExecutionProvider"]
-    if provider in ("cuda", "auto"):
-        if "CUDAExecutionProvider" in available:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if provider == "cuda":
-            log("CUDA was asked for but this onnxruntime has no CUDAExecutionProvider "
-                "(install onnxruntime-gpu); falling back to CPU")
-        return ["CPUExecutionProvider"]
-    raise UserError(f"unknown provider {provider!r}: use auto, cpu or cuda")
 
 
 def export_settings(metadata: dict) -> dict:
@@ -135,19 +120,12 @@ class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
     def __init__(self, path=None, provider: str = "auto", threads: int | None = None, log=None):
-        import onnxruntime as ort
-
         log = log or (lambda msg: print(msg, file=sys.stderr))
         self.path = resolve_model_path(path)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts = session_options(threads)
         t0 = time.perf_counter()
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                providers=choose_providers(provider, log))
+            self.session = ort_session(self.path, opts=opts, providers=choose_providers(provider, log))
         except UserError:
             raise
         except Exception as e:
@@ -179,7 +157,7 @@ class OnnxClassifier:
             log(f"note: {self.path.name} has full-range INT8 weights and this CPU lacks VNNI; using onnxruntime's "
                 "exact (slower) INT8 kernels. Re-export with asl-export for pair-safe weights.")
         if precise or providers != self.session.get_providers():
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+            self.session = ort_session(self.path, opts=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
         self.profile: Profile | None = None  # use_profile()

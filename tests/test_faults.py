@@ -382,7 +382,7 @@ def export_out_is_an_existing_folder(tmp_path, capfd, monkeypatch, model, ckpt):
 
 @case
 def export_set_is_replaced_together_or_not_at_all(tmp_path, capfd, monkeypatch, model, ckpt):
-    from asl_edge.runtime import fileio
+    from asl_edge.common import fileio
 
     work = tmp_path / "work"
     work.mkdir()

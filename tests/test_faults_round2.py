@@ -81,7 +81,7 @@ def test_a_stray_byte_before_the_jpeg_frame_header_does_not_skip_the_limit(monke
     stray = big[:2] + b"\x00" + big[2:]  # libjpeg skips it ("extraneous bytes") and decodes 12 MP
     assert header_size(stray) == (4000, 3000)
     monkeypatch.setenv("ASL_EDGE_MAX_MEGAPIXELS", "5")
-    from asl_edge.runtime import limits
+    from asl_edge.common import limits
     limits.set_max_megapixels(None)
     with pytest.raises(UserError, match="over the 5 MP limit"):
         decode_rgb(stray, "stray.jpg")
@@ -173,7 +173,7 @@ def test_error_line_is_seen_while_another_thread_silences_stderr(capfd):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "lots"])
 def test_environment_limits_must_be_positive_finite_numbers(monkeypatch, value):
-    from asl_edge.runtime import limits
+    from asl_edge.common import limits
     monkeypatch.setenv(limits.MAX_UNZIP_ENV, value)
     with pytest.raises(UserError, match=limits.MAX_UNZIP_ENV):
         limits.max_unzip_bytes()

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
-from asl_edge.runtime import limits
+from asl_edge.common import limits
 from asl_edge.common.errors import UserError, say
 from asl_edge.common.fileio import build_dir_once
 

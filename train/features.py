@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from asl_edge.common.errors import UserError, say
 from asl_edge.common.fileio import sweep_temps
+from asl_edge.common.sessions import ort_session
 
 from .checkpoint import atomic_write
 from .data import CACHE_ROOT, load_image
@@ -103,18 +104,13 @@ def _onnx_session(prefix, input_size, threads):
     """The frozen prefix through onnxruntime: measured ~2x faster than torch eager on CPU."""
     import io
 
-    import onnxruntime as ort
-
     buf = io.BytesIO()  # in memory: no temp file to leave behind (it used to stay in /tmp, 13 MB a run)
     dummy = torch.zeros(1, 3, input_size, input_size)
     with warnings.catch_warnings():  # TorchScript exporter chatter, not actionable for the user
         warnings.simplefilter("ignore")
         torch.onnx.export(prefix, (dummy,), buf, input_names=["x"], output_names=["f"],
                           dynamic_axes={"x": {0: "n"}, "f": {0: "n"}}, opset_version=17, dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    return ort_session(buf.getvalue(), threads)
 
 
 class PrefixRunner:

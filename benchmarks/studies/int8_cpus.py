@@ -28,17 +28,13 @@ import numpy as np
 AVX2_CPU = "Haswell"  # AVX2 and FMA, no AVX-512, no VNNI
 
 
-# Not export.onnx_export.ort_session: that module imports torch, and the worker half of this script
-# runs under qemu, where importing torch alone takes minutes; this one also sets x64quantprecision.
 def _session(path, threads=2, precise=False):
-    import onnxruntime as ort
+    from asl_edge.common.sessions import ort_session, session_options
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = threads
+    opts = session_options(threads)
     if precise:
         opts.add_session_config_entry("session.x64quantprecision", "1")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort_session(path, opts=opts)
 
 
 def logits_of(path, batch, precise=False, chunk=32):

@@ -10,23 +10,18 @@ import cv2
 import numpy as np
 
 from asl_edge.common.errors import UserError, first_line
-from ..model import choose_providers
+from asl_edge.common.sessions import choose_providers, ort_session
 from .geometry import (LANDMARK_MODELS, LANDMARK_SIZE, LANDMARKS_TO_CROP, MIDDLE_MCP, MIN_CROP_SIDE, PALM_MODEL, PALM_SIZE,
                        PALM_TO_CROP, TRACK_JOINTS, WRIST, ZOOM_TILES, BORDER, Crop, Hand, Palm, as_rgb,
                        outer_square, rotation_from, search_tiles, ssd_anchors, transform_rect, weighted_nms)
 
 def _session(path: Path, threads: int, provider: str = "cpu"):
-    import onnxruntime as ort
     if not path.is_file():
         raise UserError(f"hand model missing: {path} (reinstall asl-edge)")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
     # the classifier's rule (auto = CUDA where this onnxruntime has it); its fallback note is said once, there
     providers = choose_providers(provider, log=lambda msg: None)
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return ort_session(path, threads, providers)
     except Exception as e:
         raise UserError(f"cannot load hand model {path}: {first_line(e)}") from None
 
