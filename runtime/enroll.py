@@ -42,8 +42,16 @@ class Recorder:
     def add(self, cls: str, result) -> bool:
         if result.landmarks is None:  # no hand in this very frame (a kept box is not enrolled)
             return False
-        self.rows.setdefault(cls, []).append((result.scores.embedding[0], result.probs))
+        embedding = None if result.scores.embedding is None else result.scores.embedding[0]
+        self.rows.setdefault(cls, []).append((embedding, result.probs, result.scores.logits[0]))
         return True
+
+    def labelled_logits(self) -> tuple:
+        """(logits (N, C), class indices (N,)) of every recorded frame: what a temperature is fitted on."""
+        rows = [(z, self.clf.classes.index(c)) for c, got in self.rows.items() for _, _, z in got]
+        if not rows:
+            raise UserError("no frame with a hand was recorded; nothing to fit on")
+        return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
 
     def count(self, cls: str) -> int:
         return len(self.rows.get(cls, []))
@@ -56,7 +64,7 @@ class Recorder:
         if not classes:
             raise UserError("no frame with a hand was recorded for any letter; nothing to enroll "
                             "(check the light and that the hand is in view)")
-        rows = [(e, p, self.clf.classes.index(c)) for c in classes for e, p in self.rows[c]]
+        rows = [(e, p, self.clf.classes.index(c)) for c in classes for e, p, _ in self.rows[c]]
         return Enrollment(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
                           np.array([r[2] for r in rows]))
 

@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from asl_edge.benchmarks.studies.calibrate import ece, fit_temperature, speller_view
+from asl_edge.benchmarks.studies.calibrate import speller_view
+from asl_edge.export.temperature import ece, fit_temperature
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError
 from asl_edge.runtime.model import OnnxClassifier, softmax
@@ -83,3 +84,30 @@ def test_speller_view_counts_precision_and_coverage():
     labels = np.array([0, 1, 0, 1])
     assert speller_view(probs, labels, 0.7) == (2 / 3, 0.75)
     assert speller_view(probs, labels, 0.99) == (None, 0.0)
+
+
+def test_auto_fits_a_temperature_on_people_and_writes_it(tmp_path):
+    import shutil
+
+    from asl_edge.runtime.model import DEFAULT_MODEL, OnnxClassifier
+
+    from conftest import KAGGLE_TEST, need
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(DEFAULT_MODEL, model)
+    dry = _set_cli(model, "auto", "--data", need(KAGGLE_TEST), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    fitted = float(dry.stdout.split(" T ")[1].split()[0])
+    assert 0.2 <= fitted <= 10 and "NLL" in dry.stdout and len(dry.stdout.strip().splitlines()) == 1
+    # the model has all of these right: the fit runs to the search's end, and says so
+    assert fitted > 0.2 or "end of the search" in dry.stderr
+    assert OnnxClassifier(model, provider="cpu").contract.temperature == OnnxClassifier(DEFAULT_MODEL).contract.temperature
+    written = _set_cli(model, "auto", "--data", KAGGLE_TEST)
+    assert written.returncode == 0 and abs(OnnxClassifier(model, provider="cpu").contract.temperature - fitted) < 0.01
+
+
+def test_auto_and_a_number_are_used_as_meant(tmp_path):
+    good = make_tiny_onnx(tmp_path / "good.onnx")
+    assert_one_line_error(_set_cli(good, "auto"), "--data")
+    assert_one_line_error(_set_cli(good, 1.5, "--data", tmp_path), "--data is for")
+    assert_one_line_error(_set_cli(good, "warm"), "warm")

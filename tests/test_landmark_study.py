@@ -70,7 +70,7 @@ def test_the_study_adds_a_row_per_proportions_setting_and_leaves_the_augmentatio
 
 
 def test_the_mirror_average_is_the_mean_of_both_crops_log_probabilities():
-    from asl_edge.benchmarks.studies.calibrate import log_softmax
+    from asl_edge.export.temperature import log_softmax
     from asl_edge.benchmarks.studies.landmark_stage import fused_accuracy, mirror_averaged
 
     rng = np.random.default_rng(0)

@@ -25,37 +25,7 @@ import click
 import numpy as np
 
 from asl_edge.common.errors import UserError, cli_errors
-
-GRID = np.exp(np.linspace(np.log(0.2), np.log(10.0), 801))  # candidate temperatures, 0.5% apart
-
-
-def log_softmax(logits: np.ndarray, t: float) -> np.ndarray:
-    z = logits.astype(np.float64) / t
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
-def nll(logits, labels, t: float = 1.0) -> float:
-    return float(-log_softmax(logits, t)[np.arange(len(labels)), labels].mean())
-
-
-def fit_temperature(logits, labels) -> float:
-    """The T on GRID with the lowest NLL (NLL is convex in 1/T, so the grid minimum is the one)."""
-    losses = [nll(logits, labels, t) for t in GRID]
-    return float(GRID[int(np.argmin(losses))])
-
-
-def ece(probs, labels, bins: int = 15) -> float:
-    """Expected calibration error: mean |accuracy - confidence| over confidence bins, weighted."""
-    conf, right = probs.max(1), probs.argmax(1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs(right[m].mean() - conf[m].mean())
-    return float(total)
-
+from asl_edge.export.temperature import ece, fit_temperature, log_softmax, nll
 
 def speller_view(probs, labels, threshold: float) -> tuple:
     """(precision, coverage) of top-1 at probability >= threshold; precision None when none pass."""
