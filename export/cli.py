@@ -60,7 +60,8 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
                weight_range="pair-safe", input_format="float", log=say, float_convs=DEFAULT_FLOAT_CONVS):
     import numpy as np
 
-    from asl_edge.train.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint
+    from asl_edge.common.fileio import file_sha256
+    from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     from . import onnx_export as X
     from .images import checkpoint_train_samples, folder_samples, model_inputs, stratified, with_hands

@@ -218,3 +218,30 @@ def test_a_write_error_names_its_errno_before_guessing_from_free_space(code, exp
     # /proc reports 0 bytes free: a permission error there is not a full disk
     e = OSError(code, os.strerror(code))
     assert expected in str(write_error("/proc/asl-edge-test/out.onnx", e))
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("split", "val.csv", "split is not a mapping"),
+    ("split", {"val_files": "a.jpg"}, "split.val_files"),
+    ("split", {"val_files": ["a.jpg"], "val_labels": ["A"]}, "split.val_labels"),
+    ("split", {"val_files": ["a.jpg", "b.jpg"], "val_labels": [0]}, "differ in length"),
+    ("config", {"data": "photos"}, "config.data"),
+    ("config", {"epochs": "6"}, "config.epochs"),
+    ("config", {"batch_size": -3}, "config.batch_size"),
+    ("epoch", -1, "epoch is negative"),
+])
+def test_checkpoint_fields_of_the_wrong_shape_are_refused_in_one_line(tmp_path, field, value, says):
+    import torch
+
+    from asl_edge.train.checkpoint import FORMAT, load_checkpoint
+
+    ckpt = {"format": FORMAT, "epoch": 1, "model_state_dict": {}, "optimizer_state_dict": {}, "train_loss": 0.5,
+            "arch": "resnet50", "contract": ModelContract().to_dict(), "config": {"epochs": 3}}
+    ckpt[field] = value
+    path = tmp_path / "edited.ckpt"
+    torch.save(ckpt, path)
+    with pytest.raises(UserError, match=says):
+        load_checkpoint(path)
+    ckpt[field] = 2 if field == "epoch" else {}
+    torch.save(ckpt, path)
+    assert load_checkpoint(path)["format"] == FORMAT

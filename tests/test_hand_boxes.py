@@ -35,7 +35,7 @@ def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
     assert counts["without_boxes_csv"] == 7 and counts["computed"] == 7
     assert counts["found"] + counts["no_hand"] == 7 and counts["found"] >= 4
     blank = next(s for s in out if s.path.endswith("blank.jpg"))
-    assert blank.box is None and blank.hand is None and "1 with none (whole image, no landmarks)" in logs[0]
+    assert blank.box is None and blank.hand is None and "1 with none (whole image, no landmarks)" in logs[-1] and "7 of 7 images not in the cache" in logs[0]
     assert all(s.hand is not None and s.hand[PRESENCE] == 1 and s.points.shape == (21, 2) for s in out if s.box is not None)
     # the training crop is the square asl-run classifies for that image (same size; same pixels where
     # it lies inside the image: at an edge, training pads and the runtime shifts the square in)

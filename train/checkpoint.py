@@ -8,7 +8,7 @@ import torch
 
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError, first_line
-from asl_edge.common.fileio import atomic_write, file_sha256  # noqa: F401 (re-exported)
+from asl_edge.common.fileio import atomic_write
 
 FORMAT = "asl-edge-checkpoint/1"
 REQUIRED = ("epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "arch", "contract")
@@ -57,10 +57,38 @@ def load_checkpoint(path) -> dict:
         if not isinstance(ckpt.get("config", {}), dict) or not isinstance(ckpt["model_state_dict"], dict):
             raise UserError("its config or weights are not mappings")
         int(ckpt["epoch"])
+        check_fields(ckpt)
     except (UserError, TypeError, ValueError) as e:
         raise UserError(f"{path}: unreadable asl-edge checkpoint, from another version? ({e}); "
                         "retrain it, or use the asl-edge version that wrote it") from None
     return ckpt
+
+
+def _is_list_of(value, kind) -> bool:
+    return isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+
+
+def check_fields(ckpt: dict) -> None:
+    """The fields that resume, export and the benchmarks read, checked for their shapes (a checkpoint
+    edited by hand or written by another tool fails here, in one line, not later in a traceback)."""
+    config, split = ckpt.get("config", {}), ckpt.get("split", {})
+    if not isinstance(split, dict):
+        raise UserError("its split is not a mapping")
+    for key, kind in (("val_files", str), ("val_labels", int)):
+        if split.get(key) is not None and not _is_list_of(split[key], kind):
+            raise UserError(f"split.{key} is not a list of {kind.__name__}")
+    if split.get("val_files") is not None and split.get("val_labels") is not None \
+            and len(split["val_files"]) != len(split["val_labels"]):
+        raise UserError("split.val_files and split.val_labels differ in length")
+    for key in ("data", "val_data"):
+        if config.get(key) is not None and not _is_list_of(config[key], str):
+            raise UserError(f"config.{key} is not a list of paths")
+    for key in ("epochs", "batch_size", "seed"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise UserError(f"config.{key} is not a whole number >= 0")
+    if int(ckpt["epoch"]) < 0:
+        raise UserError("its epoch is negative")
 
 
 def checkpoint_contract(ckpt: dict) -> ModelContract:
@@ -79,3 +107,28 @@ def model_from_checkpoint(ckpt: dict):
     except RuntimeError as e:
         raise UserError(f"checkpoint weights do not fit arch {ckpt['arch']}: {first_line(e)}") from None
     return model.eval(), contract
+
+
+def saved_epoch(path) -> int | None:
+    """The epoch a checkpoint on disk holds, or None (missing or unreadable)."""
+    try:
+        return int(load_checkpoint(path)["epoch"]) if Path(path).is_file() else None
+    except UserError:
+        return None
+
+
+def carry_best(ckpt: dict, best: Path, resume, log) -> None:
+    """Make `best` (OUT/best.ckpt) the epoch the resumed checkpoint calls best: repairs a best.ckpt left
+    stale by a kill (older versions wrote last first) and fills a new --out."""
+    import shutil
+
+    best_epoch, epoch = int(ckpt.get("best_epoch", 0)), int(ckpt["epoch"])
+    if best_epoch <= 0 or saved_epoch(best) == best_epoch:
+        return
+    if best_epoch == epoch:
+        save_checkpoint(ckpt, best)
+        log(f"note: {best} did not hold best epoch {best_epoch}; rewrote it from {resume}")
+        return
+    src = Path(resume).parent / "best.ckpt"
+    if saved_epoch(src) == best_epoch and src.resolve() != best.resolve():
+        atomic_write(best, lambda tmp: shutil.copyfile(src, tmp))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections
 import platform
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +17,7 @@ from asl_edge.common.errors import UserError, first_line, say
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.common.fileio import ensure_dir, sweep_temps
 
-from .checkpoint import atomic_write, checkpoint_contract, load_checkpoint, save_checkpoint
+from .checkpoint import carry_best, checkpoint_contract, load_checkpoint, save_checkpoint, saved_epoch
 from .features import FeatureStore, ImageDataset, ViewDataset
 from .landmark_fit import fit_landmark_classifier, freeze
 from .landmark_rows import load_landmark_rows
@@ -26,17 +25,6 @@ from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_
 from .presets import EvalPreset, TrainPreset, image_augment
 from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config  # noqa: F401
 from .run_data import load_run_data, write_manifest
-
-
-
-
-def _ckpt_epoch(path) -> int | None:
-    try:
-        return int(load_checkpoint(path)["epoch"]) if Path(path).is_file() else None
-    except UserError:
-        return None
-
-
 
 
 def _fmt_time(s):
@@ -296,27 +284,12 @@ class Trainer:
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()},
         }
 
-    def _carry_best(self, ckpt):
-        """Make OUT/best.ckpt the epoch the resumed checkpoint calls best: repairs a best.ckpt left
-        stale by a kill (older versions wrote last first) and fills a new --out."""
-        best_epoch, epoch = int(ckpt.get("best_epoch", 0)), int(ckpt["epoch"])
-        best = self.out / "best.ckpt"
-        if best_epoch <= 0 or _ckpt_epoch(best) == best_epoch:
-            return
-        if best_epoch == epoch:
-            save_checkpoint(ckpt, best)
-            self.log(f"note: {best} did not hold best epoch {best_epoch}; rewrote it from {self.cfg.resume}")
-            return
-        src = Path(self.cfg.resume).parent / "best.ckpt"
-        if _ckpt_epoch(src) == best_epoch and src.resolve() != best.resolve():
-            atomic_write(best, lambda tmp: shutil.copyfile(src, tmp))
-
     def fit(self) -> dict:
         cfg = self.cfg
         ensure_dir(self.out, "--out")
         sweep_temps(self.out, names=("last.ckpt", "best.ckpt", "split.csv"))  # left by a killed run
         if self._resume_ckpt is not None:
-            self._carry_best(self._resume_ckpt)
+            carry_best(self._resume_ckpt, self.out / "best.ckpt", self.cfg.resume, self.log)
         self._prepare()
         write_manifest(self.out / "split.csv", self.contract.classes, self.data)
         if cfg.landmarks:
@@ -363,7 +336,7 @@ class Trainer:
                          f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
                          + ("  *" if improved else ""))
         except KeyboardInterrupt:
-            done = _ckpt_epoch(self.out / "last.ckpt")  # what is on disk, not what the loop got to
+            done = saved_epoch(self.out / "last.ckpt")  # what is on disk, not what the loop got to
             if done is None:
                 self.log("interrupted: no epoch was saved; run the same asl-train command again")
             else:

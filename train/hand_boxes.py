@@ -80,16 +80,23 @@ def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple
     root_key = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     cache_file = cache_dir / f"{finder_key()}-{root_key}.json"
     cache = _load_cache(cache_dir, root_key)
+    from tqdm import tqdm
+
     finder = None
     out = []
+    keys = [_image_key(s.path) for s in samples]
+    todo = sum(k not in cache for k in keys)
+    if todo:
+        log(f"{label}hand finder: {todo} of {len(samples)} images not in the cache yet (a few per second)")
+    bar = tqdm(total=todo, desc=f"{label}hand finder", unit="img", leave=False, disable=None if todo else True)
     try:
-        for s in samples:
-            key = _image_key(s.path)
+        for s, key in zip(samples, keys):
             if key not in cache:
                 if finder is None:
                     finder = HandFinder(video=False, landmark_model=LANDMARK_MODEL, pad=PAD)
                 cache[key] = _find(finder, s.path)
                 counts["computed"] += 1
+                bar.update()
             entry = cache[key]
             counts["found" if entry is not None else "no_hand"] += 1
             if entry is None:
@@ -99,6 +106,7 @@ def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple
             out.append(dataclasses.replace(s, box=box, hand=hand_features(entry["landmarks"], entry["handedness"]),
                                            points=np.asarray(entry["landmarks"], np.float32)[:, :2]))
     finally:  # an interrupted pass keeps what it computed
+        bar.close()
         if counts["computed"]:
             cache_dir.mkdir(parents=True, exist_ok=True)
             tmp = cache_file.with_suffix(".tmp")
