@@ -3,6 +3,7 @@ worker per model and provider, then scores each model against the reference on e
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import shutil
@@ -83,6 +84,11 @@ def check_paths(cfg: BenchConfig):
 def _write_npy(path, samples, make, shape, dtype):
     """Fill a .npy chunk by chunk (open_memmap), so big data sets never sit in memory whole."""
     arr = np.lib.format.open_memmap(str(path), mode="w+", dtype=dtype, shape=(len(samples), *shape))
+    # The file is sparse: on a full disk a write through the mapping is SIGBUS (no message, nothing cleaned up).
+    # Reserve its blocks first, so a full disk is an OSError here.
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
     for i in range(0, len(samples), CHUNK):
         arr[i:i + CHUNK] = make(samples[i:i + CHUNK])
     arr.flush()

@@ -197,3 +197,40 @@ def test_a_model_without_an_embedding_is_one_line(tmp_path):
 ])
 def test_enroll_usage_mistakes_are_one_line(args, fragment):
     assert_one_line_error(run_cli("asl_edge.runtime.enroll", *args), fragment)
+
+
+class ScriptedWindow:
+    """Stands in for the OpenCV window: presses the scripted key on the Nth shown frame; q closes it."""
+
+    def __init__(self, keys: dict):
+        self.keys, self.shown, self.key = keys, 0, None
+
+    def show(self, frame) -> bool:
+        self.key = self.keys.get(self.shown)
+        self.shown += 1
+        return self.key != "q"
+
+
+def test_guided_enrollment_keys_redo_skip_and_finish():
+    from asl_edge.runtime.camera import VideoFileSource
+    from asl_edge.runtime.enroll import record_guided
+    from asl_edge.runtime.model import OnnxClassifier
+
+    video = need(DATA / "webcam_recordings") / "lolzorus" / "B.mp4"  # a hand in view throughout, 30 fps
+    clf = OnnxClassifier(provider="cpu")
+    # frame 2: r during A's countdown (the first letter: A again); 20: s skips A; B records 0.4 s from
+    # frame 32; 50: r during C's countdown goes back to B, which is recorded again; 80: q finishes
+    window = ScriptedWindow({2: "r", 20: "s", 50: "r", 80: "q"})
+    said = []
+    source = VideoFileSource(video)
+    try:
+        rec = record_guided(clf, source, ["A", "B", "C"], seconds=0.4, countdown=0.3, give_up=5.0, window=window,
+                            log=said.append)
+    finally:
+        source.close()
+    text = "\n".join(said)
+    assert said.count("A: sign A and hold it (0.3 s to get ready, then 0.4 s)") == 2  # announced again after r
+    assert "A: skipped; it falls back to the model" in text
+    assert text.count("B: sign B") == 2 and text.count("B: ") >= 3  # redone after the r in C's countdown
+    assert "finished early" in text and window.shown == 81
+    assert rec.count("A") == 0 and rec.count("B") > 0 and rec.count("C") == 0

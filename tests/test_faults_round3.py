@@ -245,3 +245,19 @@ def test_checkpoint_fields_of_the_wrong_shape_are_refused_in_one_line(tmp_path, 
     ckpt[field] = 2 if field == "epoch" else {}
     torch.save(ckpt, path)
     assert load_checkpoint(path)["format"] == FORMAT
+
+
+def test_a_full_disk_while_bench_writes_its_arrays_is_an_error_not_sigbus(tmp_path, monkeypatch):
+    import errno
+
+    from asl_edge.benchmarks import bench
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    wrote = []
+    with pytest.raises(OSError) as got:
+        bench._write_npy(tmp_path / "data.npy", list(range(3)), lambda s: wrote.append(s) or np.zeros((len(s), 2)),
+                         (2,), np.float32)
+    assert got.value.errno == errno.ENOSPC and wrote == []  # refused before any write through the mapping
