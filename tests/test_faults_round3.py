@@ -261,3 +261,22 @@ def test_a_full_disk_while_bench_writes_its_arrays_is_an_error_not_sigbus(tmp_pa
         bench._write_npy(tmp_path / "data.npy", list(range(3)), lambda s: wrote.append(s) or np.zeros((len(s), 2)),
                          (2,), np.float32)
     assert got.value.errno == errno.ENOSPC and wrote == []  # refused before any write through the mapping
+
+
+def test_files_of_other_formats_are_named_not_misreported(tmp_path):
+    import struct
+    import zipfile
+
+    from asl_edge.train.checkpoint import load_checkpoint
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
+    with zipfile.ZipFile(tmp_path / "script.pt", "w") as z:
+        z.writestr("script/code/__torch__/model.py", "def forward(self): pass")
+        z.writestr("script/constants.pkl", b"")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
+    for name, kind in (("m.safetensors", "a safetensors file"), ("script.pt", "TorchScript"),
+                       ("model.onnx", "an ONNX file")):
+        with pytest.raises(UserError, match=kind) as got:
+            load_checkpoint(tmp_path / name)
+        assert "pip install" not in str(got.value) and "Could this error message" not in str(got.value)
