@@ -4,6 +4,7 @@ Torch-free on purpose: this is what runs on a Raspberry Pi (onnxruntime, numpy, 
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,10 +108,13 @@ def describe_model(clf, first) -> str:
                    f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
 @click.option("--profile", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A personal profile made by asl-enroll for this model: fused with its scores on frames with a hand.")
+@click.option("--overlap/--no-overlap", default=None,
+              help="Camera mode with --roi hand: find the hand in the next frame on a thread of its own while "
+                   "this one is classified (each result comes one frame later). Default: on with 2 or more CPU cores.")
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
         batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True,
-        decoder="evidence", margin=None, profile=None):
+        decoder="evidence", margin=None, profile=None, overlap=None):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -124,7 +128,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
                       as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
                       batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
                       hand_model=hand_model, zoom=zoom, require_agreement=require_agreement, decoder=decoder,
-                      margin=margin, profile=profile)
+                      margin=margin, profile=profile, overlap=overlap)
     if inputs:
         run_files(inputs, opts)
     else:
@@ -158,6 +162,7 @@ class RunOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     require_agreement: bool = True
     profile: Path | None = None  # asl-enroll's personal profile
+    overlap: bool | None = None     # camera mode: None = on with 2+ cores (live.run_live)
 
     @property
     def out(self):
@@ -223,8 +228,10 @@ def run_camera_source(camera, opts: RunOptions, speller):
             info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
                  "when none is found")
         try:
+            overlap = (os.cpu_count() or 1) >= 2 if opts.overlap is None else opts.overlap
             stats = run_live(clf, source, speller, guide, top_k=opts.top_k, window=window,
-                             max_frames=opts.max_frames, as_json=opts.as_json)
+                             max_frames=opts.max_frames, as_json=opts.as_json,
+                             overlap=overlap and isinstance(guide, HandRoi))
         finally:
             if window is not None:
                 window.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .camera import GuideBox, StreamStalled
 from .hands import HandRoi
@@ -40,11 +41,13 @@ class LiveStats:
 
 
 def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=3,
-             window: Window | None = None, max_frames=None, as_json=False, out=None) -> LiveStats:
+             window: Window | None = None, max_frames=None, as_json=False, out=None, overlap=False) -> LiveStats:
     """The loop. Stops at end of a video, on q / window close, at max_frames, or on Ctrl-C.
 
     guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none). With a
-    HandRoi the tracked landmarks also spell J and Z from their motion (runtime/motion.py)."""
+    HandRoi the tracked landmarks also spell J and Z from their motion (runtime/motion.py).
+    overlap: find the hand in frame t+1 (on a thread of its own) while frame t is classified; each
+    frame's result then comes one frame later, and the same (benchmarks/README.md, "Overlap")."""
     out = out or sys.stdout
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
@@ -55,8 +58,58 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
         stats.hand_frames = 0
         spotter, speed_meter = MotionSpotter(), HandSpeed()
     last_status = time.perf_counter()
+
+    def deliver(frame, timestamp, r) -> bool:
+        """One classified frame: spell, print or draw it. False when the window was closed."""
+        nonlocal last_status
+        box, probs, agree = r.box, r.probs, r.agree
+        stats.hand_frames = None if hands is None else stats.hand_frames + r.hand
+        stats.hand_s += r.hand_s
+        stats.preprocess_s += r.preprocess_s
+        stats.model_s += r.model_s
+        stats.frames += 1
+
+        t_decode = time.perf_counter()
+        top = clf.top_k(probs, k)
+        label, prob = top[0]
+        motion = spotter.update(r.landmarks, timestamp) if spotter else None
+        speed = speed_meter.update(r.landmarks, timestamp) if speed_meter and timestamp is not None else None
+        accepted = spell_frame(speller, probs, clf.classes, timestamp, agree,
+                               motion, spotter.window_s if spotter else 0.0, speed)
+        stats.decoder_s += time.perf_counter() - t_decode
+
+        if as_json:
+            rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
+                   "top_k": [[n, round(p, 6)] for n, p in top],
+                   "accepted": accepted, "text": speller.text}
+            if clf.contract.agreement:
+                rec["agree"] = agree
+            if hands is not None:
+                rec["hand"], rec["box"] = r.hand, list(box)
+            print(json.dumps(rec), file=out, flush=True)
+        elif window is None and accepted is not None:
+            print(f"frame {stats.frames - 1}: accepted {accepted} ({prob:.2f})  text: {speller.text!r}",
+                  file=out, flush=True)
+
+        if window is not None:
+            draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
+                         threshold=speller.threshold, progress=speller.progress(timestamp),
+                         hand=r.hand, landmarks=r.landmarks,
+                         agree=agree or not speller.require_agreement,
+                         profile=getattr(clf, "profile", None) is not None)
+            return window.show(frame)
+        if not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
+            last_status = time.perf_counter()
+            print(f"frame {stats.frames - 1}: {stats.fps():.1f} fps, model "
+                  f"{1000 * stats.model_s / stats.frames:.1f} ms; top {label} {prob:.2f}; "
+                  f"text: {speller.text!r}", file=out, flush=True)
+        return True
+
+    # overlap: the hand finder's stage runs on this thread while the loop classifies the frame before
+    worker = ThreadPoolExecutor(1, thread_name_prefix="asl-hands") if overlap else None
+    pending = None  # (frame, timestamp, Prepared): read and prepared, not yet classified
     try:
-        while max_frames is None or stats.frames < max_frames:
+        while max_frames is None or stats.frames + (pending is not None) < max_frames:
             t_read = time.perf_counter()
             try:
                 got = source.read()
@@ -80,52 +133,23 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                     spotter.reset()
                     speed_meter.reset()
                 window.clear_requested = False
-
-            r = pipeline(frame)
-            box, probs, agree = r.box, r.probs, r.agree
-            stats.hand_frames = None if hands is None else stats.hand_frames + r.hand
-            stats.hand_s += r.hand_s
-            stats.preprocess_s += r.preprocess_s
-            stats.model_s += r.model_s
-            stats.frames += 1
-
-            t_decode = time.perf_counter()
-            top = clf.top_k(probs, k)
-            label, prob = top[0]
-            motion = spotter.update(r.landmarks, timestamp) if spotter else None
-            speed = speed_meter.update(r.landmarks, timestamp) if speed_meter and timestamp is not None else None
-            accepted = spell_frame(speller, probs, clf.classes, timestamp, agree,
-                                   motion, spotter.window_s if spotter else 0.0, speed)
-            stats.decoder_s += time.perf_counter() - t_decode
-
-            if as_json:
-                rec = {"frame": stats.frames - 1, "label": label, "prob": round(prob, 6),
-                       "top_k": [[n, round(p, 6)] for n, p in top],
-                       "accepted": accepted, "text": speller.text}
-                if clf.contract.agreement:
-                    rec["agree"] = agree
-                if hands is not None:
-                    rec["hand"], rec["box"] = r.hand, list(box)
-                print(json.dumps(rec), file=out, flush=True)
-            elif window is None and accepted is not None:
-                print(f"frame {stats.frames - 1}: accepted {accepted} ({prob:.2f})  text: {speller.text!r}",
-                      file=out, flush=True)
-
-            if window is not None:
-                draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
-                             threshold=speller.threshold, progress=speller.progress(timestamp),
-                             hand=r.hand, landmarks=r.landmarks,
-                             agree=agree or not speller.require_agreement,
-                             profile=getattr(clf, "profile", None) is not None)
-                if not window.show(frame):
+            if worker is None:
+                if not deliver(frame, timestamp, pipeline(frame)):
                     break
-            elif not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
-                last_status = time.perf_counter()
-                print(f"frame {stats.frames - 1}: {stats.fps():.1f} fps, model "
-                      f"{1000 * stats.model_s / stats.frames:.1f} ms; top {label} {prob:.2f}; "
-                      f"text: {speller.text!r}", file=out, flush=True)
+                continue
+            future = worker.submit(pipeline.prepare, frame)
+            go_on = pending is None or deliver(pending[0], pending[1], pipeline.finish(pending[2]))
+            pending = (frame, timestamp, future.result())
+            if not go_on:
+                pending = None
+                break
+        if pending is not None:  # the last frame read
+            deliver(pending[0], pending[1], pipeline.finish(pending[2]))
     except KeyboardInterrupt:
         stats.interrupted = True  # Ctrl-C is the headless way to stop: still print the summary
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True)  # its frame's hand finder, at most one frame's time
     stats.ended = time.perf_counter()
     return stats
 

@@ -1,6 +1,8 @@
 """One camera frame through the product: find the hand (or take the fixed guide box), crop, preprocess,
 classify. The live loop (runtime/live.py) and enrollment (runtime/enroll.py) both go through it, so a
-profile is fitted on exactly what asl-run classifies."""
+profile is fitted on exactly what asl-run classifies. Two stages, prepare (the hand finder and the
+crop) and finish (the classifier), so the live loop can run the first on frame t+1 while the second
+runs on frame t."""
 from __future__ import annotations
 
 import time
@@ -33,6 +35,15 @@ class FrameResult:
         return bool(self.scores.agreement[0])
 
 
+@dataclass(frozen=True)
+class Prepared:
+    region: object        # camera.Region
+    x: np.ndarray         # the preprocessed crop, (1, ...) as the model takes it
+    landmarks: object     # (1, width) landmark features, or None
+    hand_s: float
+    preprocess_s: float
+
+
 class FramePipeline:
     """region: a fixed GuideBox, or a HandRoi (the found hand; the guide box when none); both give a
     camera.Region for a frame."""
@@ -46,6 +57,10 @@ class FramePipeline:
             self.hands.reset()
 
     def __call__(self, frame_bgr: np.ndarray) -> FrameResult:
+        return self.finish(self.prepare(frame_bgr))
+
+    def prepare(self, frame_bgr: np.ndarray) -> Prepared:
+        """The first stage: the region (the hand finder) and the classifier's inputs."""
         t0 = time.perf_counter()
         region = self.region.region(frame_bgr)
         t1 = time.perf_counter()
@@ -56,7 +71,11 @@ class FramePipeline:
         # this frame's hand only (zeros when none), for a model that reads landmarks
         landmarks = (of_hand(region.hand)[None] if region.found is not None and getattr(self.clf, "uses_landmarks", False)
                      else None)
-        t2 = time.perf_counter()
-        scores = self.clf.classify(x, landmarks)
-        return FrameResult(tuple(int(v) for v in region.box), region.found, region.landmarks, scores, t1 - t0,
-                           t2 - t1, time.perf_counter() - t2)
+        return Prepared(region, x, landmarks, t1 - t0, time.perf_counter() - t1)
+
+    def finish(self, p: Prepared) -> FrameResult:
+        """The second stage: the classifier (and the profile)."""
+        t0 = time.perf_counter()
+        scores = self.clf.classify(p.x, p.landmarks)
+        return FrameResult(tuple(int(v) for v in p.region.box), p.region.found, p.region.landmarks, scores, p.hand_s,
+                           p.preprocess_s, time.perf_counter() - t0)

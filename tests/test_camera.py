@@ -161,3 +161,32 @@ def test_picam_without_picamera2(color_model):
         pass
     assert_one_line_error(run_cli("--model", color_model, "--camera", "picam", "--no-display"),
                           "sudo apt install python3-picamera2")
+
+
+def test_overlap_gives_the_same_frames_letters_and_text_one_stage_apart():
+    """Finding the hand in frame t+1 while frame t is classified changes when a result is ready, not what it is."""
+    import io
+    from pathlib import Path
+
+    from asl_edge.runtime.hands import HandFinder, HandRoi
+    from asl_edge.runtime.live import run_live
+    from asl_edge.runtime.model import OnnxClassifier
+    from asl_edge.runtime.spelling import make_speller
+
+    clip = Path(__file__).resolve().parents[1] / "scripts" / "demo_clip" / "hello_lolzorus.mp4"
+    clf = OnnxClassifier(provider="cpu", threads=1)
+    runs = {}
+    for overlap in (False, True):
+        out, speller = io.StringIO(), make_speller("evidence")
+        src = VideoFileSource(clip)
+        try:
+            stats = run_live(clf, src, speller, HandRoi(HandFinder(video=True, landmark_model="full"), GuideBox()),
+                             as_json=True, out=out, overlap=overlap, max_frames=120)
+        finally:
+            src.close()
+        runs[overlap] = ([json.loads(line) for line in out.getvalue().splitlines()], speller.text, stats.frames)
+    plain, overlapped = runs[False], runs[True]
+    assert overlapped[2] == plain[2] == 120 and overlapped[1] == plain[1] and plain[1]
+    for a, b in zip(plain[0], overlapped[0]):
+        assert (a["frame"], a["label"], a["box"], a["accepted"]) == (b["frame"], b["label"], b["box"], b["accepted"])
+        assert abs(a["prob"] - b["prob"]) < 1e-5
