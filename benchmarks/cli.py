@@ -27,6 +27,9 @@ DEFAULT_RUNS = 100
 @click.option("--hand-threads", default=1, show_default=True, type=click.IntRange(1, 64),
               help="--loop: onnxruntime threads of the hand finder (asl-run uses 1).")
 @click.option("--max-frames", default=None, type=click.IntRange(1), help="--loop: stop after N frames.")
+@click.option("--loop-overlap", is_flag=True,
+              help="--loop: each run also with asl-run's --overlap (the hand finder of the next frame on its own "
+                   "thread while this one is classified; the stages then overlap and no longer add up to the time).")
 @click.option("--loop-hands", default=None, metavar="MODEL,MODEL",
               help="--loop: hand landmark models (full, lite, full-int8, lite-int8), one run each, and the "
                    "others' parity against the first [default: asl-run's for the model].")
@@ -52,7 +55,7 @@ DEFAULT_RUNS = 100
                    "asl-run --roi hand does; a landmark model also gets the landmarks.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="PNG plots (needs matplotlib).")
 @cli_errors
-def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, loop_hands, threads, providers, runs, time_budget, warmup, batch,
+def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, loop_overlap, loop_hands, threads, providers, runs, time_budget, warmup, batch,
          max_images, out, min_agreement, max_drop, hands, plots):
     """Benchmark a checkpoint and/or ONNX models on the same images, each model in its own process;
     or with --loop VIDEO, the camera loop's cost per stage.
@@ -62,7 +65,7 @@ def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, l
 
     if loop_video is not None:
         run_loop(loop_video, onnx[0] if onnx else None, loop_threads, max_frames, out, bool(data or ckpt), hand_threads,
-                 loop_hands)
+                 loop_hands, loop_overlap)
         return
     if not data:
         raise UserError("give --data DIR (labelled images), or --loop VIDEO")
@@ -79,7 +82,8 @@ def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, l
     raise SystemExit(run_bench(cfg))
 
 
-def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=1, hands_text=None):
+def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=1, hands_text=None,
+             overlap=False):
     from asl_edge.runtime.hands import LANDMARK_MODELS
 
     from .loop import loop_report, write_loop
@@ -97,7 +101,7 @@ def run_loop(video, model, threads_text, max_frames, out, other_options, hand_th
     if not hand_models or unknown:
         raise UserError(f"--loop-hands {hands_text!r}: give hand models from {', '.join(LANDMARK_MODELS)}, like full,full-int8")
     report = loop_report(model, video, threads_list, max_frames, hand_models, log=lambda m: print(m, file=sys.stderr),
-                         hand_threads=hand_threads)
+                         hand_threads=hand_threads, overlaps=(False, True) if overlap else (False,))
     print(write_loop(out, report))
 
 

@@ -28,7 +28,8 @@ LABELS = {"read": "frame source (decode)", "palm": "palm detection", "landmarks"
           "decoder": "decoder (top-k, motion, speller)", "other": "loop, the rest"}
 
 
-def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, log=print, hand_threads: int = 1) -> dict:
+def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, log=print, hand_threads: int = 1,
+                 overlap: bool = False) -> dict:
     clf = OnnxClassifier(model, provider="cpu", threads=threads, log=log)
     clf.warmup()
     # the hand finder at one thread, as asl-run runs it (--threads is the classifier's): measured, a second
@@ -38,7 +39,8 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
     source = VideoFileSource(Path(video))
     speller = make_speller("evidence")
     try:
-        stats = run_live(clf, source, speller, HandRoi(finder, GuideBox()), max_frames=max_frames, out=io.StringIO())
+        stats = run_live(clf, source, speller, HandRoi(finder, GuideBox()), max_frames=max_frames, out=io.StringIO(),
+                         overlap=overlap)
     finally:
         source.close()
     if stats.interrupted:
@@ -49,22 +51,25 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
                "hand_other": stats.hand_s - tracker.palm_s - tracker.landmark_s,
                "preprocess": stats.preprocess_s, "classifier": stats.model_s, "decoder": stats.decoder_s}
     seconds["other"] = max(0.0, stats.seconds - sum(seconds.values()))
-    return {"threads": threads, "hand_threads": hand_threads, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(),
+    return {"threads": threads, "hand_threads": hand_threads, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(),
             "ms_per_frame": {k: 1000 * v / n for k, v in seconds.items()},
             "palm_runs": tracker.palm_runs, "landmark_runs": tracker.landmark_runs,
             "hand_frames": stats.hand_frames, "hand_model": tracker.landmark_model, "text": speller.text}
 
 
-def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), log=print, hand_threads=1) -> dict:
-    """One run per hand model and thread count, alternating hand models within each thread count (the VM's
-    speed drifts); with two or more hand models, the others' parity against the first."""
+def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), log=print, hand_threads=1,
+                overlaps=(False,)) -> dict:
+    """One run per hand model, overlap setting and thread count, alternating within each thread count (the
+    VM's speed drifts); with two or more hand models, the others' parity against the first."""
     runs = []
     for t in threads_list:
         for hand_model in hand_models:
-            r = measure_loop(model, video, t, max_frames, hand_model, log, hand_threads)
-            log(f"--loop {video}, {r['hand_model']}, {t} thread(s): {r['frames']} frames, {r['fps']:.1f} fps end to end; "
-                + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
-            runs.append(r)
+            for overlap in overlaps:
+                r = measure_loop(model, video, t, max_frames, hand_model, log, hand_threads, overlap)
+                log(f"--loop {video}, {r['hand_model']}{', overlap' if overlap else ''}, {t} thread(s): {r['frames']} "
+                    f"frames, {r['fps']:.1f} fps end to end; "
+                    + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
+                runs.append(r)
     parity = [hand_parity(model, video, hand_models[0], other, max_frames) for other in hand_models[1:]]
     return {"schema": "asl-edge-loop/2", "video": str(video), "model": str(model or "(shipped default)"),
             "cpu": platform.processor() or platform.machine(), "int8_isa": int8_isa(), "runs": runs,
@@ -118,7 +123,8 @@ def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
 def loop_markdown(report: dict) -> str:
     runs = report["runs"]
     head = "| stage (ms per frame) | " + " | ".join(
-        f"{r['hand_model']}, classifier {r['threads']} thread(s), hand finder {r['hand_threads']}" for r in runs) + " |"
+        f"{r['hand_model']}{', overlap' if r.get('overlap') else ''}, classifier {r['threads']} thread(s), "
+        f"hand finder {r['hand_threads']}" for r in runs) + " |"
     lines = [f"Video `{report['video']}`, model `{report['model']}`, CPU {report['cpu']} ({report['int8_isa']})", "",
              head, "|---|" + "---|" * len(runs)]
     for k in STAGES:

@@ -158,7 +158,7 @@ def quantize_landmark_model(src, out, crops: HandCrops) -> dict:
 
 def int8_path(name: str) -> Path:
     """Where asl-run finds the INT8 file of a float landmark model ("full" -> hand_landmark_full.int8.onnx)."""
-    return LANDMARK_MODELS[f"{name}-int8"]
+    return LANDMARK_MODELS[name].with_suffix(".int8.onnx")
 
 
 @command()

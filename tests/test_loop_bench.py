@@ -58,9 +58,12 @@ def test_loop_mistakes_are_one_line(tmp_path):
 def test_hand_models_side_by_side_with_their_parity(tmp_path):
     out = tmp_path / "loop"
     run_cli("asl_edge.benchmarks.cli", "--loop", CLIP, "--loop-threads", "1", "--loop-hands", "full,full-int8",
-            "--max-frames", "30", "--out", out, check=True)
+            "--loop-overlap", "--max-frames", "30", "--out", out, check=True)
     report = json.loads((out / "loop.json").read_text())
-    assert [r["hand_model"] for r in report["runs"]] == ["full", "full-int8"]
+    assert [(r["hand_model"], r["overlap"]) for r in report["runs"]] == [
+        ("full", False), ("full", True), ("full-int8", False), ("full-int8", True)]
+    assert all(r["frames"] == 30 for r in report["runs"])
+    assert report["runs"][0]["text"] == report["runs"][1]["text"]  # overlap: the same letters
     (p,) = report["hand_parity"]
     assert (p["reference"], p["candidate"], p["frames"]) == ("full", "full-int8", 30)
     # the clip's hand is in view throughout: both find it, in nearly the same place, and the letters agree

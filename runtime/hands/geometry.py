@@ -12,9 +12,10 @@ import numpy as np
 MARGIN = 0.25
 MODELS = Path(__file__).resolve().parent.parent / "models"
 PALM_MODEL = MODELS / "palm_detection_full.onnx"
-LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / "hand_landmark_lite.onnx",
-                   # made from the float ones by export/hand_models.py
-                   "full-int8": MODELS / "hand_landmark_full.int8.onnx", "lite-int8": MODELS / "hand_landmark_lite.int8.onnx"}
+LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / "hand_landmark_lite.onnx"}
+# INT8 files made from the float ones by export/hand_models.py, where made (full-int8 ships)
+LANDMARK_MODELS.update({f"{name}-int8": path.with_suffix(".int8.onnx") for name, path in list(LANDMARK_MODELS.items())
+                        if path.with_suffix(".int8.onnx").is_file()})
 PALM_SIZE, LANDMARK_SIZE = 192, 224
 
 
