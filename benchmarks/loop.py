@@ -51,7 +51,7 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
                "hand_other": stats.hand_s - tracker.palm_s - tracker.landmark_s,
                "preprocess": stats.preprocess_s, "classifier": stats.model_s, "decoder": stats.decoder_s}
     seconds["other"] = max(0.0, stats.seconds - sum(seconds.values()))
-    return {"threads": threads, "hand_threads": hand_threads, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(),
+    return {"threads": threads, "hand_threads": hand_threads, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(), "latency_ms": 1000 * stats.latency_s / n,
             "ms_per_frame": {k: 1000 * v / n for k, v in seconds.items()},
             "palm_runs": tracker.palm_runs, "landmark_runs": tracker.landmark_runs,
             "hand_frames": stats.hand_frames, "hand_model": tracker.landmark_model, "text": speller.text}
@@ -130,6 +130,8 @@ def loop_markdown(report: dict) -> str:
     for k in STAGES:
         lines.append(f"| {LABELS[k]} | " + " | ".join(f"{r['ms_per_frame'][k]:.2f}" for r in runs) + " |")
     lines.append("| **end to end (fps)** | " + " | ".join(f"**{r['fps']:.1f}**" for r in runs) + " |")
+    lines.append("| latency, a frame's arrival to its letter (ms) | "
+                 + " | ".join(f"{r['latency_ms']:.1f}" for r in runs) + " |")
     lines.append("| palm detections / landmark runs / frames | "
                  + " | ".join(f"{r['palm_runs']} / {r['landmark_runs']} / {r['frames']}" for r in runs) + " |")
     lines.append("| typed | " + " | ".join(f"`{r['text']}`" for r in runs) + " |")

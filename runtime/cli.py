@@ -110,7 +110,8 @@ def describe_model(clf, first) -> str:
               help="A personal profile made by asl-enroll for this model: fused with its scores on frames with a hand.")
 @click.option("--overlap/--no-overlap", default=None,
               help="Camera mode with --roi hand: find the hand in the next frame on a thread of its own while "
-                   "this one is classified (each result comes one frame later). Default: on with 2 or more CPU cores.")
+                   "this one is classified (more frames per second; each result comes one frame later). Default: "
+                   "on for a video file with 2 or more CPU cores, off for a live camera (a Pi's choice: --overlap).")
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
         batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True,
@@ -162,7 +163,7 @@ class RunOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     require_agreement: bool = True
     profile: Path | None = None  # asl-enroll's personal profile
-    overlap: bool | None = None     # camera mode: None = on with 2+ cores (live.run_live)
+    overlap: bool | None = None     # camera mode: None = on for a video file with 2+ cores (camera_overlap)
 
     @property
     def out(self):
@@ -214,11 +215,23 @@ def camera_hand_model(opts: RunOptions, clf) -> str:
     return opts.hand_model or default_landmark_model(clf.uses_landmarks)
 
 
+def camera_overlap(opts: RunOptions, live: bool) -> bool:
+    """--overlap, else on for a video file with two or more cores and the hand finder (a first stage to
+    overlap). A video file is read frame by frame, so only throughput counts; from a live camera, overlap
+    adds a few ms of latency where the loop keeps up (benchmarks/README.md, "Overlap")."""
+    if not wants_hand(opts.roi):
+        return False
+    return (not live and (os.cpu_count() or 1) >= 2) if opts.overlap is None else opts.overlap
+
+
 def run_camera_source(camera, opts: RunOptions, speller):
     source = open_source(camera, opts.timeout)  # before the model: a wrong --camera fails at once, in one line
     guide = None
+    overlap = camera_overlap(opts, source.live)
+    # overlapped, the hand finder has a core of its own and the classifier the rest (more only contend)
+    threads = opts.threads or (max(1, (os.cpu_count() or 1) - 1) if overlap else None)
     try:
-        clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi, opts.profile)
+        clf, first = load_model(opts.model, opts.provider, threads, opts.roi, opts.profile)
         info(describe_model(clf, first))
         guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom)
         window = open_window(opts.no_display)
@@ -228,10 +241,8 @@ def run_camera_source(camera, opts: RunOptions, speller):
             info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
                  "when none is found")
         try:
-            overlap = (os.cpu_count() or 1) >= 2 if opts.overlap is None else opts.overlap
             stats = run_live(clf, source, speller, guide, top_k=opts.top_k, window=window,
-                             max_frames=opts.max_frames, as_json=opts.as_json,
-                             overlap=overlap and isinstance(guide, HandRoi))
+                             max_frames=opts.max_frames, as_json=opts.as_json, overlap=overlap)
         finally:
             if window is not None:
                 window.close()

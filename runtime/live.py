@@ -24,6 +24,7 @@ class LiveStats:
         self.hand_s = 0.0        # hand finding (--roi hand)
         self.read_s = 0.0        # the frame source: decoding a video, or waiting for a camera's next frame
         self.decoder_s = 0.0     # top-k, motion spotter and speller
+        self.latency_s = 0.0     # summed over frames: from a frame's arrival to its letter (spelled, shown)
         self.hand_frames = None  # frames where a hand gave the box; None without hand finding
         self.started = None
         self.ended = None
@@ -59,7 +60,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
         spotter, speed_meter = MotionSpotter(), HandSpeed()
     last_status = time.perf_counter()
 
-    def deliver(frame, timestamp, r) -> bool:
+    def deliver(frame, timestamp, r, arrived) -> bool:
         """One classified frame: spell, print or draw it. False when the window was closed."""
         nonlocal last_status
         box, probs, agree = r.box, r.probs, r.agree
@@ -97,7 +98,10 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                          hand=r.hand, landmarks=r.landmarks,
                          agree=agree or not speller.require_agreement,
                          profile=getattr(clf, "profile", None) is not None)
-            return window.show(frame)
+            go_on = window.show(frame)
+            stats.latency_s += time.perf_counter() - arrived
+            return go_on
+        stats.latency_s += time.perf_counter() - arrived
         if not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
             last_status = time.perf_counter()
             print(f"frame {stats.frames - 1}: {stats.fps():.1f} fps, model "
@@ -107,7 +111,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
 
     # overlap: the hand finder's stage runs on this thread while the loop classifies the frame before
     worker = ThreadPoolExecutor(1, thread_name_prefix="asl-hands") if overlap else None
-    pending = None  # (frame, timestamp, Prepared): read and prepared, not yet classified
+    pending = None  # (frame, timestamp, Prepared, arrival time): read and prepared, not yet classified
     try:
         while max_frames is None or stats.frames + (pending is not None) < max_frames:
             t_read = time.perf_counter()
@@ -123,6 +127,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                         "--timeout); check the camera or stream, then run again")
                 break
             frame, timestamp = got
+            arrived = time.perf_counter()
             if stats.started is None:
                 stats.started = time.perf_counter()
             else:
@@ -134,17 +139,17 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                     speed_meter.reset()
                 window.clear_requested = False
             if worker is None:
-                if not deliver(frame, timestamp, pipeline(frame)):
+                if not deliver(frame, timestamp, pipeline(frame), arrived):
                     break
                 continue
             future = worker.submit(pipeline.prepare, frame)
-            go_on = pending is None or deliver(pending[0], pending[1], pipeline.finish(pending[2]))
-            pending = (frame, timestamp, future.result())
+            go_on = pending is None or deliver(pending[0], pending[1], pipeline.finish(pending[2]), pending[3])
+            pending = (frame, timestamp, future.result(), arrived)
             if not go_on:
                 pending = None
                 break
         if pending is not None:  # the last frame read
-            deliver(pending[0], pending[1], pipeline.finish(pending[2]))
+            deliver(pending[0], pending[1], pipeline.finish(pending[2]), pending[3])
     except KeyboardInterrupt:
         stats.interrupted = True  # Ctrl-C is the headless way to stop: still print the summary
     finally:

@@ -190,3 +190,17 @@ def test_overlap_gives_the_same_frames_letters_and_text_one_stage_apart():
     for a, b in zip(plain[0], overlapped[0]):
         assert (a["frame"], a["label"], a["box"], a["accepted"]) == (b["frame"], b["label"], b["box"], b["accepted"])
         assert abs(a["prob"] - b["prob"]) < 1e-5
+
+
+def test_overlap_is_on_for_video_files_and_asked_for_elsewhere(monkeypatch):
+    import os
+
+    from asl_edge.runtime.cli import RunOptions, camera_overlap
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert camera_overlap(RunOptions(), live=False) and not camera_overlap(RunOptions(), live=True)
+    assert camera_overlap(RunOptions(overlap=True), live=True)
+    assert not camera_overlap(RunOptions(overlap=False), live=False)
+    assert not camera_overlap(RunOptions(roi="0.6"), live=False)  # a fixed box: no hand finder to overlap
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not camera_overlap(RunOptions(), live=False)
