@@ -221,7 +221,11 @@ def camera_overlap(opts: RunOptions, live: bool) -> bool:
     adds a few ms of latency where the loop keeps up (benchmarks/README.md, "Overlap")."""
     if not wants_hand(opts.roi):
         return False
-    return (not live and (os.cpu_count() or 1) >= 2) if opts.overlap is None else opts.overlap
+    if opts.overlap is not None:
+        return opts.overlap
+    cores = os.cpu_count() or 1
+    # --threads taking every core leaves the hand finder none to overlap on: they would only contend
+    return not live and cores >= 2 and (opts.threads is None or opts.threads < cores)
 
 
 def run_camera_source(camera, opts: RunOptions, speller):

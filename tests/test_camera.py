@@ -202,5 +202,6 @@ def test_overlap_is_on_for_video_files_and_asked_for_elsewhere(monkeypatch):
     assert camera_overlap(RunOptions(overlap=True), live=True)
     assert not camera_overlap(RunOptions(overlap=False), live=False)
     assert not camera_overlap(RunOptions(roi="0.6"), live=False)  # a fixed box: no hand finder to overlap
+    assert not camera_overlap(RunOptions(threads=2), live=False)  # the classifier takes both cores
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert not camera_overlap(RunOptions(), live=False)
