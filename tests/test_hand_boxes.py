@@ -75,3 +75,24 @@ def test_a_boxes_csv_box_is_kept_and_still_gets_landmarks(tmp_path):
     assert counts["without_boxes_csv"] == 0 and counts["computed"] == 3 and counts["found"] >= 2
     assert all(s.box == (1.0, 2.0, 50.0, 60.0) for s in out)
     assert sum(s.hand is not None for s in out) == counts["found"]
+
+
+def test_the_cache_key_follows_the_finders_own_settings(monkeypatch):
+    """A changed default of the tracker or of the crop geometry is a new cache, not stale boxes."""
+    from asl_edge.runtime.hands import geometry
+    from asl_edge.runtime.hands.tracker import HandTracker
+    from asl_edge.train import hand_boxes
+
+    before = hand_boxes.finder_key()
+    assert hand_boxes.finder_settings()["min_presence"] == repr(0.5)
+    monkeypatch.setattr(geometry, "MIN_CROP_SIDE", geometry.MIN_CROP_SIDE + 1)
+    assert hand_boxes.finder_key() != before
+    monkeypatch.undo()
+    assert hand_boxes.finder_key() == before
+    original = HandTracker.__init__
+
+    def stricter(self, landmark_model="full", *, video=True, threads=1, min_score=0.5, min_presence=0.6, **kw):
+        original(self, landmark_model, video=video, threads=threads, min_score=min_score, min_presence=min_presence, **kw)
+
+    monkeypatch.setattr(HandTracker, "__init__", stricter)
+    assert hand_boxes.finder_key() != before

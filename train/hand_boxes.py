@@ -3,7 +3,7 @@ finder (runtime/hands/), so training crops the hand the way asl-run does and a l
 the landmarks asl-run will give it. Computed once per image and cached.
 
 The cache is one JSON file per source folder in CACHE/hand_boxes/, keyed by each image's path, size
-and modification time, and named after the finder's settings (model files, padding, threshold):
+and modification time, and named after the finder's settings (model files, the tracker's defaults, the crop geometry):
 a changed image or finder computes again, nothing else does.
 """
 from __future__ import annotations
@@ -18,20 +18,34 @@ import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
 from asl_edge.common.errors import UserError, say
-from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, ZOOM_TILES, HandFinder
+from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
 LANDMARK_MODEL = "full"  # files mode's default: what asl-run uses on photos
 PAD = 0.15
 
 
-def finder_key(border: float = BORDER) -> str:
+def finder_settings(border: float = BORDER) -> dict:
+    """Everything that decides which hand the finder finds where: the model files, the tracker's own
+    defaults (read from its signature, not retyped here) and the geometry's constants."""
+    import inspect
+
+    from asl_edge.runtime.hands import geometry
+    from asl_edge.runtime.hands.tracker import HandTracker
+
     prov = json.loads((MODELS / "hand_models_provenance.json").read_text())["models"]
-    parts = [prov[PALM_MODEL.name]["onnx_sha256"], prov[LANDMARK_MODELS[LANDMARK_MODEL].name]["onnx_sha256"],
-             f"pad={PAD}", "min_score=0.5", "min_presence=0.5", f"zoom={ZOOM_TILES},{ZOOM_MIN_SIDE}", "v2"]
-    if border > 1:
-        parts.append(f"border={border}")
-    return hashlib.sha256("|".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    defaults = {k: p.default for k, p in inspect.signature(HandTracker.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty and k not in ("landmark_model", "video", "threads",
+                                                                          "provider", "border")}
+    return {"palm": prov[PALM_MODEL.name]["onnx_sha256"], "landmarks": prov[LANDMARK_MODELS[LANDMARK_MODEL].name]["onnx_sha256"],
+            "pad": PAD, **{k: repr(v) for k, v in defaults.items()}, "zoom_min_side": ZOOM_MIN_SIDE,
+            "min_crop_side": geometry.MIN_CROP_SIDE, "palm_to_crop": geometry.PALM_TO_CROP,
+            "landmarks_to_crop": geometry.LANDMARKS_TO_CROP, "border": border if border > 1 else None}
+
+
+def finder_key(border: float = BORDER) -> str:
+    text = json.dumps(finder_settings(border), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _load_cache(cache_dir: Path, root_key: str) -> dict:
