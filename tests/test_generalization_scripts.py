@@ -27,7 +27,7 @@ def test_fewshot_curve_measures_the_person_and_everyone_else(tmp_path):
     need(ROBOFLOW_TRAIN)
     out = tmp_path / "fs"
     run_cli("asl_edge.benchmarks.studies.fewshot", "--base-data", ROBOFLOW_TRAIN, "--person", KAGGLE_TRAIN,
-            "--person-test", KAGGLE_TEST, "--shots", "0,2", "--recipe", "--img-size 64 --epochs 1",
+            "--person-test", KAGGLE_TEST, "--shots", "0,2", "--recipe", "--img-size 64 --epochs 1 --max-per-class 6",
             "--adapt-epochs", "2", "--cache-dir", tmp_path / "fc", "--out", out, check=True)
     res = json.loads((out / "fewshot.json").read_text())
     methods = [(r["shots"], r["method"].split()[0]) for r in res["runs"]]
