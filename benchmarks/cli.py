@@ -31,7 +31,7 @@ DEFAULT_RUNS = 100
               help="--loop: each run also with asl-run's --overlap (the hand finder of the next frame on its own "
                    "thread while this one is classified; the stages then overlap and no longer add up to the time).")
 @click.option("--loop-hands", default=None, metavar="MODEL,MODEL",
-              help="--loop: hand landmark models (full, lite, full-int8, lite-int8), one run each, and the "
+              help="--loop: hand landmark models (full, lite, full-int8), one run each, and the "
                    "others' parity against the first [default: asl-run's for the model].")
 @click.option("--threads", default=None, show_default="all cores", type=click.IntRange(1),
               help="torch.set_num_threads / onnxruntime intra_op_num_threads (capped at 4 per core).")

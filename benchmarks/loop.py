@@ -17,6 +17,7 @@ from asl_edge.runtime.camera import GuideBox, VideoFileSource
 from asl_edge.common.cpu import int8_isa
 from asl_edge.common.fileio import atomic_write
 from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
+from asl_edge.runtime.hands.geometry import iou_xyxy
 from asl_edge.runtime.live import run_live
 from asl_edge.runtime.model import OnnxClassifier
 from asl_edge.runtime.pipeline import FramePipeline
@@ -76,13 +77,6 @@ def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,)
             "hand_parity": parity}
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
     """The same frames through two camera loops that differ only in the hand landmark model, each tracking on
     its own as asl-run would: hands found, the tight hand box's IoU, the landmarks' mean distance as a share of
@@ -107,7 +101,7 @@ def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
             if b.landmarks is not None:
                 both += 1
                 boxes = [(*lm.min(0), *lm.max(0)) for lm in (a.landmarks, b.landmarks)]
-                ious.append(_iou(*boxes))
+                ious.append(float(iou_xyxy(np.array(boxes[0]), np.array([boxes[1]]))[0]))
                 side = max(boxes[0][2] - boxes[0][0], boxes[0][3] - boxes[0][1], 1.0)
                 errors.append(float(np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean() / side))
     finally:

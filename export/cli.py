@@ -38,12 +38,10 @@ def _check_saturation(int8_path, batches, weight_range, log):
     """Count, in numpy, the int16 pair sums that would overflow on an AVX2-only x86 CPU for these
     images; refuse a file that overflows (only possible with --int8-weights 8bit)."""
     from .feeds import INPUT_NAME, concat_feeds
-    from .saturation import count_saturations, summary, unsafe_channels
+    from .saturation import overflow_risk
 
     feeds = concat_feeds(batches)
-    layers = count_saturations(int8_path, feeds if len(feeds) > 1 else feeds[INPUT_NAME])
-    s = summary(layers)
-    can = sum(int(unsafe_channels(layer).sum()) for layer in layers)
+    s, can = overflow_risk(int8_path, feeds if len(feeds) > 1 else feeds[INPUT_NAME])
     log(f"AVX2 overflow check ({len(feeds[INPUT_NAME])} images, {s['layers']} integer layers): "
         f"{s['saturated_pair_sums']} of {s['pair_sums']:,} pair sums overflow; "
         f"{can} output channels could for some input")

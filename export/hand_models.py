@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from asl_edge.runtime.camera import VIDEO_EXTENSIONS, video_frames
-from asl_edge.runtime.contract import IMAGE_EXTENSIONS
+from asl_edge.runtime.contract import IMAGE_EXTENSIONS, bgr_to_rgb
 from asl_edge.common.errors import UserError, cli_errors, command
 from asl_edge.common.fileio import atomic_write, file_sha256
 from asl_edge.runtime.hands import LANDMARK_MODELS, HandTracker
@@ -31,7 +31,7 @@ from asl_edge.common.safeio import read_image_rgb
 from asl_edge.common.sessions import ort_session
 
 from .quantize import _BatchReader, name_nodes, quantize_qdq
-from .saturation import count_saturations, summary, unsafe_channels
+from .saturation import overflow_risk
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,15 @@ def hand_crops(items, frames_per_video: int = 10) -> HandCrops:
     for i, item in enumerate(items):
         video = item.suffix.lower() in VIDEO_EXTENSIONS
         try:
-            frames = video_frames(item) if video else [np.ascontiguousarray(read_image_rgb(item)[:, :, ::-1])]
+            frames = video_frames(item) if video else [read_image_rgb(item)]
         except UserError as e:
             log.warning("skipped %s: %s", item, e)
             continue
         keep = set(np.linspace(0, len(frames) - 1, min(frames_per_video, len(frames))).round().astype(int).tolist())
         tracker.reset()
         tracker.video = video
-        for k, bgr in enumerate(frames):
-            rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        for k, frame in enumerate(frames):
+            rgb = bgr_to_rgb(frame) if video else frame  # videos decode to BGR, photos read as RGB
             hand = tracker.process(rgb)
             if hand is not None and k in keep:
                 (check if i % 5 == 4 else calib).append(tracker.landmark_input(rgb, hand.crop)[0][0])
@@ -133,9 +133,7 @@ def quantize_landmark_model(src, out, crops: HandCrops) -> dict:
         # so an INT8 presence never falls under 0.5 and a lost hand is tracked on for ever.
         heads = [n.name for n in nodes if n.op_type in HEAD_OPS]
         quantize_qdq(pre, q, _BatchReader({"input": crops.calibration}, chunk=1), convs[:FLOAT_CONVS] + heads)
-        layers = count_saturations(q, crops.check, chunk=1)
-        s = summary(layers)
-        can = sum(int(unsafe_channels(layer).sum()) for layer in layers)
+        s, can = overflow_risk(q, crops.check, chunk=1)  # the graph takes one crop at a time
         if s["saturated_pair_sums"] or can:
             raise UserError(f"{Path(src).name}: {s['saturated_pair_sums']} AVX2 pair sums overflow, {can} channels could; "
                             "not written (a bug in the pair-safe weights, please report it)")

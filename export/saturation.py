@@ -211,3 +211,10 @@ def summary(layers) -> dict:
             "saturated_pair_sums": saturated, "pair_sums": pair_sums,
             "saturated_fraction": saturated / pair_sums if pair_sums else 0.0,
             "saturated_layers": [layer.node for layer in hit]}
+
+
+def overflow_risk(model_path, batch, chunk: int = 8) -> tuple[dict, int]:
+    """count_saturations' summary for `batch`, and the output channels whose int16 pair sums could overflow
+    for some input (0 with pair-safe weights)."""
+    layers = count_saturations(model_path, batch, chunk)
+    return summary(layers), sum(int(unsafe_channels(layer).sum()) for layer in layers)

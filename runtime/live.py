@@ -98,16 +98,14 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                          hand=r.hand, landmarks=r.landmarks,
                          agree=agree or not speller.require_agreement,
                          profile=getattr(clf, "profile", None) is not None)
-            go_on = window.show(frame)
-            stats.latency_s += time.perf_counter() - arrived
-            return go_on
+        go_on = window.show(frame) if window is not None else True
         stats.latency_s += time.perf_counter() - arrived
-        if not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
+        if window is None and not as_json and time.perf_counter() - last_status >= STATUS_EVERY_S:
             last_status = time.perf_counter()
             print(f"frame {stats.frames - 1}: {stats.fps():.1f} fps, model "
                   f"{1000 * stats.model_s / stats.frames:.1f} ms; top {label} {prob:.2f}; "
                   f"text: {speller.text!r}", file=out, flush=True)
-        return True
+        return go_on
 
     # overlap: the hand finder's stage runs on this thread while the loop classifies the frame before
     worker = ThreadPoolExecutor(1, thread_name_prefix="asl-hands") if overlap else None
