@@ -63,7 +63,7 @@ def run_one(clf, folder: Path, variants: list, enroll_part: float, test_part: fl
     seq = dict(speller_opts, part=(1.0 - test_part, 1.0))
     for label, profile in (("model", None), (first[0], first[1])):
         clf.profile = profile
-        r, traces = run_person(clf, lambda: parse_region("hand", "full", "cpu", True), folder, decoders, seq)
+        r, traces = run_person(clf, lambda: parse_region("hand", "full", "cpu", True, clf.contract.crop_margin), folder, decoders, seq)
         traces_dir.mkdir(parents=True, exist_ok=True)
         save_trace(traces_dir / f"{folder.name}-{'model' if profile is None else 'profile'}.npz", traces, clf.classes)
         d = r["decoders"]["evidence"]

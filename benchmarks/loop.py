@@ -35,7 +35,8 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
     clf.warmup()
     # the hand finder at one thread, as asl-run runs it (--threads is the classifier's): measured, a second
     # thread of its own slows the loop on 2 cores (benchmarks/README.md, "The camera loop, stage by stage")
-    finder = HandFinder(video=True, landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
+    finder = HandFinder(clf.contract.crop_margin, video=True,
+                        landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
                         threads=hand_threads, zoom=True)
     source = VideoFileSource(Path(video))
     speller = make_speller("evidence")
@@ -84,7 +85,7 @@ def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
     import numpy as np
 
     clf = OnnxClassifier(model, provider="cpu", threads=1, log=lambda m: None)
-    pipes = [FramePipeline(clf, HandRoi(HandFinder(video=True, landmark_model=m or default_landmark_model(
+    pipes = [FramePipeline(clf, HandRoi(HandFinder(clf.contract.crop_margin, video=True, landmark_model=m or default_landmark_model(
         clf.uses_landmarks), zoom=True), GuideBox())) for m in (reference, candidate)]
     names = [p.region.finder.tracker.landmark_model for p in pipes]
     source = VideoFileSource(Path(video))

@@ -302,7 +302,7 @@ def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, d
             clf, _ = load_model(path, "cpu", threads)
             log.info("%s: %s", folder.name, clf.path)
             hands = hand_model or default_landmark_model(clf.uses_landmarks)
-            r, traces = run_person(clf, lambda: parse_region("hand", hands, "cpu", True), folder, decoders,
+            r, traces = run_person(clf, lambda: parse_region("hand", hands, "cpu", True, clf.contract.crop_margin), folder, decoders,
                                    dict(seed=seed, sequences=sequences, hold_s=hold_s, transition_s=transition_s,
                                         doubles=doubles, letters=letters))
             results[folder.name] = {**r, "model": str(clf.path.name)}

@@ -88,7 +88,7 @@ def model_inputs(samples, contract) -> dict:
 def load_input_batch(samples, contract):
     """Decode (cropped to the hand box where the sample has one) and preprocess into the batch a
     model with this contract takes: float32 NCHW, or uint8 NHWC when its input_format is uint8."""
-    return contract.preprocess_batch([D.load_image(s) for s in samples])
+    return contract.preprocess_batch([D.load_image(s, contract.crop_margin) for s in samples])
 
 
 def load_batch(samples, contract):

@@ -16,6 +16,7 @@ from asl_edge.common import limits
 from .camera import DEFAULT_TIMEOUT_S, GuideBox, open_source
 from asl_edge.common.errors import UserError, cli_errors, command, say
 from .files import FilesRun, collect_inputs
+from .contract import CROP_MARGIN
 from .hands import LANDMARK_MODELS, HandFinder, HandRoi, default_landmark_model
 from asl_edge.common.cpu import int8_isa
 from .live import run_live, summary_line
@@ -175,10 +176,12 @@ def wants_hand(roi) -> bool:
     return str(roi).strip().lower() == "hand"
 
 
-def parse_region(roi, hand_model="full", provider="cpu", zoom=True) -> GuideBox | HandRoi:
-    """--roi -> the fixed guide box, or the hand finder that falls back to the default guide box."""
+def parse_region(roi, hand_model="full", provider="cpu", zoom=True, margin=CROP_MARGIN) -> GuideBox | HandRoi:
+    """--roi -> the fixed guide box, or the hand finder (cropping with the model's `margin`) that falls back
+    to the default guide box."""
     if wants_hand(roi):
-        return HandRoi(HandFinder(video=True, landmark_model=hand_model, provider=provider, zoom=zoom), GuideBox())
+        return HandRoi(HandFinder(margin, video=True, landmark_model=hand_model, provider=provider, zoom=zoom),
+                       GuideBox())
     try:
         return GuideBox.parse(roi)
     except UserError as e:
@@ -189,9 +192,9 @@ def run_files(inputs, opts: RunOptions):
     found = collect_inputs(inputs)  # bad paths fail before the model loads
     if not wants_hand(opts.roi):
         parse_region(opts.roi)  # a bad value fails in one line, before the model loads
-    finder = (HandFinder(video=False, landmark_model=opts.hand_model or "full", provider=opts.provider, zoom=opts.zoom)
-              if wants_hand(opts.roi) else None)
     clf, first = load_model(opts.model, opts.provider, opts.threads, opts.roi, opts.profile)
+    finder = (HandFinder(clf.contract.crop_margin, video=False, landmark_model=opts.hand_model or "full",
+                         provider=opts.provider, zoom=opts.zoom) if wants_hand(opts.roi) else None)
     run = FilesRun(clf, top_k=opts.top_k, as_json=opts.as_json, batch_size=opts.batch_size, every=opts.every,
                    max_frames=opts.max_frames, finder=finder)
     run.run(found)
@@ -237,7 +240,7 @@ def run_camera_source(camera, opts: RunOptions, speller):
     try:
         clf, first = load_model(opts.model, opts.provider, threads, opts.roi, opts.profile)
         info(describe_model(clf, first))
-        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom)
+        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom, clf.contract.crop_margin)
         window = open_window(opts.no_display)
         info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
              f"; {describe_speller(speller)}")

@@ -34,6 +34,12 @@ AGREEMENT_OUTPUT = "agreement"  # the graph output's name (ModelContract.agreeme
 EMBEDDING_OUTPUT = "embedding"  # likewise (ModelContract.embedding)
 EMBEDDING_PARTS = ("image", "landmarks")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# The hand crop (runtime/hands/roi.py square_box): a square this much wider than the hand's box, and
+# what happens where it would leave the frame ("shift": moved inside, never larger than the frame's
+# shorter side). Training crops the same way (train/data.py); measured against the edge-padded crop
+# training used before: benchmarks/README.md, "The crop at the frame edge".
+CROP_MARGIN = 0.25
+CROP_EDGES = ("shift",)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class ModelContract:
     # then for a landmark model "landmarks" (its landmark classifier's last hidden layer).
     # Optional: files without it classify as before; asl-enroll refuses them.
     embedding: tuple = ()
+    # The hand crop the model was trained on (JSON: "crop": {"margin": ..., "edge": ...}). Optional:
+    # files without it get these defaults, the rule the runtime has always applied.
+    crop_margin: float = CROP_MARGIN
+    crop_edge: str = "shift"
 
     def __post_init__(self):
         # A contract comes from a file someone else wrote: check every field's type and range
@@ -118,6 +128,15 @@ class ModelContract:
             raise bad(f"embedding must list distinct parts ({', '.join(EMBEDDING_PARTS)}) with their widths, "
                       f"not {self.embedding!r}")
         object.__setattr__(self, "embedding", parts)
+        try:
+            margin = float("nan") if isinstance(self.crop_margin, bool) else float(self.crop_margin)
+        except (TypeError, ValueError):
+            margin = float("nan")
+        if not (math.isfinite(margin) and 0 <= margin <= 2):
+            raise bad(f"crop margin must be a number in 0..2, not {self.crop_margin!r}")
+        object.__setattr__(self, "crop_margin", margin)
+        if self.crop_edge not in CROP_EDGES:
+            raise bad(f"crop edge rule {self.crop_edge!r}: this asl-edge knows {', '.join(CROP_EDGES)}")
         if isinstance(self.version, bool) or not isinstance(self.version, int) or not 1 <= self.version <= CONTRACT_VERSION:
             raise bad(f"version {self.version!r}: this asl-edge reads contract versions 1..{CONTRACT_VERSION}; "
                       "update asl-edge or re-export the model")
@@ -147,6 +166,7 @@ class ModelContract:
             d["embedding"] = dict(self.embedding)
         else:
             del d["embedding"]
+        d["crop"] = {"margin": d.pop("crop_margin"), "edge": d.pop("crop_edge")}
         return d
 
     def to_json(self) -> str:
@@ -157,9 +177,13 @@ class ModelContract:
         if not isinstance(d, dict):
             raise UserError(f"malformed model contract: expected a mapping, found {type(d).__name__} "
                             "(a file from another asl-edge version?); re-export or retrain with this one")
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f for f in cls.__dataclass_fields__} - {"crop_margin", "crop_edge"}
+        crop = d.get("crop", {})
+        if not isinstance(crop, dict):
+            raise UserError(f"malformed model contract: crop must be a mapping of margin and edge, not {crop!r}")
         try:
-            return cls(**{k: v for k, v in d.items() if k in known})
+            return cls(**{k: v for k, v in d.items() if k in known},
+                       **{f"crop_{k}": v for k, v in crop.items() if k in ("margin", "edge")})
         except (TypeError, ValueError) as e:
             raise UserError(f"malformed model contract: {e}") from None
 

@@ -72,7 +72,8 @@ class Recorder:
 def hand_pipeline(clf, still: bool) -> FramePipeline:
     """The camera loop's hand region (tracking across a video's frames), or for still images each found
     on its own (no smoothing, nothing kept)."""
-    finder = HandFinder(video=not still, landmark_model=default_landmark_model(clf.uses_landmarks), zoom=True)
+    finder = HandFinder(clf.contract.crop_margin, video=not still, landmark_model=default_landmark_model(clf.uses_landmarks),
+                        zoom=True)
     roi = HandRoi(finder, GuideBox(), alpha=1.0, keep=0) if still else HandRoi(finder, GuideBox())
     return FramePipeline(clf, roi)
 

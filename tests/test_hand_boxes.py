@@ -4,6 +4,7 @@ import os
 import shutil
 
 import cv2
+import pytest
 import numpy as np
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES
@@ -14,7 +15,7 @@ from conftest import ROBOFLOW_TRAIN, need
 
 
 def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
-    from asl_edge.train.data import crop_box, load_image, scan_source
+    from asl_edge.train.data import load_image, scan_source
     from asl_edge.train.hand_boxes import fill_hand_boxes
 
     need(ROBOFLOW_TRAIN)
@@ -37,19 +38,18 @@ def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
     blank = next(s for s in out if s.path.endswith("blank.jpg"))
     assert blank.box is None and blank.hand is None and "1 with none (whole image, no landmarks)" in logs[-1] and "7 of 7 images not in the cache" in logs[0]
     assert all(s.hand is not None and s.hand[PRESENCE] == 1 and s.points.shape == (21, 2) for s in out if s.box is not None)
-    # the training crop is the square asl-run classifies for that image (same size; same pixels where
-    # it lies inside the image: at an edge, training pads and the runtime shifts the square in)
-    inside = 0
+    # the training crop is the square asl-run classifies for that image, pixel for pixel, also where the
+    # hand's square would leave the frame (both shift it inside: the contract's edge rule)
+    inside = cut = 0
     for hit in (s for s in out if s.box is not None):
         rgb = cv2.cvtColor(cv2.imread(hit.path), cv2.COLOR_BGR2RGB)
         x, y, side, _ = HandFinder().find(rgb)
-        assert load_image(hit).shape[:2] == (side, side)
+        assert np.array_equal(load_image(hit), rgb[y:y + side, x:x + side])
         x0, y0, x1, y1 = hit.box
         a, b = round((x0 + x1 - side) / 2), round((y0 + y1 - side) / 2)
-        if 0 <= a and 0 <= b and a + side <= rgb.shape[1] and b + side <= rgb.shape[0]:
-            inside += 1
-            assert np.array_equal(crop_box(rgb, hit.box), rgb[y:y + side, x:x + side])
-    assert inside >= 1
+        centred_inside = 0 <= a and 0 <= b and a + side <= rgb.shape[1] and b + side <= rgb.shape[0]
+        inside, cut = inside + centred_inside, cut + (not centred_inside)
+    assert inside >= 1 and cut >= 1
     # cached: nothing computed again; a changed image is recomputed
     again, counts2 = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
     assert counts2["computed"] == 0 and [s.box for s in again] == [s.box for s in out]
@@ -96,3 +96,38 @@ def test_the_cache_key_follows_the_finders_own_settings(monkeypatch):
 
     monkeypatch.setattr(HandTracker, "__init__", stricter)
     assert hand_boxes.finder_key() != before
+
+
+def test_the_crop_is_in_the_contract_and_old_contracts_keep_the_runtimes_rule():
+    import json
+
+    from asl_edge.common.errors import UserError
+    from asl_edge.runtime.contract import CROP_MARGIN, ModelContract
+
+    c = ModelContract(crop_margin=0.4)
+    assert json.loads(c.to_json())["crop"] == {"margin": 0.4, "edge": "shift"}
+    assert ModelContract.from_json(c.to_json()) == c
+    old = {k: v for k, v in ModelContract().to_dict().items() if k != "crop"}  # a file from before the field
+    assert (ModelContract.from_dict(old).crop_margin, ModelContract.from_dict(old).crop_edge) == (CROP_MARGIN, "shift")
+    for crop in ({"margin": float("nan")}, {"margin": -1}, {"margin": "wide"}, {"edge": "pad"}, {"edge": None}, [0.25]):
+        with pytest.raises(UserError, match="crop"):
+            ModelContract.from_dict({**old, "crop": crop})
+
+
+@pytest.mark.parametrize("box", [(0, 0, 60, 80), (590, 10, 640, 90), (300, 400, 380, 480), (-5, 200, 70, 260)])
+def test_training_crops_a_hand_cut_by_the_frame_edge_as_the_runtime_does(tmp_path, box):
+    """A boxes.csv hand at (or past) the frame's edge: training's crop is asl-run's square of the same box
+    with the model's margin, pixel for pixel (both shift the square inside the frame)."""
+    from asl_edge.runtime.hands import crop_box, square_box
+    from asl_edge.train.data import Sample, load_image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (480, 640, 3), np.uint8)
+    path = tmp_path / "hand.png"
+    cv2.imwrite(str(path), image[:, :, ::-1])
+    x0, y0, x1, y1 = box
+    for margin in (0.25, 0.6):
+        crop = load_image(Sample(str(path), 0, 0, box=tuple(map(float, box))), margin)
+        square = square_box((x0, y0, x1 - x0, y1 - y0), 640, 480, margin)
+        assert np.array_equal(crop, crop_box(image, square))
+        assert crop.shape[0] == crop.shape[1] == round(max(x1 - x0, y1 - y0) * (1 + margin))

@@ -11,10 +11,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from asl_edge.runtime.contract import IMAGE_EXTENSIONS, read_rgb
+from asl_edge.runtime.contract import CROP_MARGIN, IMAGE_EXTENSIONS, read_rgb
+from asl_edge.runtime.hands import crop_box, square_box
 from asl_edge.common import limits
 from asl_edge.common.errors import UserError, say
 from asl_edge.common.fileio import build_dir_once
@@ -260,20 +260,21 @@ def class_counts(samples, idx, classes):
     return {classes[k]: c.get(k, 0) for k in range(len(classes))}
 
 
-def load_image(sample: Sample, box_margin: float = 0.25, jitter: float = 0.0, rng=None, scene=None) -> np.ndarray:
-    """Decode to RGB; when the sample has a hand box, crop a square around it (with margin,
-    optional jitter) so training sees the same framing as the runtime's hand crop. `scene`, a
-    function of (image, landmark points), augments the whole image first (train/augment.py)."""
+def load_image(sample: Sample, margin: float = CROP_MARGIN, jitter: float = 0.0, rng=None, scene=None) -> np.ndarray:
+    """Decode to RGB; when the sample has a hand box, crop a square around it (the model contract's
+    crop margin, optional jitter) so training sees the same framing as the runtime's hand crop. `scene`,
+    a function of (image, landmark points), augments the whole image first (train/augment.py)."""
     rgb = read_rgb(sample.path)
     if scene is not None:
         rgb = scene(rgb, sample.points)
     if sample.box is None:
         return rgb
-    return crop_box(rgb, sample.box, box_margin, jitter, rng)
+    return hand_crop(rgb, sample.box, margin, jitter, rng)
 
 
-def crop_box(rgb, box, margin=0.25, jitter=0.0, rng=None):
-    h, w = rgb.shape[:2]
+def hand_crop(rgb, box, margin=CROP_MARGIN, jitter=0.0, rng=None):
+    """The runtime's crop (runtime/hands square_box, crop_box) of the (x0, y0, x1, y1) hand box, its
+    square first scaled and moved by up to `jitter` (a fraction of its side) when `rng` is given."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     side = max(x1 - x0, y1 - y0) * (1 + margin)
@@ -281,12 +282,6 @@ def crop_box(rgb, box, margin=0.25, jitter=0.0, rng=None):
         side *= float(rng.uniform(1 - jitter, 1 + jitter))
         cx += float(rng.uniform(-jitter, jitter)) * side / 2
         cy += float(rng.uniform(-jitter, jitter)) * side / 2
-    side = min(side, max(h, w))
-    a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = int(round(side))
-    # pad with edge replication where the square leaves the image
-    pad = max(0, -a, -b, a + s - w, b + s - h)
-    if pad:
-        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        a, b = a + pad, b + pad
-    return np.ascontiguousarray(rgb[b:b + s, a:a + s])
+    h, w = rgb.shape[:2]
+    square = square_box((cx - side / 2, cy - side / 2, side, side), w, h, margin=0.0)
+    return np.ascontiguousarray(crop_box(rgb, square))

@@ -63,7 +63,8 @@ class Trainer:
             if mean is None:
                 raise UserError(f"unknown --arch {cfg.arch!r}")
             self.contract = ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=cfg.img_size, mean=mean, std=std,
-                                          landmarks=LANDMARK_FEATURES if cfg.landmarks else 0)
+                                          landmarks=LANDMARK_FEATURES if cfg.landmarks else 0,
+                                          crop_margin=cfg.box_margin)
         if bool(self.contract.landmarks) != bool(cfg.landmarks) and init_ckpt is not None:
             log(f"note: --init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
                 "training it as one")

@@ -36,6 +36,7 @@ class ImageDataset(Dataset):
 
     def __init__(self, samples, transform, box_jitter=0.0, seed=0, view=None, augment=()):
         self.samples, self.transform, self.box_jitter, self.seed = samples, transform, box_jitter, seed
+        self.margin = transform.contract.crop_margin  # the model's own crop (its contract)
         self.view = view
         self.scene_augment = tuple(a for a in augment if a in SCENE_AUGMENTATIONS)
         self.epoch = 0
@@ -51,7 +52,7 @@ class ImageDataset(Dataset):
         if self.scene_augment:  # its own generator: views of the other augmentations stay as they were
             scene_rng = np.random.default_rng((self.seed, salt, i, 1))
             scene = lambda rgb, points: augment_scene(rgb, points, self.scene_augment, scene_rng)  # noqa: E731
-        image = load_image(s, jitter=self.box_jitter, rng=rng, scene=scene)
+        image = load_image(s, self.margin, jitter=self.box_jitter, rng=rng, scene=scene)
         if self.view is None:
             return self.transform(image), s.label, i
         with torch.random.fork_rng(devices=[]):  # torchvision's random ops draw from torch's global RNG

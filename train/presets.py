@@ -63,6 +63,7 @@ class TrainPreset:
     shaped the same with either hand, so the label is kept."""
 
     def __init__(self, contract: ModelContract, augment: tuple):
+        self.contract = contract
         s = contract.input_size
         ops = [v2.ToImage()]
         if "lowres" in augment:

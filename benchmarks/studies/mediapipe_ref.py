@@ -10,7 +10,8 @@ import numpy as np
 
 from asl_edge.common.errors import UserError, first_line
 from asl_edge.common.safeio import quiet_native_stderr
-from asl_edge.runtime.hands import MARGIN, HandFinder, square_box
+from asl_edge.runtime.contract import CROP_MARGIN as MARGIN
+from asl_edge.runtime.hands import HandFinder, square_box
 
 MEDIAPIPE_PIN = "mediapipe>=0.10.5,<0.10.30"
 

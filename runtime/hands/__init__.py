@@ -28,18 +28,19 @@ Per frame (``HandTracker.process``):
 The result is a ``Hand``: 21 landmarks in frame pixels, presence, handedness, the crop used.
 ``HandFinder.find`` turns it into the square the classifier sees: the landmarks' box widened by
 ``pad`` (landmarks sit on the joints, inside the hand's outline), then the training framing (a
-square ``MARGIN`` wider than the hand's longer side, as train/data.py crops boxes.csv hands).
+square the model contract's crop margin wider than the hand's longer side, shifted inside the frame:
+``square_box``, which training's crop uses too).
 ``HandRoi`` smooths that square over camera frames and falls back to the guide box.
 
 Any image (grayscale, RGBA, 1x1, huge) gives a Hand or None, never an exception.
 """
-from .geometry import (BORDER, LANDMARK_MODELS, default_landmark_model, LANDMARK_SIZE, MARGIN, MODELS, PALM_MODEL, PALM_SIZE, ZOOM_MIN_SIDE,
+from .geometry import (BORDER, LANDMARK_MODELS, default_landmark_model, LANDMARK_SIZE, MODELS, PALM_MODEL, PALM_SIZE, ZOOM_MIN_SIDE,
                        ZOOM_TILES, Crop, Hand, Palm, as_rgb, iou_xyxy, outer_square, rotation_from, search_tiles,
                        ssd_anchors, transform_rect, weighted_nms)
 from .roi import HandFinder, HandRoi, crop_box, square_box, xywh_to_corners
 from .tracker import HandTracker
 
-__all__ = ["BORDER", "LANDMARK_MODELS", "default_landmark_model", "LANDMARK_SIZE", "MARGIN", "MODELS", "PALM_MODEL", "PALM_SIZE", "ZOOM_MIN_SIDE",
+__all__ = ["BORDER", "LANDMARK_MODELS", "default_landmark_model", "LANDMARK_SIZE", "MODELS", "PALM_MODEL", "PALM_SIZE", "ZOOM_MIN_SIDE",
            "ZOOM_TILES", "Crop", "Hand", "Palm", "as_rgb", "iou_xyxy", "outer_square", "rotation_from", "search_tiles",
            "ssd_anchors", "transform_rect",
            "weighted_nms", "HandFinder", "HandRoi", "crop_box", "square_box", "xywh_to_corners", "HandTracker"]

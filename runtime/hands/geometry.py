@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-# The same margin training uses around a boxes.csv hand box (train/data.py crop_box).
-MARGIN = 0.25
 MODELS = Path(__file__).resolve().parent.parent / "models"
 PALM_MODEL = MODELS / "palm_detection_full.onnx"
 LANDMARK_MODELS = {"full": MODELS / "hand_landmark_full.onnx", "lite": MODELS / "hand_landmark_lite.onnx"}

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera import GuideBox, Region
-from ..contract import bgr_to_rgb
-from .geometry import MARGIN, Hand
+from ..contract import CROP_MARGIN, bgr_to_rgb
+from .geometry import Hand
 from .tracker import HandTracker
 
-def square_box(hand, width: int, height: int, margin: float = MARGIN):
+def square_box(hand, width: int, height: int, margin: float = CROP_MARGIN):
     """Tight hand box (x, y, w, h) -> a square (x, y, side, side) around its centre, `margin`
-    wider than the hand's longer side, shifted (not cut) to stay inside the frame."""
+    wider than the hand's longer side, shifted (not cut) to stay inside the frame (the contract's
+    "shift" edge rule; training crops with this function too)."""
     x, y, w, h = hand
     side = max(w, h) * (1 + margin)
     side = int(round(min(side, width, height)))
@@ -42,7 +43,7 @@ class FoundHand:
     """HandFinder.locate's result: the hand, its tight box and the square the classifier sees."""
     hand: Hand
     box: tuple      # (x, y, w, h): the landmarks' extent widened by the finder's pad
-    square: tuple   # (x, y, side, side): the training framing (MARGIN around the box), inside the image
+    square: tuple   # (x, y, side, side): the training framing (the crop margin around the box), inside the image
 
 
 class HandFinder:
@@ -50,7 +51,7 @@ class HandFinder:
 
     name = "hand landmarks (ONNX)"
 
-    def __init__(self, margin: float = MARGIN, *, video: bool = False, landmark_model: str = "full",
+    def __init__(self, margin: float = CROP_MARGIN, *, video: bool = False, landmark_model: str = "full",
                  threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None, provider: str = "cpu",
                  zoom: bool = True):
         self.margin, self.pad = margin, pad
