@@ -59,7 +59,7 @@ default-model: setup
 	  --augment default --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default --force
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
-	# temperature fitted on signers it never saw (benchmarks/README.md, "The stranger speller")
+	# temperature fitted on signers it never saw (benchmarks/RESULTS.md, "The stranger speller")
 	$(VPY) -m asl_edge.export.temperature runtime/models/default.onnx 2.78
 
 # Emulated Raspberry Pi (Debian 12 arm64 under qemu): the runtime's aarch64 wheels on real images,

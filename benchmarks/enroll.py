@@ -11,7 +11,6 @@ with the first profile (traces in OUT/traces/, for `python -m asl_edge.benchmark
 """
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import sys
@@ -23,7 +22,7 @@ import click
 from asl_edge.runtime.cli import load_model, parse_region
 from asl_edge.runtime.enroll import record_folder
 from asl_edge.common.errors import UserError, cli_errors, command
-from asl_edge.common.fileio import atomic_write
+from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.options import FiniteFloat
 from asl_edge.runtime.profile import METHODS, fit_profile
 
@@ -134,7 +133,7 @@ def main(people, model, folds, methods, parts_list, enroll_part, test_part, sequ
     md = f"`{command}`\n\n{table(results)}\n"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "enroll.md", lambda tmp: Path(tmp).write_text(md))
-    atomic_write(out / "enroll.json", lambda tmp: Path(tmp).write_text(json.dumps(
+    atomic_write(out / "enroll.json", lambda tmp: Path(tmp).write_text(json_text(
         {"command": command, "results": results}, indent=1)))
     print(md)
 

@@ -9,13 +9,12 @@ spotter, speller). Each thread count runs in a fresh classifier and hand finder,
 from __future__ import annotations
 
 import io
-import json
 import platform
 from pathlib import Path
 
 from asl_edge.runtime.camera import GuideBox, VideoFileSource
 from asl_edge.common.cpu import int8_isa
-from asl_edge.common.fileio import atomic_write
+from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
 from asl_edge.runtime.hands.geometry import iou_xyxy
 from asl_edge.runtime.live import run_live
@@ -34,7 +33,7 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
     clf = OnnxClassifier(model, provider="cpu", threads=threads, log=log)
     clf.warmup()
     # the hand finder at one thread, as asl-run runs it (--threads is the classifier's): measured, a second
-    # thread of its own slows the loop on 2 cores (benchmarks/README.md, "The camera loop, stage by stage")
+    # thread of its own slows the loop on 2 cores (benchmarks/RESULTS.md, "The camera loop, stage by stage")
     finder = HandFinder(clf.contract.crop_margin, video=True,
                         landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
                         threads=hand_threads, zoom=True)
@@ -143,6 +142,6 @@ def write_loop(out: Path, report: dict) -> str:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md = loop_markdown(report)
-    atomic_write(out / "loop.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
+    atomic_write(out / "loop.json", lambda tmp: Path(tmp).write_text(json_text(report, indent=1)))
     atomic_write(out / "loop.md", lambda tmp: Path(tmp).write_text(md))
     return md

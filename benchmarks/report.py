@@ -1,7 +1,6 @@
 """Machine description, the results table (terminal and Markdown), bench.json/bench.md and plots."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -212,9 +211,9 @@ def write_plots(bench: dict, out: Path, atomic_write) -> list:
 
 
 def write_all(bench: dict, out: Path, plots: bool = True):
-    from asl_edge.common.fileio import atomic_write
+    from asl_edge.common.fileio import atomic_write, json_text
 
     written = write_plots(bench, out, atomic_write) if plots else []
     bench["plots"] = written
-    atomic_write(out / "bench.json", lambda tmp: Path(tmp).write_text(json.dumps(bench, indent=1) + "\n"))
+    atomic_write(out / "bench.json", lambda tmp: Path(tmp).write_text(json_text(bench, indent=1) + "\n"))
     atomic_write(out / "bench.md", lambda tmp: Path(tmp).write_text(markdown(bench, written)))

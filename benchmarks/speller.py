@@ -18,7 +18,6 @@ decoder settings on them in seconds, without the model.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import click
 import numpy as np
 
 from asl_edge.common.errors import UserError, cli_errors, command
-from asl_edge.common.fileio import atomic_write
+from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.hands import LANDMARK_MODELS, default_landmark_model
 from asl_edge.runtime.live import run_live, spell_frame
 from asl_edge.runtime.options import FiniteFloat
@@ -211,7 +210,7 @@ def write_results(out: Path, results: dict, decoders: list, command: str):
     out.mkdir(parents=True, exist_ok=True)
     md = f"`{command}`\n\n{table(results, decoders)}\n"
     atomic_write(out / "speller.md", lambda tmp: Path(tmp).write_text(md))
-    atomic_write(out / "speller.json", lambda tmp: Path(tmp).write_text(json.dumps(
+    atomic_write(out / "speller.json", lambda tmp: Path(tmp).write_text(json_text(
         {"command": command, "results": results}, indent=1)))
     return md
 

@@ -6,7 +6,6 @@ pools of one model never mix with another's. The ONNX path imports onnxruntime o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.common.errors import UserError, first_line
+from asl_edge.common.fileio import json_text
 
 from .measure import Feeds, iter_chunks, latency, peak_rss_mb, throughput
 
@@ -154,7 +154,7 @@ def main(argv=None):
         res = {"status": "failed", "reason": f"{type(e).__name__}: {first_line(e)}"}
     res.setdefault("peak_rss_mb", peak_rss_mb())
     path = Path(args.out) / "result.json"
-    path.write_text(json.dumps(res))
+    path.write_text(json_text(res))
 
 
 if __name__ == "__main__":

@@ -214,3 +214,26 @@ def file_sha256(path, chunk=1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def finite_json(obj):
+    """obj with every float that is not finite (NaN, inf; numpy's too) replaced by None, and numpy
+    numbers and arrays as plain ones, so json.dumps writes valid JSON (no bare NaN)."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy scalar or array
+        return finite_json(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj, **kw) -> str:
+    """json.dumps of finite_json(obj): what every report and --json line of asl-edge writes."""
+    import json
+
+    return json.dumps(finite_json(obj), allow_nan=False, **kw)

@@ -43,3 +43,51 @@ def ort_session(model, threads: int | None = None, providers=("CPUExecutionProvi
     opts = opts or session_options(threads, optimize)
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
                                 providers=list(providers))
+
+
+class BoundedRuns:
+    """onnxruntime runs on one daemon thread of their own, each waited for at most `limit` seconds: a graph
+    that never ends (a Loop without an end) stops with one line instead of hanging, and Ctrl-C, which cannot
+    reach a thread inside onnxruntime, stops the run (its terminate flag) before it is raised."""
+
+    def __init__(self, name: str = "asl-inference"):
+        self.name, self._jobs, self._thread = name, None, None
+
+    def __call__(self, work, limit: float, too_long):
+        """work(RunOptions) -> its result; too_long() -> the exception raised when `limit` s pass first."""
+        import queue
+        import threading
+
+        import onnxruntime as ort
+
+        if self._thread is None:
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._serve, daemon=True, name=self.name)
+            self._thread.start()
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # the terminate flag's own error is ours to report, in one line
+        box, done = {}, threading.Event()
+        self._jobs.put((work, options, box, done))
+        try:  # an Event, not Thread.join: an interrupted join can report a running thread as stopped
+            finished = done.wait(limit)
+        except KeyboardInterrupt:
+            options.terminate = True
+            done.wait(10)  # onnxruntime stops at its next node; exiting before that would abort the process
+            raise
+        if not finished:
+            options.terminate = True
+            done.wait(10)
+            raise too_long()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def _serve(self):
+        while True:
+            work, options, box, done = self._jobs.get()
+            try:
+                box["value"] = work(options)
+            except BaseException as e:  # handed to the caller's thread
+                box["error"] = e
+            finally:
+                done.set()

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # The stem and the first high-resolution blocks stay float, as in the classifier: with the first 6 convs
 # float the landmarks moved a third as far from the float model's as with none, at the same speed
-# (benchmarks/README.md, "INT8 hand landmark models").
+# (benchmarks/RESULTS.md, "INT8 hand landmark models").
 FLOAT_CONVS = 6
 HEAD_OPS = ("Gemm", "Sigmoid")
 # Refused above these, on the held-out crops: median landmark error (fraction of the 224 px crop), and the

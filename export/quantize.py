@@ -54,7 +54,7 @@ class _BatchReader:
 #              it overflows on AVX2-only x86; asl-export refuses it when the check finds overflows.
 WEIGHT_RANGES = ("pair-safe", "7bit", "8bit")
 # EfficientNet-Lite0's stem and first two blocks in float: more INT8 top-1 agreement with FP32 on held-out
-# frames at about the same latency (benchmarks/README.md, "INT8 on every CPU").
+# frames at about the same latency (benchmarks/RESULTS.md, "INT8 on every CPU").
 DEFAULT_FLOAT_CONVS = 6
 
 
@@ -114,7 +114,7 @@ def quantize_int8(fp32_path, out_path, calib_batch, method="minmax", weight_rang
     """Static INT8 in QDQ format with per-channel weights, after quant_pre_process.
 
     Types: uint8 activations with int8 weights (U8S8): the fastest kernels on x86-64 and on ARM
-    (benchmarks/README.md, "INT8 on every CPU": U8S8 was the fastest type). `weight_range` (see
+    (benchmarks/RESULTS.md, "INT8 on every CPU": U8S8 was the fastest type). `weight_range` (see
     WEIGHT_RANGES) keeps AVX2's saturating pair sums in range. The first `float_convs`
     convolutions (raw pixels and the high-resolution early blocks) and the classifier layer (the
     logits) stay in float: that is where rounding hurts most. So do the nodes before the first conv

@@ -74,7 +74,7 @@ def describe_model(clf, first) -> str:
               help="Spelling: 'evidence' types the letter whose mean probability over the last --hold passes "
                    "--threshold with --margin over the runner-up (frames where the model's two classifiers "
                    "disagree count less); 'hold' (the earlier rule) types a letter that stays top-1 above "
-                   "--threshold for --hold on frames where they agree. benchmarks/README.md, \"The stranger speller\".")
+                   "--threshold for --hold on frames where they agree. benchmarks/RESULTS.md, \"The stranger speller\".")
 @click.option("--hold", default=None, show_default="0.9s for evidence, 0.6s for hold",
               help="Spelling: how long a letter must be shown: frames (8) or seconds (0.6s).")
 @click.option("--threshold", type=FiniteFloat(0, 1), default=None,
@@ -95,7 +95,7 @@ def describe_model(clf, first) -> str:
 @click.option("--hand-model", type=click.Choice(sorted(LANDMARK_MODELS)), default=None,
               help="Hand landmark model for --roi hand: full (MediaPipe's default), lite (faster; hand boxes as "
                    "good, landmarks less so), or full-int8 (full quantized: faster, nearly the same landmarks; "
-                   "benchmarks/README.md, \"INT8 hand landmark models\"). Default: full, but lite in camera mode "
+                   "benchmarks/RESULTS.md, \"INT8 hand landmark models\"). Default: full, but lite in camera mode "
                    "for an image-only model.")
 @click.option("--zoom/--no-zoom", default=True, show_default=True,
               help="--roi hand: when the whole frame shows no hand, search overlapping squares of it for a "
@@ -221,7 +221,7 @@ def camera_hand_model(opts: RunOptions, clf) -> str:
 def camera_overlap(opts: RunOptions, live: bool) -> bool:
     """--overlap, else on for a video file with two or more cores and the hand finder (a first stage to
     overlap). A video file is read frame by frame, so only throughput counts; from a live camera, overlap
-    adds a few ms of latency where the loop keeps up (benchmarks/README.md, "Overlap")."""
+    adds a few ms of latency where the loop keeps up (benchmarks/RESULTS.md, "Overlap")."""
     if not wants_hand(opts.roi):
         return False
     if opts.overlap is not None:

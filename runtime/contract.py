@@ -37,7 +37,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # The hand crop (runtime/hands/roi.py square_box): a square this much wider than the hand's box, and
 # what happens where it would leave the frame ("shift": moved inside, never larger than the frame's
 # shorter side). Training crops the same way (train/data.py); measured against the edge-padded crop
-# training used before: benchmarks/README.md, "The crop at the frame edge".
+# training used before: benchmarks/RESULTS.md, "The crop at the frame edge".
 CROP_MARGIN = 0.25
 CROP_EDGES = ("shift",)
 

@@ -1,7 +1,6 @@
 """Files mode: classify images, folders of images (recursive) and video frames, in batches."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from .contract import IMAGE_EXTENSIONS, bgr_to_rgb, read_rgb
 from asl_edge.common.errors import UserError, say
 from .hands import crop_box
 from .landmarks import of_hand, stack
+from asl_edge.common.fileio import json_text
 from asl_edge.common.safeio import quiet_native_stderr
 
 
@@ -197,7 +197,7 @@ class FilesRun:
                 rec["hand"] = None if it.hand is None else [int(v) for v in it.hand]
             if self.clf.contract.agreement:
                 rec["agree"] = agree
-            print(json.dumps(rec), file=self.out, flush=True)
+            print(json_text(rec), file=self.out, flush=True)
             return
         name = it.name if it.frame is None else f"{it.name}[{it.frame}]"
         tops = ", ".join(f"{n} {p:.3f}" for n, p in top)

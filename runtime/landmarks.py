@@ -4,7 +4,7 @@ A model whose contract has `landmarks: 66` takes a second input, `landmarks` (N,
 the 21 points of runtime/hands/ normalised for position, scale, rotation and hand, a presence
 flag, then the hand's direction in the frame (sin, cos of the wrist -> middle knuckle angle from
 straight up, mirrored with the hand). The shape alone cannot tell letters that differ only in
-where the hand points (G/Q, H/U, K/P): the direction gives that back (benchmarks/README.md,
+where the hand points (G/Q, H/U, K/P): the direction gives that back (benchmarks/RESULTS.md,
 "The hand's direction"). Files with `landmarks: 64` take the first 64 numbers (shape and flag).
 An image with no hand found gets all zeros (flag 0); the model is trained with such rows too, so
 it falls back to the image alone. Training, export, asl-bench and asl-run all build this vector

@@ -1,11 +1,11 @@
 """Camera mode: classify the guide box of each frame, spell letters into text, show or print it."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from asl_edge.common.fileio import json_text
 from .camera import GuideBox, StreamStalled
 from .hands import HandRoi
 from .motion import MOTION_POSES, HandSpeed, MotionSpotter
@@ -48,7 +48,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     guide: a fixed GuideBox, or a HandRoi (the found hand, the guide box when none). With a
     HandRoi the tracked landmarks also spell J and Z from their motion (runtime/motion.py).
     overlap: find the hand in frame t+1 (on a thread of its own) while frame t is classified; each
-    frame's result then comes one frame later, and the same (benchmarks/README.md, "Overlap")."""
+    frame's result then comes one frame later, and the same (benchmarks/RESULTS.md, "Overlap")."""
     out = out or sys.stdout
     k = min(top_k, len(clf.classes))
     stats = LiveStats()
@@ -87,7 +87,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
                 rec["agree"] = agree
             if hands is not None:
                 rec["hand"], rec["box"] = r.hand, list(box)
-            print(json.dumps(rec), file=out, flush=True)
+            print(json_text(rec), file=out, flush=True)
         elif window is None and accepted is not None:
             print(f"frame {stats.frames - 1}: accepted {accepted} ({prob:.2f})  text: {speller.text!r}",
                   file=out, flush=True)

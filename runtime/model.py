@@ -11,15 +11,17 @@ import numpy as np
 
 from .contract import AGREEMENT_OUTPUT, CONTRACT_KEY, EMBEDDING_OUTPUT, ModelContract
 from asl_edge.common.cpu import int8_isa
-from asl_edge.common.errors import UserError, first_line, say
+from asl_edge.common.errors import UserError, first_line
 from asl_edge.common.fileio import file_sha256
 from .landmarks import LANDMARKS_INPUT, PRESENCE, for_width
 from asl_edge.common.limits import env_number
-from asl_edge.common.sessions import choose_providers, ort_session, session_options
+from asl_edge.common.sessions import BoundedRuns, choose_providers, ort_session, session_options
 from .profile import Profile
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
-FIRST_RUN_LIMIT_ENV = "ASL_EDGE_FIRST_RUN_LIMIT_S"
+# Every inference is waited for at most this long (seconds; default 120): a graph that never ends stops
+# with one line, and Ctrl-C works while it runs.
+RUN_LIMIT_ENV = "ASL_EDGE_RUN_LIMIT_S"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -131,6 +133,7 @@ class OnnxClassifier:
         except Exception as e:
             raise UserError(f"cannot load ONNX model {self.path}: {first_line(e)}") from None
         self.load_seconds = time.perf_counter() - t0
+        self._runs, self._limit = BoundedRuns(), env_number(RUN_LIMIT_ENV, 120.0)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if CONTRACT_KEY not in self.metadata:
             raise UserError(f"{self.path} is not an asl-edge model (no {CONTRACT_KEY} in its metadata); "
@@ -143,7 +146,7 @@ class OnnxClassifier:
         providers = self.session.get_providers()
         if export_settings(self.metadata).get("precision") == "int8" and providers[0] == "CUDAExecutionProvider":
             # INT8 (QDQ) on CUDA runs partly on the CPU with copies between, several times slower than the CPU
-            # (benchmarks/README.md, "CUDA"). auto keeps such a file on the CPU; an explicit cuda is obeyed.
+            # (benchmarks/RESULTS.md, "CUDA"). auto keeps such a file on the CPU; an explicit cuda is obeyed.
             if provider == "auto":
                 providers = ["CPUExecutionProvider"]
             else:
@@ -191,10 +194,10 @@ class OnnxClassifier:
         None: no hand in any image) -> logits (N, classes). An image-only model ignores landmarks."""
         return self._outputs(batch, landmarks)[0]
 
-    def classify(self, batch: np.ndarray, landmarks: np.ndarray | None = None, run_options=None) -> Scores:
+    def classify(self, batch: np.ndarray, landmarks: np.ndarray | None = None) -> Scores:
         """Preprocessed batch (and landmark rows) -> Scores: the logits, the calibrated probabilities
         (fused with the profile in use on rows with a hand), the agreement and the embedding."""
-        out, agree, embedding, rows = self._outputs(batch, landmarks, run_options)
+        out, agree, embedding, rows = self._outputs(batch, landmarks)
         probs = self.contract.probabilities(out)
         if self.profile is not None:
             # enrolled on frames with a hand: rows without one keep the model's probabilities
@@ -203,7 +206,7 @@ class OnnxClassifier:
                 probs[hand] = self.profile.scores(probs[hand], embedding[hand], self.classes, self.contract.embedding)
         return Scores(out, probs, agree, embedding)
 
-    def _outputs(self, batch, landmarks=None, run_options=None) -> tuple:
+    def _outputs(self, batch, landmarks=None) -> tuple:
         """The graph run and checked: (logits, agreement, embedding or None, the landmark rows fed or None)."""
         feeds = {self.input_name: batch}
         rows = None
@@ -212,7 +215,7 @@ class OnnxClassifier:
                     else for_width(landmarks, self.contract.landmarks))
             feeds[LANDMARKS_INPUT] = rows
         try:
-            outs = self.session.run(None, feeds, run_options)
+            outs = self._runs(lambda options: self.session.run(None, feeds, options), self._limit, self._too_long)
         except Exception as e:  # onnxruntime's run-time failures (a bad reshape, an allocation too large)
             if isinstance(e, (KeyboardInterrupt, UserError)):
                 raise
@@ -239,54 +242,19 @@ class OnnxClassifier:
         return self.classify(self.contract.preprocess_batch(images_rgb), landmarks).probs
 
     def warmup(self, runs: int = 2) -> float:
-        """Run a blank frame through the model; returns the first run's seconds. The first run is
-        bounded (FIRST_RUN_LIMIT_ENV, 120 s): a graph that never ends (a Loop without an end) stops
-        with one line instead of hanging, and Ctrl-C works while it runs."""
+        """Run a blank frame through the model; returns the first run's seconds."""
         blank = np.zeros((1, self.contract.input_size, self.contract.input_size, 3), np.uint8)
         x = self.contract.preprocess_batch(blank)
         t0 = time.perf_counter()
-        self._bounded(lambda options: self.classify(x, run_options=options))
+        self.classify(x)
         first = time.perf_counter() - t0
         for _ in range(runs - 1):
             self.classify(x)
         return first
 
-    def _bounded(self, work):
-        """work(RunOptions) on a helper thread; the caller waits at most the limit, and a Ctrl-C while it
-        waits ends the run (onnxruntime's terminate flag) before it is raised."""
-        import threading
-
-        import onnxruntime as ort
-
-        limit = env_number(FIRST_RUN_LIMIT_ENV, 120.0)
-        options = ort.RunOptions()
-        options.log_severity_level = 4  # the terminate flag's own error is ours to report, in one line
-        box, done = {}, threading.Event()
-
-        def target():
-            try:
-                box["value"] = work(options)
-            except BaseException as e:  # handed to the caller's thread
-                box["error"] = e
-            finally:
-                done.set()
-
-        # waited on with an Event: an interrupted Thread.join can report a running thread as stopped
-        threading.Thread(target=target, daemon=True, name="asl-first-inference").start()
-        try:
-            finished = done.wait(limit)
-        except KeyboardInterrupt:
-            options.terminate = True
-            done.wait(10)  # onnxruntime stops at its next node; exiting before that would abort the process
-            raise
-        if not finished:
-            options.terminate = True
-            done.wait(10)
-            raise UserError(f"{self.path}: the model did not finish one inference in {limit:g} s (a graph that never "
-                            f"ends?); re-export it with asl-export, or raise ${FIRST_RUN_LIMIT_ENV}")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+    def _too_long(self) -> UserError:
+        return UserError(f"{self.path}: the model did not finish one inference in {self._limit:g} s (a graph that "
+                         f"never ends?); re-export it with asl-export, or raise ${RUN_LIMIT_ENV}")
 
     def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
         idx = np.argsort(-probs_row)[:k]

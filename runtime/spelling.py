@@ -170,7 +170,7 @@ class EvidenceSpeller(Speller):
     weigh `disagree_weight` in the mean; with `still_speed`, a frame where the hand moves at v hand
     sizes per second weighs 1 / (1 + (v / still_speed)^2) more (letters are held still). The typed letter is then blocked until its mean falls
     under `release` (or another letter is typed), so a held hand types it once. The defaults are
-    chosen on people left out of training (benchmarks/README.md, "The stranger speller")."""
+    chosen on people left out of training (benchmarks/RESULTS.md, "The stranger speller")."""
 
     def __init__(self, threshold: float = 0.7, window: Hold | str = "0.9s", margin: float = 0.5,
                  disagree_weight: float = 0.5, release: float | None = None, still_speed: float | None = None,

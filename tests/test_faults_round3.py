@@ -107,8 +107,9 @@ def test_two_captures_into_one_folder_keep_every_image_and_a_class_named_twice_c
     assert names == [f"A_capture_{i:04d}.jpg" for i in range(1, 7)]  # 3 + 3, none overwritten
 
 
-def _endless_loop_model(path, classes=("A", "B", "C"), size=32):
-    """A valid asl-edge file whose graph runs a Loop of 2^62 trips before its logits."""
+def _endless_loop_model(path, classes=("A", "B", "C"), size=32, on_bright=False):
+    """A valid asl-edge file whose graph runs a Loop of 2^62 trips before its logits (on_bright: only for an
+    image with a bright pixel, so the blank warm-up frame ends and a real frame later does not)."""
     import onnx
     from onnx import TensorProto as T
     from onnx import helper as h
@@ -121,11 +122,15 @@ def _endless_loop_model(path, classes=("A", "B", "C"), size=32):
                  h.make_tensor_value_info("acc_in", T.FLOAT, [1])],
         [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("acc_out", T.FLOAT, [1])],
         [h.make_tensor("one", T.FLOAT, [1], [1.0])])
-    nodes = [h.make_node("Loop", ["trips", "cond", "acc0"], ["acc"], body=body),
+    nodes = [h.make_node("ReduceMax", ["image"], ["peak"], keepdims=0),
+             h.make_node("Greater", ["peak", "half"], ["bright"]), h.make_node("Cast", ["bright"], ["n"], to=T.INT64),
+             h.make_node("Mul", ["n", "many"], ["bright_trips"])] if on_bright else []
+    nodes += [h.make_node("Loop", ["bright_trips" if on_bright else "trips", "cond", "acc0"], ["acc"], body=body),
              h.make_node("ReduceMean", ["image"], ["m"], keepdims=0, axes=[1, 2, 3]),
              h.make_node("Unsqueeze", ["m", "ax"], ["m1"]), h.make_node("Mul", ["m1", "w"], ["z"]),
              h.make_node("Add", ["z", "acc"], ["logits"])]
     inits = [h.make_tensor("trips", T.INT64, [], [2 ** 62]), h.make_tensor("cond", T.BOOL, [], [True]),
+             h.make_tensor("many", T.INT64, [], [2 ** 62]), h.make_tensor("half", T.FLOAT, [], [0.5]),
              h.make_tensor("acc0", T.FLOAT, [1], [0.0]), h.make_tensor("ax", T.INT64, [1], [1]),
              h.make_tensor("w", T.FLOAT, [1, len(classes)], [1.0] * len(classes))]
     graph = h.make_graph(nodes, "endless", [h.make_tensor_value_info("image", T.FLOAT, ["N", 3, size, size])],
@@ -149,9 +154,20 @@ def test_a_graph_that_never_ends_stops_at_the_bound_and_on_ctrl_c(tmp_path):
     cv2.imwrite(str(image), np.zeros((40, 40, 3), np.uint8))
     t0 = time.monotonic()
     proc = run_cli("asl_edge.runtime.cli", image, "--model", model, "--roi", "full",
-                   env={"ASL_EDGE_FIRST_RUN_LIMIT_S": "2"}, timeout=60)
+                   env={"ASL_EDGE_RUN_LIMIT_S": "2"}, timeout=60)
     assert_one_line_error(proc, "did not finish one inference in 2 s")
     assert time.monotonic() - t0 < 30 and "terminate called" not in proc.stderr
+    # a graph that ends on the blank warm-up frame and never on a real one: every inference is bounded
+    bright = tmp_path / "bright.png"
+    cv2.imwrite(str(bright), np.full((40, 40, 3), 255, np.uint8))
+    later = _endless_loop_model(tmp_path / "later.onnx", on_bright=True)
+    for args in ([image], [bright]):
+        proc = run_cli("asl_edge.runtime.cli", *args, "--model", later, "--roi", "full",
+                       env={"ASL_EDGE_RUN_LIMIT_S": "2"}, timeout=60)
+        if args == [image]:
+            assert proc.returncode == 0, proc.stderr
+        else:
+            assert_one_line_error(proc, "did not finish one inference in 2 s")
     # Ctrl-C while it runs: "interrupted", exit 130, no abort from a thread left inside onnxruntime
     p = subprocess.Popen([sys.executable, "-m", "asl_edge.runtime.cli", str(image), "--model", str(model), "--roi",
                           "full"], stderr=subprocess.PIPE, text=True)
@@ -280,3 +296,17 @@ def test_files_of_other_formats_are_named_not_misreported(tmp_path):
         with pytest.raises(UserError, match=kind) as got:
             load_checkpoint(tmp_path / name)
         assert "pip install" not in str(got.value) and "Could this error message" not in str(got.value)
+
+
+def test_reports_are_valid_json_whatever_the_numbers():
+    """One writer for every report and --json line: NaN and inf (numpy's too) become null, never bare NaN."""
+    import json
+
+    import numpy as np
+
+    from asl_edge.common.fileio import json_text
+
+    text = json_text({"a": float("nan"), "b": [np.float32("inf"), np.float64(-np.inf), 1.5],
+                      "c": np.array([1.0, np.nan]), "d": (np.int64(3), "x"), "e": {"f": np.bool_(True)}})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == \
+        {"a": None, "b": [None, None, 1.5], "c": [1.0, None], "d": [3, "x"], "e": {"f": True}}

@@ -44,7 +44,7 @@ def test_still_hands_and_jitter_type_nothing():
 
 def test_random_wandering_hands_type_nothing():
     # Drifting up to 0.03 hand sizes a frame (about a hand a second). Faster random wandering
-    # can trace a J now and then (measured: benchmarks/README.md, "J and Z as motions").
+    # can trace a J now and then (measured: benchmarks/RESULTS.md, "J and Z as motions").
     rng = np.random.default_rng(1)
     for _ in range(25):
         walk = np.cumsum(rng.normal(0, 0.03, (60, 2)), axis=0)

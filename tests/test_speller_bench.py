@@ -82,7 +82,9 @@ def test_live_run_and_replay_agree_on_a_real_person(tmp_path):
     assert live["decoders"]["evidence"]["signed"] == 5
     assert live["decoders"]["evidence"]["right"] >= 3  # a clearly recorded person, letters the model knows
     run_cli("asl_edge.benchmarks.speller", *args, "--replay", check=True)
-    again = json.loads((out / "speller.json").read_text())["results"]["gunsai75"]
+    strict = dict(parse_constant=lambda c: pytest.fail(f"speller.json holds a bare {c}: not JSON"))
+    again = json.loads((out / "speller.json").read_text(), **strict)["results"]["gunsai75"]
+    assert again["hand_found"] is None  # not stored in a trace: null, not NaN
     for name in ("evidence", "hold", "hold:agreement=0"):
         assert again["decoders"][name]["text"] == live["decoders"][name]["text"]
     assert again["frame_top1"] == pytest.approx(live["frame_top1"])

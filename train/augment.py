@@ -20,7 +20,7 @@ import numpy as np
 
 BACKGROUND_P = 0.5  # share of views whose background is replaced (the rest keep the real one)
 # pose: (yaw, pitch, roll) limits in radians, depth scale +-, landmark noise (in wrist-to-knuckle lengths).
-# Set before the leave-one-source-out runs (benchmarks/README.md, Landmark augmentation), not tuned on them.
+# Set before the leave-one-source-out runs (benchmarks/RESULTS.md, "The landmark classifier: its own stage"), not tuned on them.
 POSE_TURN, POSE_DEPTH, POSE_NOISE = (0.5, 0.4, 0.3), 0.3, 0.03
 # Another person's hand: each finger's length scaled by exp(U(-b, b)), each bone and palm bone by
 # exp(U(-b/2, b/2)). Set before the leave-one-source-out runs; 0 turns it off.

@@ -4,7 +4,7 @@ It is a small MLP on 66 numbers per image (64 in older checkpoints) that shares 
 follow the image's schedule (a few epochs of batch 32, which leave it under-trained once its rows
 are augmented): before the image epochs it is fitted full batch, to convergence, on every training
 hand, each step on freshly turned hands (the pose augmentation), then frozen. Seconds on a CPU.
-Measured against training it with the image (benchmarks/README.md, Landmark augmentation).
+Measured against training it with the image (benchmarks/RESULTS.md, "The landmark classifier: its own stage").
 """
 from __future__ import annotations
 

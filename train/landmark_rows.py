@@ -7,7 +7,7 @@ z on x's scale. Rows become the runtime's own 66-number landmark rows (runtime/l
 what such files do not say assumed, and stated here:
 - the frame is 16:9 (x scaled by 1280, y by 720; only the ratio matters);
 - the hand is MediaPipe's "Right" (the runtime's normalisation mirrors only "Left" hands).
-Both chosen by measurement against the other assumptions (benchmarks/README.md, "Landmark rows
+Both chosen by measurement against the other assumptions (benchmarks/RESULTS.md, "Landmark rows
 without images"; benchmarks/studies/landmark_rows_frame.py).
 Rows of one letter are consecutive frames: evenly spaced picks (--max-per-class) keep the span.
 """

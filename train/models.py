@@ -34,7 +34,7 @@ class FusionHead(nn.Module):
     which fit the training signers best, crowd out the landmarks that carry over to strangers."""
 
     # Dropout in the landmark MLP (with the pose augmentation, train/augment.py) is what carried the
-    # landmark branch over to left-out signers (benchmarks/README.md, Landmark augmentation).
+    # landmark branch over to left-out signers (benchmarks/RESULTS.md, "The landmark classifier: its own stage").
     DROPOUT = 0.2
 
     def __init__(self, feature_dim: int, num_classes: int, landmark_dim: int = LANDMARK_FEATURES, hidden: int = 128):
@@ -68,7 +68,7 @@ class FusionHead(nn.Module):
         if not with_agreement:
             return fused
         # 1 where the two classifiers name the same class, or no hand was found (the image decides alone):
-        # the speller accepts only such frames (benchmarks/README.md, "Two views that agree")
+        # the speller accepts only such frames (benchmarks/RESULTS.md, "Two views that agree")
         agree = (a.argmax(1) == b.argmax(1)) | (present[:, 0] == 0)  # bool: FP16 conversion leaves it alone
         return fused, agree
 

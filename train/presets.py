@@ -13,10 +13,10 @@ from asl_edge.runtime.contract import ModelContract
 AUGMENTATIONS = ("flip", "color", "crop", "rotate", "blur", "gray", "jitter", "background", "light", "pose", "lowres")
 SCENE_AUGMENTATIONS = ("background", "light")
 LANDMARK_AUGMENTATIONS = ("pose",)
-# The set that measured best on held-out photos of other people (benchmarks/README.md,
+# The set that measured best on held-out photos of other people (benchmarks/RESULTS.md,
 # Generalization); rotate, color, blur and gray each moved that figure by less than its noise.
 # pose: for landmark models (image-only ones ignore it); its measured effect on left-out signers is
-# +1.9 on fine-tuned folds, -1.1 on frozen features (benchmarks/README.md, "its own stage").
+# +1.9 on fine-tuned folds, -1.1 on frozen features (benchmarks/RESULTS.md, "its own stage").
 DEFAULT_AUGMENT = ("jitter", "crop", "flip", "pose")
 # lowres: the shorter side of half the crops shrunk to 48-160 px (a hand 40-130 px long with the
 # training margin), fixed before any measurement.

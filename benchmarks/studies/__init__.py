@@ -1,1 +1,1 @@
-"""One-off measurement scripts behind benchmarks/README.md (not part of asl-bench)."""
+"""One-off measurement scripts behind benchmarks/RESULTS.md (not part of asl-bench)."""

@@ -5,7 +5,7 @@ inside a black border find the hand, and does the classifier then do better than
 Options measured: no border, and outer squares 1.5x, 2x, 3x the image's longer side; on the images of
 the hand-box cache (train/hand_boxes.py) where the finder without step 4 found nothing, whose path
 contains PATTERN, scored with MODEL (default: the shipped one) as asl-run's files mode does.
-Decision: 2x (benchmarks/README.md, "Hands that fill the image").
+Decision: 2x (benchmarks/RESULTS.md, "Hands that fill the image").
 
     python -m asl_edge.benchmarks.studies.border_search video_frames 300
 """

@@ -7,7 +7,7 @@ scored by the fold model that left them out), and the hold rule's own grid for c
 Method: nested leave-one-person-out: for each person, the setting is chosen on the other people (most
 letters right with pooled precision >= the target; then higher precision) and scored on that person.
 The setting chosen on everyone is the one to ship; the nested figures are what to expect from it.
-Decision and figures: benchmarks/README.md, "The stranger speller".
+Decision and figures: benchmarks/RESULTS.md, "The stranger speller".
 
     python -m asl_edge.benchmarks.studies.decoder_choice runs/speller/lopo/traces/*.npz
 """

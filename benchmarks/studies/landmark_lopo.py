@@ -13,7 +13,7 @@ finder (train/hand_boxes.py, cached). The classifier is the shipped one, fitted 
 one, every source weighted to the same total, and scored on the hands found in the one left out
 (its classes that the others also have). A measurement, not shipped.
 With --bones B (repeat): more rows of the 66 layout, the pose augmentation also changing the hand's
-proportions by B (train/augment.py, POSE_BONES; measured, not shipped: benchmarks/README.md).
+proportions by B (train/augment.py, POSE_BONES; measured, not shipped: benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 

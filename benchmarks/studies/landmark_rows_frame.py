@@ -7,7 +7,7 @@ the runtime's rows of the same letters?
 Options measured: 4:3, 1:1, 16:9 x MediaPipe's "Right" (not mirrored) or "Left" (mirrored): a landmark
 classifier fitted as asl-train fits it (train/landmark_fit.py, pose augmentation) on the hand finder's
 rows of the given image sources, two seeds, scores the borisgraudt rows under each assumption.
-Decision: 16:9, right hand (benchmarks/README.md, "Landmark rows without images").
+Decision: 16:9, right hand (benchmarks/RESULTS.md, "Landmark rows without images").
 
     python -m asl_edge.benchmarks.studies.landmark_rows_frame \\
         webcam_recordings/gunsai75 webcam_recordings/lolzorus webcam_recordings/meyyappan

@@ -20,7 +20,7 @@ PALM_SIZE, LANDMARK_SIZE = 192, 224
 def default_landmark_model(reads_landmarks: bool) -> str:
     """The camera loop's landmark model (asl-run, asl-enroll, the benchmarks): full for a classifier that
     reads landmarks, as it was trained (lite's landmarks cost a landmark model about 3 points:
-    benchmarks/README.md, "Hand finding"); lite, about twice as fast, otherwise."""
+    benchmarks/RESULTS.md, "Hand finding"); lite, about twice as fast, otherwise."""
     return "full" if reads_landmarks else "lite"
 
 
@@ -40,7 +40,7 @@ TRACK_JOINTS = [0, 1, 2, 5, 6, 9, 10, 13, 14, 17, 18]  # wrist, thumb base, each
 # resolution and, measured on 416 px photos, found other things than the hand.
 # Chosen on made 640x480 frames (benchmarks/studies/hand_search.py).
 ZOOM_TILES, ZOOM_MIN_SIDE = (0.75, 0.5), 240
-# Step 4: the outer square's side as a multiple of the image's longer side (benchmarks/README.md,
+# Step 4: the outer square's side as a multiple of the image's longer side (benchmarks/RESULTS.md,
 # "Hands that fill the image").
 BORDER = 2.0
 
