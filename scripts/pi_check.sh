@@ -12,7 +12,8 @@
 #
 # Environment: PI_DIR (/var/tmp/asl-pi), MODELS ("default runs/default/best.onnx": "default" is the
 # shipped INT8 model; missing files are skipped), PI_CPU (cortex-a76 = Pi 5; cortex-a72 = Pi 4, no
-# dot product), EVERY (take every N-th image, 5), THREADS (2), ROI (full, or hand), REBUILD=1 (new root), REINSTALL=1.
+# dot product), EVERY (take every N-th image, 5), THREADS (2), ROI (full, or hand), REBUILD=1 (new root), REINSTALL=1,
+# LOOP=0 (skip the camera loop), LOOP_VIDEO (the demo clip), LOOP_FRAMES (120), LOOP_HANDS ("full-int8 full").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -153,4 +154,35 @@ print(f"profiles: classes {a.classes == b.classes}, frames per class arm {a.coun
       f"{np.abs(a.weights / ta - b.weights / tb).max() if same else 'shapes differ'}")
 PY
   "$X86_PY" scripts/compare_runs.py "$OUT" profile | tee -a "$OUT/compare.txt"
+fi
+
+# --- the camera loop: asl-run --camera on a video, the shipped model, each hand landmark model in LOOP_HANDS,
+# overlapped (the hand finder of frame t+1 beside the classifier of frame t), on both sides: the same letters
+# and the same typed text, frame by frame.
+if [[ ${LOOP:-1} == 1 && " ${names[*]} " == *" default "* ]]; then
+  video=${LOOP_VIDEO:-scripts/demo_clip/hello_lolzorus.mp4}
+  [[ -f $video ]] || die "LOOP_VIDEO not found: $video"
+  cp "$video" "$ROOT/opt/models/loop.${video##*.}"
+  LARGS="--no-display --json --overlap --threads 1 --max-frames ${LOOP_FRAMES:-120}"
+  for hands in ${LOOP_HANDS:-full-int8 full}; do
+    log "camera loop, hand model $hands: arm64 (emulated), then x86"
+    in_root "asl-run --camera /opt/models/loop.${video##*.} --model /opt/models/default.onnx --hand-model $hands $LARGS" \
+      > "$OUT/arm_loop_$hands.jsonl" 2> "$OUT/arm_loop_$hands.log" \
+      || { tail -5 "$OUT/arm_loop_$hands.log" >&2; die "asl-run --camera failed on arm64 ($hands)"; }
+    "$X86_PY" -m asl_edge.runtime.cli --camera "$ROOT/opt/models/loop.${video##*.}" --model "$ROOT/opt/models/default.onnx" \
+      --hand-model "$hands" $LARGS > "$OUT/x86_loop_$hands.jsonl" 2> "$OUT/x86_loop_$hands.log" \
+      || die "asl-run --camera failed on x86 ($hands)"
+    "$X86_PY" - "$OUT" "$hands" <<'PY' | tee -a "$OUT/compare.txt"
+import json, sys
+from pathlib import Path
+out, hands = Path(sys.argv[1]), sys.argv[2]
+arm, x86 = ([json.loads(l) for l in (out / f"{side}_loop_{hands}.jsonl").read_text().splitlines() if l.startswith("{")]
+            for side in ("arm", "x86"))
+n = min(len(arm), len(x86))
+same = sum(a["label"] == b["label"] for a, b in zip(arm, x86))
+found = sum((a.get("hand") is not None) == (b.get("hand") is not None) for a, b in zip(arm, x86))
+print(f"camera loop ({hands}, overlapped): {len(arm)} arm64 / {len(x86)} x86 frames; top-1 the same on {same}/{n}, "
+      f"hand found on both or neither {found}/{n}; typed arm64 {arm[-1]['text']!r}, x86 {x86[-1]['text']!r}")
+PY
+  done
 fi
