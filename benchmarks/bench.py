@@ -3,10 +3,11 @@ worker per model and provider, then scores each model against the reference on e
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +21,11 @@ from asl_edge.common.limits import env_number
 from .metrics import accuracy_report, agreement, check_floors
 from .models import Row, check_contracts, input_format, load_models, parse_providers, plan_rows
 
+log = logging.getLogger(__name__)
+
 SCHEMA = "asl-edge-bench/1"
 WORKER_LIMIT_ENV, WORKER_LIMIT_S = "ASL_EDGE_BENCH_WORKER_LIMIT_S", 1800.0  # per model and provider
 CHUNK = 64  # images decoded at a time while writing a data set's .npy
-
-
-def log(msg):
-    say(msg, file=sys.stderr)
 
 
 @dataclass
@@ -109,14 +108,14 @@ def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path, landmarks:
     s = contract.input_size
     out = []
     for i, d in enumerate(cfg.data):
-        samples, report = scan_source(d, classes, log=log)  # unknown class folder -> UserError
+        samples, report = scan_source(d, classes)  # unknown class folder -> UserError
         samples = stratified(samples, cfg.max_images or len(samples))
         found = None
         if hands:
             from asl_edge.train.data import CACHE_ROOT
             from asl_edge.train.hand_boxes import fill_hand_boxes
 
-            samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=lambda *_: None)
+            samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes")
             found = counts["found"]
         labels = np.array([x.label for x in samples], dtype=np.int64)
         npy = {}
@@ -134,7 +133,7 @@ def prepare_data(cfg: BenchConfig, contract, formats: set, tmp: Path, landmarks:
         counts = {classes[k]: int(n) for k, n in zip(*np.unique(labels, return_counts=True))}
         out.append(DataSet(str(d), str(report.root), [x.path for x in samples], labels, counts, npy, found))
         hand = "" if found is None else f"; hand found in {found} (cropped to it, as asl-run --roi hand)"
-        log(f"data {d}: {len(samples)} images, {len(counts)} of {len(classes)} classes{hand}")
+        log.info(f"data {d}: {len(samples)} images, {len(counts)} of {len(classes)} classes{hand}")
     return out
 
 
@@ -152,7 +151,7 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
         if row.model.contract.landmarks:
             cmd += ["--landmarks", str(ds.npy["landmarks"])]
     limit = env_number(WORKER_LIMIT_ENV, WORKER_LIMIT_S)
-    log(f"measuring {row.id} (at most {limit:g} s, ${WORKER_LIMIT_ENV}) ...")
+    log.info(f"measuring {row.id} (at most {limit:g} s, ${WORKER_LIMIT_ENV}) ...")
     t0 = time.perf_counter()
     err_path = wdir / "stderr.log"
     with open(err_path, "w") as err:
@@ -180,7 +179,7 @@ def run_worker(row: Row, index: int, datasets: list, cfg: BenchConfig, tmp: Path
             row.logits = logits
     row.result = res
     extra = "" if res["status"] == "ok" else f": {res.get('reason', '')}"
-    log(f"  {row.id}: {res['status']} in {res['worker_seconds']:.1f}s{extra}")
+    log.info(f"  {row.id}: {res['status']} in {res['worker_seconds']:.1f}s{extra}")
 
 
 # --- scoring --------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, l
         raise UserError("give --runs or --time-budget, not both")
     if time_budget is None and runs is None:
         runs = DEFAULT_RUNS
-    threads = cap_threads(threads, lambda msg: print(msg, file=sys.stderr)) or os.cpu_count() or 1
+    threads = cap_threads(threads) or os.cpu_count() or 1
     cfg = BenchConfig(ckpt=ckpt, onnx=list(onnx), data=list(data), threads=threads, providers=providers, runs=runs,
                       time_budget=time_budget, warmup=warmup, batch=batch, max_images=max_images, out=out,
                       min_agreement=min_agreement, max_drop=max_drop, plots=plots, hands=hands,
@@ -100,7 +100,7 @@ def run_loop(video, model, threads_text, max_frames, out, other_options, hand_th
     unknown = [h for h in hand_models if h is not None and h not in LANDMARK_MODELS]
     if not hand_models or unknown:
         raise UserError(f"--loop-hands {hands_text!r}: give hand models from {', '.join(LANDMARK_MODELS)}, like full,full-int8")
-    report = loop_report(model, video, threads_list, max_frames, hand_models, log=lambda m: print(m, file=sys.stderr),
+    report = loop_report(model, video, threads_list, max_frames, hand_models,
                          hand_threads=hand_threads, overlaps=(False, True) if overlap else (False,))
     print(write_loop(out, report))
 

@@ -28,7 +28,7 @@ from asl_edge.runtime.profile import METHODS, fit_profile
 
 from .speller import parse_decoder, run_person, save_trace
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 
 def frame_scores(profile, clf, test) -> dict:
@@ -110,7 +110,6 @@ def table(results: dict) -> str:
 @cli_errors
 def main(people, model, folds, methods, parts_list, enroll_part, test_part, sequences, temperatures, base_weights, out):
     """Score personal profiles for PEOPLE (folders of letter videos): model alone vs with a profile."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if enroll_part + test_part > 1:
         raise UserError("--enroll-part and --test-part overlap: their sum must be at most 1")
     fold_models = dict(f.split("=", 1) for f in folds if "=" in f)

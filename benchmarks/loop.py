@@ -9,6 +9,7 @@ spotter, speller). Each thread count runs in a fresh classifier and hand finder,
 from __future__ import annotations
 
 import io
+import logging
 import platform
 from pathlib import Path
 
@@ -22,15 +23,17 @@ from asl_edge.runtime.model import OnnxClassifier
 from asl_edge.runtime.pipeline import FramePipeline
 from asl_edge.runtime.spelling import make_speller
 
+log = logging.getLogger(__name__)
+
 STAGES = ("read", "palm", "landmarks", "hand_other", "preprocess", "classifier", "decoder", "other")
 LABELS = {"read": "frame source (decode)", "palm": "palm detection", "landmarks": "hand landmarks",
           "hand_other": "hand finder, the rest", "preprocess": "crop + preprocessing", "classifier": "classifier",
           "decoder": "decoder (top-k, motion, speller)", "other": "loop, the rest"}
 
 
-def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, log=print, hand_threads: int = 1,
+def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, hand_threads: int = 1,
                  overlap: bool = False) -> dict:
-    clf = OnnxClassifier(model, provider="cpu", threads=threads, log=log)
+    clf = OnnxClassifier(model, provider="cpu", threads=threads)
     clf.warmup()
     # the hand finder at one thread, as asl-run runs it (--threads is the classifier's): measured, a second
     # thread of its own slows the loop on 2 cores (benchmarks/RESULTS.md, "The camera loop, stage by stage")
@@ -58,7 +61,7 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, l
             "hand_frames": stats.hand_frames, "hand_model": tracker.landmark_model, "text": speller.text}
 
 
-def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), log=print, hand_threads=1,
+def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), hand_threads=1,
                 overlaps=(False,)) -> dict:
     """One run per hand model, overlap setting and thread count, alternating within each thread count (the
     VM's speed drifts); with two or more hand models, the others' parity against the first."""
@@ -66,10 +69,10 @@ def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,)
     for t in threads_list:
         for hand_model in hand_models:
             for overlap in overlaps:
-                r = measure_loop(model, video, t, max_frames, hand_model, log, hand_threads, overlap)
-                log(f"--loop {video}, {r['hand_model']}{', overlap' if overlap else ''}, {t} thread(s): {r['frames']} "
-                    f"frames, {r['fps']:.1f} fps end to end; "
-                    + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
+                r = measure_loop(model, video, t, max_frames, hand_model, hand_threads, overlap)
+                log.info(f"--loop {video}, {r['hand_model']}{', overlap' if overlap else ''}, {t} thread(s): {r['frames']} "
+                         f"frames, {r['fps']:.1f} fps end to end; "
+                         + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
                 runs.append(r)
     parity = [hand_parity(model, video, hand_models[0], other, max_frames) for other in hand_models[1:]]
     return {"schema": "asl-edge-loop/2", "video": str(video), "model": str(model or "(shipped default)"),
@@ -83,7 +86,7 @@ def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
     the reference box's longer side, and the fused top-1 of the classifier."""
     import numpy as np
 
-    clf = OnnxClassifier(model, provider="cpu", threads=1, log=lambda m: None)
+    clf = OnnxClassifier(model, provider="cpu", threads=1)
     pipes = [FramePipeline(clf, HandRoi(HandFinder(clf.contract.crop_margin, video=True, landmark_model=m or default_landmark_model(
         clf.uses_landmarks), zoom=True), GuideBox())) for m in (reference, candidate)]
     names = [p.region.finder.tracker.landmark_model for p in pipes]

@@ -77,7 +77,7 @@ def load_models(ckpt: str | None, onnx_paths) -> list:
         seen.add(Path(p).resolve())
         from asl_edge.runtime.model import OnnxClassifier
 
-        clf = OnnxClassifier(p, provider="cpu", log=lambda _msg: None)
+        clf = OnnxClassifier(p, provider="cpu")
         models.append(Model("onnx", Path(p), clf.contract, _onnx_format(clf.metadata), _mb(p)))
     return models
 

@@ -33,7 +33,7 @@ from asl_edge.runtime.spelling import DECODERS, Hold, make_speller
 
 from .sequences import FPS, person_sequences
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 
 class FanOut:
@@ -280,7 +280,6 @@ def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, d
 
     from asl_edge.runtime.cli import load_model, parse_region
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     decoders = [parse_decoder(s) for s in (decoder_specs or ("evidence", "hold"))]
     fold_models = {}
     for f in folds:

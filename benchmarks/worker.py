@@ -31,7 +31,7 @@ def load_onnx(path, provider, threads):
     from asl_edge.runtime.model import OnnxClassifier
 
     want = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
-    clf = OnnxClassifier(path, provider=provider, threads=threads, log=lambda _msg: None)
+    clf = OnnxClassifier(path, provider=provider, threads=threads)
     # onnxruntime silently falls back to CPU when the CUDA provider cannot start (e.g. no cuDNN).
     if clf.providers[0] != want:
         raise Skipped(f"{want} not usable here (the session runs on {clf.providers[0]})")

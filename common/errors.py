@@ -1,6 +1,7 @@
 """One exception type for problems the user can fix; CLIs print it as one line. And the one
 escape for untrusted text (file names, names read from model files) before it reaches a terminal."""
 import functools
+import logging
 import signal
 import sys
 import threading
@@ -36,6 +37,39 @@ def say(*parts, file=None, sep=" ") -> None:
     newline inside it too, so it cannot fake a line of its own), flushed."""
     print(printable(sep.join(str(p) for p in parts)), file=file or sys.stdout, flush=True)
 
+
+
+class _Lines(logging.StreamHandler):
+    """Plain lines, escaped as say() escapes them, on whatever sys.stdout or sys.stderr is when one is written
+    (a test's capture, a redirected stream), not the object it was when the handler was made."""
+
+    def __init__(self, where: str):
+        super().__init__()
+        self.where = where
+
+    @property
+    def stream(self):
+        return getattr(sys, self.where)
+
+    @stream.setter
+    def stream(self, _value):  # StreamHandler.__init__ sets one: the name above decides
+        pass
+
+    def format(self, record) -> str:
+        return printable(super().format(record))
+
+
+def show_logs(where: str = "stderr", level: int = logging.INFO) -> None:
+    """What a command reports as it works (the asl_edge.* loggers): plain lines on sys.stderr, or sys.stdout
+    (`where`). Every command's entry point (cli_errors) sets it up; a library user configures logging instead."""
+    root = logging.getLogger("asl_edge")
+    mine = [h for h in root.handlers if isinstance(h, _Lines)]
+    if mine:
+        mine[0].where = where
+    else:
+        root.addHandler(_Lines(where))
+    root.setLevel(level)
+    root.propagate = False  # a library's own logging setup (root handlers) does not print them twice
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:
@@ -75,6 +109,7 @@ def cli_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         _sigterm_as_interrupt()
+        show_logs()
         try:
             return func(*args, **kwargs)
         except UserError as e:

@@ -4,10 +4,13 @@ Each limit has a default that real data never reaches and an environment variabl
 to raise it, so a hostile or broken file fails in one line instead of eating the machine."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 # onnxruntime / torch threads beyond a few per core only add memory and contention
 # (--threads 100000 took 16 GB and was OOM-killed).
@@ -26,13 +29,13 @@ def max_threads() -> int:
     return THREADS_PER_CORE * (os.cpu_count() or 1)
 
 
-def cap_threads(threads, log) -> int | None:
+def cap_threads(threads) -> int | None:
     """--threads above THREADS_PER_CORE x cores is capped, with a note."""
     if threads is None:
         return None
     cap = max_threads()
     if threads > cap:
-        log(f"note: --threads {threads} capped at {cap} ({THREADS_PER_CORE} per core on {os.cpu_count()} cores)")
+        log.info(f"note: --threads {threads} capped at {cap} ({THREADS_PER_CORE} per core on {os.cpu_count()} cores)")
         return cap
     return threads
 

@@ -16,6 +16,11 @@ import numpy as np
 from . import limits
 from .errors import UserError
 
+# FFmpeg's decoder complaints (a damaged frame in the middle of a video: "error while decoding MB ...")
+# reach the terminal from OpenCV's reading threads, where stderr cannot be silenced safely; OpenCV reads this
+# once, at its first video. The video's frames are used as FFmpeg conceals them; a video with none readable
+# is one error line. Set the variable (e.g. to 16, FFmpeg's errors) to see them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 _quiet_lock = threading.Lock()
 _quiet = {"depth": 0, "saved": None}
 

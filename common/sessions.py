@@ -2,7 +2,11 @@
 asked, and the execution providers by one rule."""
 from __future__ import annotations
 
-from .errors import UserError, say
+import logging
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def session_options(threads: int | None = None, optimize: bool = True):
@@ -18,7 +22,7 @@ def session_options(threads: int | None = None, optimize: bool = True):
     return opts
 
 
-def choose_providers(provider: str = "auto", log=say) -> list:
+def choose_providers(provider: str = "auto") -> list:
     """--provider auto|cpu|cuda -> onnxruntime providers (auto = CUDA where this onnxruntime has it)."""
     import onnxruntime as ort
 
@@ -29,8 +33,8 @@ def choose_providers(provider: str = "auto", log=say) -> list:
         if "CUDAExecutionProvider" in available:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         if provider == "cuda":
-            log("CUDA was asked for but this onnxruntime has no CUDAExecutionProvider "
-                "(install onnxruntime-gpu); falling back to CPU")
+            log.info("CUDA was asked for but this onnxruntime has no CUDAExecutionProvider "
+                     "(install onnxruntime-gpu); falling back to CPU")
         return ["CPUExecutionProvider"]
     raise UserError(f"unknown provider {provider!r}: use auto, cpu or cuda")
 

@@ -1,6 +1,7 @@
 """asl-export: checkpoint -> verified FP32 ONNX, plus INT8 and FP16 variants."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -8,10 +9,12 @@ from pathlib import Path
 
 import click
 
-from asl_edge.common.errors import UserError, cli_errors, command, say
+from asl_edge.common.errors import UserError, cli_errors, command, show_logs
 from asl_edge.common.fileio import ensure_dir, write_error, replace_set, sweep_temps, temp_dir
 
 from .quantize import DEFAULT_FLOAT_CONVS, WEIGHT_RANGES
+
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 
 def _mb(path):
@@ -22,19 +25,19 @@ def _pct(x):
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def _held_out(ckpt, classes, eval_data, limit, log):
+def _held_out(ckpt, classes, eval_data, limit):
     """Labelled images the model did not train on: --eval-data, else the checkpoint's val split."""
     from .images import checkpoint_val_samples, folder_samples, stratified
 
     if eval_data:
-        return stratified(folder_samples(eval_data, classes, log), limit), f"{eval_data}"
+        return stratified(folder_samples(eval_data, classes), limit), f"{eval_data}"
     val = checkpoint_val_samples(ckpt)
     if val:
         return stratified(val, limit), "the checkpoint's val split"
     return [], None
 
 
-def _check_saturation(int8_path, batches, weight_range, log):
+def _check_saturation(int8_path, batches, weight_range):
     """Count, in numpy, the int16 pair sums that would overflow on an AVX2-only x86 CPU for these
     images; refuse a file that overflows (only possible with --int8-weights 8bit)."""
     from .feeds import INPUT_NAME, concat_feeds
@@ -42,9 +45,9 @@ def _check_saturation(int8_path, batches, weight_range, log):
 
     feeds = concat_feeds(batches)
     s, can = overflow_risk(int8_path, feeds if len(feeds) > 1 else feeds[INPUT_NAME])
-    log(f"AVX2 overflow check ({len(feeds[INPUT_NAME])} images, {s['layers']} integer layers): "
-        f"{s['saturated_pair_sums']} of {s['pair_sums']:,} pair sums overflow; "
-        f"{can} output channels could for some input")
+    log.info(f"AVX2 overflow check ({len(feeds[INPUT_NAME])} images, {s['layers']} integer layers): "
+             f"{s['saturated_pair_sums']} of {s['pair_sums']:,} pair sums overflow; "
+             f"{can} output channels could for some input")
     if can and weight_range != "8bit":
         raise UserError(f"--int8-weights {weight_range} left {can} output channels whose int16 pair sums can overflow "
                         "on x86 CPUs without VNNI; this is a bug in asl-export, please report it")
@@ -55,7 +58,7 @@ def _check_saturation(int8_path, batches, weight_range, log):
 
 
 def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
-               weight_range="pair-safe", input_format="float", log=say, float_convs=DEFAULT_FLOAT_CONVS):
+               weight_range="pair-safe", input_format="float", float_convs=DEFAULT_FLOAT_CONVS):
     import numpy as np
 
     from asl_edge.common.fileio import file_sha256
@@ -84,12 +87,12 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
     settings = {"opset": opset, "exporter": "torch.onnx dynamo", "input": X.INPUT_DESCRIPTION[input_format]}
     try:
         # --- images: held-out for parity/accuracy, training-side for calibration ---
-        held, held_name = _held_out(ckpt, classes, eval_data, eval_count, log)
-        held = with_hands(held, ckpt, log)
+        held, held_name = _held_out(ckpt, classes, eval_data, eval_count)
+        held = with_hands(held, ckpt)
         if held:
             eval_batch = model_inputs(held, contract)
             labels = np.array([s.label for s in held])
-            log(f"parity images: {len(held)} real images from {held_name}")
+            log.info(f"parity images: {len(held)} real images from {held_name}")
         else:
             rng = np.random.default_rng(0)
             s = contract.input_size
@@ -100,7 +103,7 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
             if contract.landmarks:
                 eval_batch[X.LANDMARKS_NAME] = rng.normal(size=(16, contract.landmarks)).astype(np.float32)
             labels = None
-            log("parity images: no real images found (no --eval-data, val split not on disk); using 16 random images")
+            log.info("parity images: no real images found (no --eval-data, val split not on disk); using 16 random images")
         ref = X.torch_logits(model, eval_batch)
         ckpt_sha = file_sha256(ckpt_path)
 
@@ -111,7 +114,7 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
         # the exporter may raise the opset it was asked for (torch's dynamo exporter writes 18 at least)
         settings["opset"] = max(op.version for op in m.opset_import if op.domain in ("", "ai.onnx"))
         if settings["opset"] != opset:
-            log(f"note: --opset {opset} asked for; the exporter wrote opset {settings['opset']}")
+            log.info(f"note: --opset {opset} asked for; the exporter wrote opset {settings['opset']}")
         X.add_metadata(tmp32, X.build_metadata(ckpt, contract, ckpt_sha, dict(settings, precision="fp32")))
         fp32_logits = X.ort_logits(tmp32, eval_batch)
         stats = X.compare(ref, fp32_logits)
@@ -123,22 +126,22 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
         if "int8" in quantize:
             t0 = time.perf_counter()
             if calib_data:
-                pool = folder_samples(calib_data, classes, log)
+                pool = folder_samples(calib_data, classes)
                 calib_name = str(calib_data)
             else:
-                pool = checkpoint_train_samples(ckpt, classes, log)
+                pool = checkpoint_train_samples(ckpt, classes)
                 calib_name = "the checkpoint's training images"
                 if not pool:
                     raise UserError("INT8 needs real calibration images: pass --calib-data DIR (a folder laid out by class)")
-            calib = with_hands(stratified(pool, calib_count, seed=1), ckpt, log)
+            calib = with_hands(stratified(pool, calib_count, seed=1), ckpt)
             if len(calib) < MIN_CALIB_IMAGES:
-                log(f"warning: only {len(calib)} calibration images (fewer than {MIN_CALIB_IMAGES}); "
-                    "INT8 ranges may be poor, pass --calib-data with more images")
-            log(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
+                log.warning(f"warning: only {len(calib)} calibration images (fewer than {MIN_CALIB_IMAGES}); "
+                            "INT8 ranges may be poor, pass --calib-data with more images")
+            log.info(f"calibration: {len(calib)} images from {calib_name}, method {calib_method}")
             tmp8 = workdir / "model.int8.onnx"
             calib_batch = model_inputs(calib, contract)
             quantize_int8(tmp32, tmp8, calib_batch, calib_method, weight_range, float_convs)
-            overflow = _check_saturation(tmp8, [calib_batch, eval_batch], weight_range, log)
+            overflow = _check_saturation(tmp8, [calib_batch, eval_batch], weight_range)
             X.add_metadata(tmp8, X.build_metadata(ckpt, contract, ckpt_sha, dict(
                 settings, precision="int8", quant_format="QDQ", per_channel=True, activation_type="uint8",
                 weight_type="int8", float_layers=("input normalisation, " if input_format == "uint8" else "")
@@ -158,20 +161,20 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
                 h_logits = X.ort_logits(tmp16, eval_batch)
                 h_stats, h_acc = X.compare(fp32_logits, h_logits), X.accuracy(h_logits, labels)
             except Exception as e:  # CPU kernels for some fp16 ops may be missing; the file is for GPUs
-                log(f"note: FP16 model could not run on this CPU for parity ({type(e).__name__}); check it on a GPU")
+                log.info(f"note: FP16 model could not run on this CPU for parity ({type(e).__name__}); check it on a GPU")
                 h_stats, h_acc = None, None
             results.append(("fp16", out.with_suffix(".fp16.onnx"), tmp16, time.perf_counter() - t0, h_stats, h_acc))
 
         # --- all checks passed: move into place, one line each ---
         if acc_torch is not None:
-            log(f"held-out accuracy: PyTorch {_pct(acc_torch)} on {len(labels)} images")
+            log.info(f"held-out accuracy: PyTorch {_pct(acc_torch)} on {len(labels)} images")
         # FP32, INT8 and FP16 replace the old files together or not at all
         replace_set([(tmp, final) for _, final, tmp, *_ in results], workdir)
         for kind, final, tmp, seconds, st, acc in results:
             ref_name = "PyTorch" if kind == "fp32" else "FP32"
             parity = ("parity not checked" if st is None else
                       f"vs {ref_name}: max|diff| {st['max_abs_diff']:.2e}, top-1 agree {_pct(st['top1_agreement'])}")
-            log(f"{kind:>5}  {final}  {_mb(final):.1f} MB  {seconds:.1f}s  {parity}  accuracy {_pct(acc)}")
+            log.info(f"{kind:>5}  {final}  {_mb(final):.1f} MB  {seconds:.1f}s  {parity}  accuracy {_pct(acc)}")
         return [r[1] for r in results]
     except OSError as e:  # a full disk or a vanished folder while writing the work files
         raise write_error(out.parent, e) from None
@@ -211,6 +214,7 @@ def main(checkpoint, out, quantize, calib_data, calib_count, calib_method, weigh
     INT8 uses onnxruntime.quantization (static QDQ); onnxruntime-tools is a transformer tool
     and dynamic quantization of convolutions (ConvInteger) is slow, so neither is offered."""
     quantize = {q for q in quantize if q != "none"}
+    show_logs("stdout")  # the parity table and notes, on stdout as asl-export has always printed them
     run_export(checkpoint, out, quantize, calib_data, calib_count, calib_method, opset, eval_data, eval_count,
                weight_range, input_format, float_convs=float_convs)
 

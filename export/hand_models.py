@@ -33,7 +33,7 @@ from asl_edge.common.sessions import ort_session
 from .quantize import _BatchReader, name_nodes, quantize_qdq
 from .saturation import overflow_risk
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 # The stem and the first high-resolution blocks stay float, as in the classifier: with the first 6 convs
 # float the landmarks moved a third as far from the float model's as with none, at the same speed
@@ -171,7 +171,6 @@ def int8_path(name: str) -> Path:
 @cli_errors
 def main(folders, models, items, out):
     """Quantize the hand landmark models to INT8 and check them against the float ones."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     crops = hand_crops(source_items(folders, items))
     for name in models:
         dest = (out / int8_path(name).name) if out else int8_path(name)

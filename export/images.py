@@ -1,12 +1,15 @@
 """Real images for parity checks and INT8 calibration, stratified over classes."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from asl_edge.common.errors import UserError, say
+from asl_edge.common.errors import UserError
 from asl_edge.train import data as D
+
+log = logging.getLogger(__name__)
 
 
 def stratified(samples, count, seed=0):
@@ -24,8 +27,8 @@ def stratified(samples, count, seed=0):
     return out[:count]
 
 
-def folder_samples(path, classes, log=say):
-    samples, _ = D.scan_source(path, classes, log=log)
+def folder_samples(path, classes):
+    samples, _ = D.scan_source(path, classes)
     return samples
 
 
@@ -36,21 +39,21 @@ def checkpoint_val_samples(ckpt) -> list:
     return [D.Sample(f, int(l)) for f, l in zip(files, labels) if Path(f).is_file()]
 
 
-def checkpoint_train_samples(ckpt, classes, log=say) -> list:
+def checkpoint_train_samples(ckpt, classes) -> list:
     """Training images of the checkpoint's run (its --data minus its val files), if on disk."""
     cfg = ckpt.get("config", {})
     val = set(ckpt.get("split", {}).get("val_files") or [])
     out = []
     for src in cfg.get("data", []):
         try:
-            found, _ = D.scan_source(src, classes, check_images=False, log=lambda *_: None)
+            found, _ = D.scan_source(src, classes, check_images=False)
         except UserError:
             continue
         out += [s for s in found if s.path not in val]
     return out
 
 
-def with_hands(samples, ckpt, log=say) -> list:
+def with_hands(samples, ckpt) -> list:
     """For a model trained on the hand finder's crops (or its landmarks): the samples with the
     finder's box and landmark row, as training and asl-run see them (cached per source folder)."""
     from asl_edge.runtime.contract import ModelContract
@@ -65,10 +68,10 @@ def with_hands(samples, ckpt, log=say) -> list:
         groups.setdefault(str(Path(s.path).parent.parent), []).append(i)
     out = list(samples)
     for root, idx in groups.items():
-        found, _ = fill_hand_boxes([samples[i] for i in idx], D.CACHE_ROOT / "hand_boxes", log=lambda *_: None)
+        found, _ = fill_hand_boxes([samples[i] for i in idx], D.CACHE_ROOT / "hand_boxes")
         for i, s in zip(idx, found):
             out[i] = s
-    log(f"hand finder: {sum(s.hand is not None for s in out)} of {len(out)} images with a hand")
+    log.info(f"hand finder: {sum(s.hand is not None for s in out)} of {len(out)} images with a hand")
     return out
 
 

@@ -2,6 +2,7 @@
 `asl-train --data my_hand/ --init CKPT` can adapt a model to it."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,11 +12,13 @@ import cv2
 
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES
-from asl_edge.common.errors import UserError, cli_errors, command, say
+from asl_edge.common.errors import UserError, cli_errors, command
 from asl_edge.common.fileio import ensure_dir, write_error
 from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
 from .options import FiniteFloat
+
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 
 def _next_index(folder: Path, cls: str) -> int:
@@ -64,7 +67,7 @@ def region(roi: GuideBox | HandRoi, frame):
 
 
 def capture(source, out: Path, classes, per_class: int, countdown: float, interval: float,
-            roi: GuideBox | HandRoi, window=None, log=say) -> dict:
+            roi: GuideBox | HandRoi, window=None) -> dict:
     """For each class: a countdown to get the sign ready, then `per_class` crops of the found hand
     (or the fixed guide box), `interval` seconds apart (source time: video time for files, wall
     time for cameras). With hand finding, frames where no hand is found are not saved."""
@@ -78,7 +81,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
         frame, t = item
         cls = queue[0]
         if announced != cls:
-            log(f"{cls}: make the sign for '{cls}' inside the box ({countdown:g} s to get ready)")
+            log.info(f"{cls}: make the sign for '{cls}' inside the box ({countdown:g} s to get ready)")
             announced, phase_start, last_save = cls, t, None
         box, hand_ok = region(roi, frame)
         ready = t - phase_start >= countdown
@@ -90,7 +93,7 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
             saved[cls] += 1
             last_save = t
             if saved[cls] >= per_class:
-                log(f"{cls}: saved {saved[cls]} images in {out / cls}")
+                log.info(f"{cls}: saved {saved[cls]} images in {out / cls}")
                 queue.pop(0)
         if window is not None:
             left = max(0.0, countdown - (t - phase_start))

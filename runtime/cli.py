@@ -4,6 +4,7 @@ Torch-free on purpose: this is what runs on a Raspberry Pi (onnxruntime, numpy, 
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -25,20 +26,18 @@ from .overlay import Window, display_unavailable_reason
 from .spelling import DECODERS, EvidenceSpeller, Hold, make_speller
 from .options import FiniteFloat
 
-
-def info(msg: str):
-    say(msg, file=sys.stderr)
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 
 def load_model(model, provider, threads, roi="hand", profile=None) -> tuple[OnnxClassifier, float]:
-    clf = OnnxClassifier(model, provider=provider, threads=threads, log=info)
+    clf = OnnxClassifier(model, provider=provider, threads=threads)
     if profile is not None:
         p = clf.use_profile(profile)
-        info(f"profile {profile}: {len(p.classes)} letters enrolled ({''.join(c for c in p.classes if len(c) == 1)}); "
-             "the others and frames without a hand keep the model's scores")
+        log.info(f"profile {profile}: {len(p.classes)} letters enrolled ({''.join(c for c in p.classes if len(c) == 1)}); "
+                 "the others and frames without a hand keep the model's scores")
     if clf.uses_landmarks and not wants_hand(roi):
-        info(f"note: {clf.path.name} also reads the hand's landmarks, which only --roi hand finds; "
-             "with this --roi it classifies from the image alone")
+        log.info(f"note: {clf.path.name} also reads the hand's landmarks, which only --roi hand finds; "
+                 "with this --roi it classifies from the image alone")
     first = clf.warmup()  # the first run pays for graph optimisation; keep it out of the timings
     return clf, first
 
@@ -126,7 +125,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
     if inputs and camera is not None:
         raise UserError("give either INPUTS (files mode) or --camera (camera mode), not both")
     limits.set_max_megapixels(max_megapixels)
-    opts = RunOptions(model=model, provider=provider, threads=limits.cap_threads(threads, info), top_k=top_k,
+    opts = RunOptions(model=model, provider=provider, threads=limits.cap_threads(threads), top_k=top_k,
                       as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
                       batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
                       hand_model=hand_model, zoom=zoom, require_agreement=require_agreement, decoder=decoder,
@@ -135,7 +134,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
         run_files(inputs, opts)
     else:
         if camera is None:
-            info("no INPUTS given: opening camera 0 (see --camera)")
+            log.info("no INPUTS given: opening camera 0 (see --camera)")
             camera = "0"
         run_camera(camera, opts)
 
@@ -239,14 +238,14 @@ def run_camera_source(camera, opts: RunOptions, speller):
     threads = opts.threads or (max(1, (os.cpu_count() or 1) - 1) if overlap else None)
     try:
         clf, first = load_model(opts.model, opts.provider, threads, opts.roi, opts.profile)
-        info(describe_model(clf, first))
+        log.info(describe_model(clf, first))
         guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom, clf.contract.crop_margin)
         window = open_window(opts.no_display)
-        info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
-             f"; {describe_speller(speller)}")
+        log.info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
+                 f"; {describe_speller(speller)}")
         if isinstance(guide, HandRoi):
-            info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
-                 "when none is found")
+            log.info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
+                     "when none is found")
         try:
             stats = run_live(clf, source, speller, guide, top_k=opts.top_k, window=window,
                              max_frames=opts.max_frames, as_json=opts.as_json, overlap=overlap)
@@ -275,11 +274,11 @@ def describe_speller(speller) -> str:
 
 def open_window(no_display) -> Window | None:
     if no_display:
-        info("display off (--no-display): printing predictions; stop with Ctrl-C or --max-frames")
+        log.info("display off (--no-display): printing predictions; stop with Ctrl-C or --max-frames")
         return None
     reason = display_unavailable_reason()
     if reason:
-        info(f"no window: {reason}; printing predictions instead")
+        log.info(f"no window: {reason}; printing predictions instead")
         return None
     return Window()
 

@@ -7,7 +7,7 @@ pipeline as asl-run --camera, fits a personal profile (runtime/profile.py) and w
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -25,11 +25,9 @@ from .overlay import Window, display_unavailable_reason
 from .pipeline import FramePipeline
 from .profile import METHODS, Enrollment, Profile, fit_profile
 
+log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
+
 DEFAULT_METHOD = "prototypes"
-
-
-def info(msg: str):
-    say(msg, file=sys.stderr)
 
 
 class Recorder:
@@ -109,7 +107,7 @@ def record_folder(clf, folder: Path, classes, frames_from: float = 0.0, frames_t
             if path.suffix.lower() in VIDEO_EXTENSIONS:
                 frames = video_frames(path)
                 if not frames:
-                    info(f"warning: {path} has no readable frames")
+                    log.warning(f"warning: {path} has no readable frames")
                 a, b = round(frames_from * len(frames)), round(frames_to * len(frames))
                 video.reset()
                 for frame in frames[a:b]:
@@ -118,16 +116,16 @@ def record_folder(clf, folder: Path, classes, frames_from: float = 0.0, frames_t
                 try:
                     rgb = read_rgb(path)
                 except UserError as e:
-                    info(f"warning: skipped {e}")
+                    log.warning(f"warning: skipped {e}")
                     continue
                 still.reset()
                 rec.add(cls, still(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
-        info(f"{cls}: {rec.count(cls)} frames with a hand from {len(paths)} file(s)")
+        log.info(f"{cls}: {rec.count(cls)} frames with a hand from {len(paths)} file(s)")
     return rec
 
 
 def record_guided(clf, source, classes, seconds: float, countdown: float, give_up: float,
-                  window: Window | None = None, log=info) -> Recorder:
+                  window: Window | None = None) -> Recorder:
     """For each class in turn: `countdown` s to get ready, then frames with a hand until they span `seconds`
     (source time). No hand for `give_up` s skips the letter. In the window: r redoes the letter (or the one
     before, during a countdown), s skips it, q finishes with the letters recorded so far."""
@@ -136,14 +134,14 @@ def record_guided(clf, source, classes, seconds: float, countdown: float, give_u
     while i < len(classes):
         got = source.read()
         if got is None:
-            log(f"the source ended before {', '.join(classes[i:])} (they fall back to the model)")
+            log.info(f"the source ended before {', '.join(classes[i:])} (they fall back to the model)")
             break
         frame, t = got
         t = time.perf_counter() if t is None else t
         cls = classes[i]
         if announced != cls:
             motion = " with its motion" if cls in ("J", "Z") else ""
-            log(f"{cls}: sign {cls}{motion} and hold it ({countdown:g} s to get ready, then {seconds:g} s)")
+            log.info(f"{cls}: sign {cls}{motion} and hold it ({countdown:g} s to get ready, then {seconds:g} s)")
             announced, phase_start, last_hand, recorded_s, last_t = cls, t, t + countdown, 0.0, None
             rec.drop(cls)
         r = pipeline(frame)
@@ -167,7 +165,7 @@ def record_guided(clf, source, classes, seconds: float, countdown: float, give_u
             cv2.putText(show, sub + "   r redo, s skip, q finish", (10, 75), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         (255, 255, 255), 2, cv2.LINE_AA)
             if not window.show(show):
-                log("finished early: the letters not recorded fall back to the model")
+                log.info("finished early: the letters not recorded fall back to the model")
                 break
             key = window.key
         if key == "r":
@@ -176,13 +174,13 @@ def record_guided(clf, source, classes, seconds: float, countdown: float, give_u
             announced = None
             continue
         if key == "s" or (ready and t - last_hand > give_up):
-            log(f"{cls}: skipped" + ("" if key == "s" else f" (no hand found for {give_up:g} s)")
-                + "; it falls back to the model")
+            log.info(f"{cls}: skipped" + ("" if key == "s" else f" (no hand found for {give_up:g} s)")
+                     + "; it falls back to the model")
             rec.drop(cls)
             i += 1
             continue
         if recorded_s >= seconds:
-            log(f"{cls}: {rec.count(cls)} frames recorded")
+            log.info(f"{cls}: {rec.count(cls)} frames recorded")
             i += 1
     return rec
 
@@ -240,7 +238,7 @@ def main(out, model, camera, data, check_path, classes, seconds, countdown, give
         raise UserError(f"--data: not a folder: {data}")
     source = open_source(camera, timeout) if camera is not None else None
     try:
-        clf = OnnxClassifier(model, provider="cpu", log=info)
+        clf = OnnxClassifier(model, provider="cpu")
         if not clf.contract.embedding:
             raise UserError(f"{clf.path} has no embedding output, so asl-enroll cannot fit a profile for it; "
                             "re-export it with this asl-export")
@@ -254,7 +252,7 @@ def main(out, model, camera, data, check_path, classes, seconds, countdown, give
             reason = "--no-display" if no_display else display_unavailable_reason()
             window = Window() if reason is None else None
             if window is None:
-                info(f"no window ({reason}); prompts go to the terminal")
+                log.info(f"no window ({reason}); prompts go to the terminal")
             try:
                 rec = record_guided(clf, source, letters, seconds, countdown, give_up, window)
             finally:

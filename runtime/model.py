@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,8 @@ from .landmarks import LANDMARKS_INPUT, PRESENCE, for_width
 from asl_edge.common.limits import env_number
 from asl_edge.common.sessions import BoundedRuns, choose_providers, ort_session, session_options
 from .profile import Profile
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 # Every inference is waited for at most this long (seconds; default 120): a graph that never ends stops
@@ -121,13 +123,12 @@ class Scores:
 class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
-    def __init__(self, path=None, provider: str = "auto", threads: int | None = None, log=None):
-        log = log or (lambda msg: print(msg, file=sys.stderr))
+    def __init__(self, path=None, provider: str = "auto", threads: int | None = None):
         self.path = resolve_model_path(path)
         opts = session_options(threads)
         t0 = time.perf_counter()
         try:
-            self.session = ort_session(self.path, opts=opts, providers=choose_providers(provider, log))
+            self.session = ort_session(self.path, opts=opts, providers=choose_providers(provider))
         except UserError:
             raise
         except Exception as e:
@@ -150,15 +151,15 @@ class OnnxClassifier:
             if provider == "auto":
                 providers = ["CPUExecutionProvider"]
             else:
-                log(f"note: {self.path.name} is INT8, slower on CUDA than on the CPU; for a GPU use the FP32 or "
-                    "FP16 file (asl-export --quantize fp16)")
+                log.info(f"note: {self.path.name} is INT8, slower on CUDA than on the CPU; for a GPU use the FP32 or "
+                         "FP16 file (asl-export --quantize fp16)")
         precise = needs_precise_int8(self.metadata, int8_isa())
         if precise:
             # an older full-range INT8 file on an AVX2-only CPU: its int16 pair sums would overflow;
             # onnxruntime's slower exact U8S8 path avoids that (re-export with asl-export to drop it)
             opts.add_session_config_entry("session.x64quantprecision", "1")
-            log(f"note: {self.path.name} has full-range INT8 weights and this CPU lacks VNNI; using onnxruntime's "
-                "exact (slower) INT8 kernels. Re-export with asl-export for pair-safe weights.")
+            log.info(f"note: {self.path.name} has full-range INT8 weights and this CPU lacks VNNI; using onnxruntime's "
+                     "exact (slower) INT8 kernels. Re-export with asl-export for pair-safe weights.")
         if precise or providers != self.session.get_providers():
             self.session = ort_session(self.path, opts=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name

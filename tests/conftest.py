@@ -1,6 +1,7 @@
 """Shared fixtures: the real data beside the project, and a small model trained on it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,6 +15,34 @@ KAGGLE_TRAIN = DATA / "asl_alphabet" / "train"
 KAGGLE_TEST = DATA / "asl_alphabet" / "test"
 ROBOFLOW_TRAIN = DATA / "roboflow_asl_letters" / "train"
 CLOSEUP = DATA / "t32rahman_closeup"
+
+
+@contextlib.contextmanager
+def captured_logs():
+    """The messages the asl_edge loggers give inside the block (what a command prints as it works)."""
+    import logging
+
+    lines = []
+
+    class Lines(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler, root = Lines(logging.INFO), logging.getLogger("asl_edge")
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+@pytest.fixture
+def logged():
+    with captured_logs() as lines:
+        yield lines
 
 
 def need(path: Path):
@@ -55,7 +84,7 @@ def small_run(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("small-run")
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", weights="imagenet", epochs=12,
                       img_size=96, max_per_class=20, out=str(out), cache_dir=str(cache_dir), workers=0)
-    summary = Trainer(cfg, log=lambda *_: None).fit()
+    summary = Trainer(cfg).fit()
     return out, summary
 
 
@@ -78,6 +107,6 @@ def landmark_run(tmp_path_factory, cache_dir):
     cfg = TrainConfig(data=[str(CLOSEUP)], arch="efficientnet_lite0", weights="imagenet", epochs=15, img_size=96,
                       max_per_class=8, out=str(out), cache_dir=str(cache_dir), workers=0, landmarks=True,
                       augment=("pose",))
-    summary = Trainer(cfg, log=lambda *_: None).fit()
+    summary = Trainer(cfg).fit()
     run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "100", check=True)
     return out, summary

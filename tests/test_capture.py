@@ -61,7 +61,7 @@ def test_init_adapts_a_model_to_new_images(small_run, cache_dir, tmp_path):
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], init=str(base), arch="efficientnet_lite0", img_size=96,
                       max_per_class=3, epochs=2, out=str(tmp_path / "adapted"), cache_dir=str(cache_dir), workers=0,
                       val_fraction=0.0)
-    Trainer(cfg, log=lambda *_: None).fit()
+    Trainer(cfg).fit()
     a, b = load_checkpoint(base), load_checkpoint(tmp_path / "adapted" / "last.ckpt")
     assert a["contract"] == b["contract"]
     torch = pytest.importorskip("torch")

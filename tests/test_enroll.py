@@ -211,7 +211,7 @@ class ScriptedWindow:
         return self.key != "q"
 
 
-def test_guided_enrollment_keys_redo_skip_and_finish():
+def test_guided_enrollment_keys_redo_skip_and_finish(logged):
     from asl_edge.runtime.camera import VideoFileSource
     from asl_edge.runtime.enroll import record_guided
     from asl_edge.runtime.model import OnnxClassifier
@@ -221,11 +221,10 @@ def test_guided_enrollment_keys_redo_skip_and_finish():
     # frame 2: r during A's countdown (the first letter: A again); 20: s skips A; B records 0.4 s from
     # frame 32; 50: r during C's countdown goes back to B, which is recorded again; 80: q finishes
     window = ScriptedWindow({2: "r", 20: "s", 50: "r", 80: "q"})
-    said = []
+    said = logged
     source = VideoFileSource(video)
     try:
-        rec = record_guided(clf, source, ["A", "B", "C"], seconds=0.4, countdown=0.3, give_up=5.0, window=window,
-                            log=said.append)
+        rec = record_guided(clf, source, ["A", "B", "C"], seconds=0.4, countdown=0.3, give_up=5.0, window=window)
     finally:
         source.close()
     text = "\n".join(said)

@@ -20,6 +20,7 @@ from asl_edge.runtime import cli as run_cli_module
 from asl_edge.runtime.camera import LatestFrameSource
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError
+from conftest import captured_logs
 from faults import call, one_error, png_header_only, set_contract, tiny_checkpoint
 from onnx_fixtures import RED, TORCH_FREE_RUNNER, make_tiny_onnx, write_image, write_video
 
@@ -183,7 +184,7 @@ def training_scan_and_load_agree_on_bad_images(tmp_path, capfd, monkeypatch, mod
     (tmp_path / "A" / "A2.jpg").write_bytes(good[: len(good) // 2])
     write_image(tmp_path / "B" / "B2.png", size=(5, 5))
     png_header_only(tmp_path / "B" / "B3.png", 20000, 20000)
-    samples, report = D.scan_source(tmp_path, ["A", "B"], log=lambda *_: None)
+    samples, report = D.scan_source(tmp_path, ["A", "B"])
     for s in samples:
         D.load_image(s)  # whatever the scan kept decodes in training
     assert len(samples) + len(report.unreadable) == 5 and len(report.unreadable) >= 2
@@ -270,8 +271,8 @@ def resume_with_unknown_config_key_notes_it(tmp_path, capfd, monkeypatch, model,
     from asl_edge.train.checkpoint import load_checkpoint
 
     c = load_checkpoint(tiny_checkpoint(tmp_path / "r" / "last.ckpt", config={"data": ["x"], "turbo": True, "epochs": 3}))
-    notes = []
-    cfg = resumed_config(TrainConfig(data=[], resume=str(tmp_path / "r" / "last.ckpt")), c, notes.append)
+    with captured_logs() as notes:
+        cfg = resumed_config(TrainConfig(data=[], resume=str(tmp_path / "r" / "last.ckpt")), c)
     assert "turbo" in notes[0] and cfg.out == str((tmp_path / "r").resolve()) and cfg.epochs == 3
 
 
@@ -282,10 +283,10 @@ def resume_alone_uses_the_checkpoint_folder_and_data(tmp_path, capfd, monkeypatc
     from asl_edge.train.engine import resumed_config
 
     cfg = config_from_args(["--resume", ckpt])
-    cfg = resumed_config(cfg, load_checkpoint(ckpt), print)
+    cfg = resumed_config(cfg, load_checkpoint(ckpt))
     assert Path(cfg.out) == ckpt.parent.resolve() and cfg.data == load_checkpoint(ckpt)["config"]["data"]
     cfg = resumed_config(config_from_args(["--resume", ckpt, "--data", "other/", "--epochs", "7"]),
-                         load_checkpoint(ckpt), print)
+                         load_checkpoint(ckpt))
     assert cfg.data == ["other/"] and cfg.epochs == 7
 
 
@@ -454,9 +455,9 @@ def capture_out_under_a_file(tmp_path, capfd, monkeypatch, model, ckpt):
 def bench_threads_capped(tmp_path, capfd, monkeypatch, model, ckpt):
     from asl_edge.common.limits import cap_threads, max_threads
 
-    notes = []
-    assert cap_threads(100000, notes.append) == max_threads() and "capped" in notes[0]
-    assert cap_threads(2, notes.append) == 2 and len(notes) == 1
+    with captured_logs() as notes:
+        assert cap_threads(100000) == max_threads() and "capped" in notes[0]
+        assert cap_threads(2) == 2 and len(notes) == 1
 
 
 @case

@@ -310,3 +310,26 @@ def test_reports_are_valid_json_whatever_the_numbers():
                       "c": np.array([1.0, np.nan]), "d": (np.int64(3), "x"), "e": {"f": np.bool_(True)}})
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == \
         {"a": None, "b": [None, None, 1.5], "c": [1.0, None], "d": [3, "x"], "e": {"f": True}}
+
+
+def test_a_video_damaged_mid_stream_keeps_ffmpeg_off_the_terminal(tmp_path):
+    """FFmpeg's decoder errors (damaged H.264 frames) come from OpenCV's threads: kept off stderr and stdout;
+    the frames FFmpeg conceals are classified, and --json stays JSON."""
+    import json
+    import random
+
+    from conftest import REPO
+
+    data = bytearray((REPO / "scripts" / "demo_clip" / "hello_lolzorus.mp4").read_bytes())
+    rng = random.Random(1)
+    for _ in range(40):  # the second half of the stream, before the index at its end
+        data[rng.randrange(len(data) // 2, len(data) - 4000)] ^= 0x55
+    video = tmp_path / "damaged.mp4"
+    video.write_bytes(bytes(data))
+    proc = run_cli("asl_edge.runtime.cli", video, "--every", "10", "--json", "--roi", "full")
+    assert proc.returncode == 0, proc.stderr
+    assert "h264" not in proc.stderr and "error while decoding" not in proc.stderr, proc.stderr
+    assert len([json.loads(line) for line in proc.stdout.splitlines()]) == 27
+    # the damage is real: asked for FFmpeg's errors, OpenCV prints them
+    loud = run_cli("asl_edge.runtime.cli", video, "--every", "10", "--roi", "full", env={"OPENCV_FFMPEG_LOGLEVEL": "16"})
+    assert "error while decoding" in loud.stdout + loud.stderr

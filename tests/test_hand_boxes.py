@@ -14,7 +14,7 @@ from asl_edge.runtime.landmarks import PRESENCE
 from conftest import ROBOFLOW_TRAIN, need
 
 
-def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
+def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path, logged):
     from asl_edge.train.data import load_image, scan_source
     from asl_edge.train.hand_boxes import fill_hand_boxes
 
@@ -31,8 +31,8 @@ def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
     cv2.imwrite(str(src / "F" / "framed.png"), framed)
     samples, _ = scan_source(src, KAGGLE_CLASSES)
     assert all(s.box is None for s in samples)  # no boxes.csv here
-    logs = []
-    out, counts = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
+    logs = logged
+    out, counts = fill_hand_boxes(samples, tmp_path / "cache")
     assert counts["without_boxes_csv"] == 7 and counts["computed"] == 7
     assert counts["found"] + counts["no_hand"] == 7 and counts["found"] >= 4
     blank = next(s for s in out if s.path.endswith("blank.jpg"))
@@ -51,10 +51,10 @@ def test_fill_hand_boxes_finds_caches_and_recomputes_changed_images(tmp_path):
         inside, cut = inside + centred_inside, cut + (not centred_inside)
     assert inside >= 1 and cut >= 1
     # cached: nothing computed again; a changed image is recomputed
-    again, counts2 = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
+    again, counts2 = fill_hand_boxes(samples, tmp_path / "cache")
     assert counts2["computed"] == 0 and [s.box for s in again] == [s.box for s in out]
     os.utime(blank.path, ns=(1, 1))
-    _, counts3 = fill_hand_boxes(samples, tmp_path / "cache", log=logs.append)
+    _, counts3 = fill_hand_boxes(samples, tmp_path / "cache")
     assert counts3["computed"] == 1
 
 
@@ -71,7 +71,7 @@ def test_a_boxes_csv_box_is_kept_and_still_gets_landmarks(tmp_path):
         shutil.copy(p, src / "F" / p.name)
     samples, _ = scan_source(src, KAGGLE_CLASSES)
     given = [dataclasses.replace(s, box=(1.0, 2.0, 50.0, 60.0)) for s in samples]
-    out, counts = fill_hand_boxes(given, tmp_path / "cache", log=lambda *_: None)
+    out, counts = fill_hand_boxes(given, tmp_path / "cache")
     assert counts["without_boxes_csv"] == 0 and counts["computed"] == 3 and counts["found"] >= 2
     assert all(s.box == (1.0, 2.0, 50.0, 60.0) for s in out)
     assert sum(s.hand is not None for s in out) == counts["found"]

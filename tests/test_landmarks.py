@@ -171,7 +171,7 @@ def test_proportions_keep_every_bone_direction_and_scale_its_length_within_the_b
     np.testing.assert_array_equal(augment.proportions(hands, np.random.default_rng(0), bones), out)
 
 
-def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_the_classifier():
+def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_the_classifier(logged):
     import torch
 
     from asl_edge.train.landmark_fit import fit_landmark_classifier
@@ -184,9 +184,8 @@ def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_th
     rows[::5] = 0  # no hand found: must not count (its label is noise)
     noisy = np.where(np.arange(60) % 5 == 0, (labels + 1) % 3, labels)
     head = FusionHead(4, 3)
-    lines = []
-    fit_landmark_classifier(head.landmarks, torch.from_numpy(rows), torch.from_numpy(noisy), torch.ones(60), True, 0,
-                            log=lines.append)
+    lines = logged
+    fit_landmark_classifier(head.landmarks, torch.from_numpy(rows), torch.from_numpy(noisy), torch.ones(60), True, 0)
     assert not any(p.requires_grad for p in head.landmarks.parameters()) and not head.landmarks.training
     with torch.no_grad():
         pred = head.landmarks(torch.from_numpy(rows[labels == noisy])).argmax(1).numpy()
@@ -194,7 +193,7 @@ def test_the_landmark_stage_learns_hands_ignores_rows_without_one_and_freezes_th
     untouched = FusionHead(4, 3)
     before = [p.clone() for p in untouched.landmarks.parameters()]
     fit_landmark_classifier(untouched.landmarks, torch.zeros(5, 66), torch.zeros(5, dtype=torch.long), torch.ones(5),
-                            True, 0, log=lines.append)
+                            True, 0)
     assert "no hand" in lines[-1] and all(torch.equal(a, b) for a, b in zip(before, untouched.landmarks.parameters()))
 
 
@@ -221,7 +220,7 @@ def test_a_contract_that_promises_landmarks_to_a_one_input_graph_is_refused(tmp_
 
     path = make_tiny_onnx(tmp_path / "m.onnx", ModelContract(input_size=64, landmarks=66))
     with pytest.raises(UserError, match="does not match its graph"):
-        OnnxClassifier(path, log=lambda *_: None)
+        OnnxClassifier(path)
 
 
 # --- a real landmark model -----------------------------------------------------------------
@@ -289,7 +288,7 @@ def test_the_exported_files_say_whether_the_image_and_the_hand_shape_agree(landm
     fp16 = out / "agree.fp16.onnx"
     convert_fp16(out / "best.onnx", fp16)
     for path in (out / "best.onnx", out / "best.int8.onnx", fp16):
-        clf = OnnxClassifier(path, provider="cpu", log=lambda *_: None)
+        clf = OnnxClassifier(path, provider="cpu")
         assert clf.contract.agreement and [o.name for o in clf.session.get_outputs()] == ["logits", "agreement",
                                                                                            "embedding"]
         scores = clf.classify(x, hands)
@@ -319,7 +318,7 @@ def test_asl_run_feeds_the_found_hands_landmarks(landmark_run, tmp_path):
     proc = run_cli("asl_edge.runtime.cli", "--model", out / "best.onnx", "--json", *images, check=True)
     recs = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
     assert len(recs) == 4 and "+ hand landmarks" in proc.stdout + proc.stderr  # the model line
-    clf = OnnxClassifier(out / "best.onnx", log=lambda *_: None)
+    clf = OnnxClassifier(out / "best.onnx")
     finder = HandFinder(video=False)
     found = 0
     for rec, path in zip(recs, images):
@@ -429,7 +428,7 @@ def test_a_file_of_the_earlier_64_number_layout_still_runs_on_todays_rows(tmp_pa
     x = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
     for width in (64, 66):
         path, w2 = _two_input_onnx(tmp_path / f"m{width}.onnx", width)
-        clf = OnnxClassifier(path, provider="cpu", log=lambda *_: None)
+        clf = OnnxClassifier(path, provider="cpu")
         got = clf.run(x, rows)
         np.testing.assert_allclose(got - clf.run(x, np.zeros_like(rows)), rows[:, :width] @ w2, rtol=1e-4, atol=1e-4)
     assert not np.allclose(clf.run(x, rows), clf.run(x, np.pad(rows[:, :64], ((0, 0), (0, 2)))))  # 66 reads the direction
@@ -438,4 +437,4 @@ def test_a_file_of_the_earlier_64_number_layout_still_runs_on_todays_rows(tmp_pa
     m.metadata_props[0].value = ModelContract(classes=("A", "B", "C"), input_size=32, landmarks=66).to_json()
     onnx.save(m, str(path))
     with pytest.raises(UserError, match=r"\[N, 66\]"):
-        OnnxClassifier(path, provider="cpu", log=lambda *_: None)
+        OnnxClassifier(path, provider="cpu")

@@ -17,7 +17,7 @@ def _tag_precision(path, precision):
     return path
 
 
-def test_auto_keeps_int8_files_off_cuda(tmp_path, monkeypatch):
+def test_auto_keeps_int8_files_off_cuda(tmp_path, monkeypatch, logged):
     """On a GPU, INT8 (QDQ) files run slower on CUDA than on the CPU (scripts/gpu_check.sh): 'auto'
     keeps them on the CPU, an explicit 'cuda' is obeyed with a note, float files go to CUDA.
     This machine has no GPU, so onnxruntime's session is wrapped to report the providers asked for."""
@@ -38,14 +38,14 @@ def test_auto_keeps_int8_files_off_cuda(tmp_path, monkeypatch):
     cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     monkeypatch.setattr(ort, "InferenceSession", ReportsAskedProviders)
     monkeypatch.setattr(model_mod, "choose_providers",
-                        lambda p, log=print: ["CPUExecutionProvider"] if p == "cpu" else cuda)
+                        lambda p: ["CPUExecutionProvider"] if p == "cpu" else cuda)
     int8 = _tag_precision(make_tiny_onnx(tmp_path / "int8.onnx"), "int8")
     fp16 = _tag_precision(make_tiny_onnx(tmp_path / "fp16.onnx"), "fp16")
-    notes = []
-    assert OnnxClassifier(int8, provider="auto", log=notes.append).providers == ["CPUExecutionProvider"]
-    assert OnnxClassifier(int8, provider="cpu", log=notes.append).providers == ["CPUExecutionProvider"]
+    notes = logged
+    assert OnnxClassifier(int8, provider="auto").providers == ["CPUExecutionProvider"]
+    assert OnnxClassifier(int8, provider="cpu").providers == ["CPUExecutionProvider"]
     assert notes == []
-    assert OnnxClassifier(int8, provider="cuda", log=notes.append).providers == cuda
+    assert OnnxClassifier(int8, provider="cuda").providers == cuda
     assert len(notes) == 1 and "slower on CUDA" in notes[0]
     assert OnnxClassifier(fp16, provider="auto").providers == cuda
 
@@ -59,7 +59,7 @@ def test_provider_reaches_the_hand_finder(tmp_path, monkeypatch, capsys):
     color_model = make_tiny_onnx(tmp_path / "color.onnx", kind="color")
     write_image(tmp_path / "set" / "A" / "red.png", RED)
     asked, real = [], hands.choose_providers
-    monkeypatch.setattr(hands, "choose_providers", lambda provider, log=print: asked.append(provider) or real("cpu"))
+    monkeypatch.setattr(hands, "choose_providers", lambda provider: asked.append(provider) or real("cpu"))
     cli.run_files([str(tmp_path / "set")], cli.RunOptions(model=color_model, provider="cuda"))
     assert asked == ["cuda", "cuda"]  # palm detector and landmark model
     assert "hands: found in 0/" in capsys.readouterr().out

@@ -26,7 +26,6 @@ from onnx_fixtures import write_image
 from conftest import REPO
 
 EPOCHS = 12
-QUIET = dict(log=lambda *_: None)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def setup(tmp_path_factory):
             cv2.imwrite(str(img), (cv2.imread(str(img)) * 0.6 + noise).clip(0, 255).astype("uint8"))
     args = ["--data", root / "data", "--arch", "efficientnet_lite0", "--weights", "imagenet", "--img-size", "64",
             "--epochs", EPOCHS, "--cache-dir", root / "cache", "--workers", "0", "--seed", "1", "--lr", "0.01"]
-    straight = Trainer(config_from_args(args + ["--out", root / "straight"]), **QUIET).fit()
+    straight = Trainer(config_from_args(args + ["--out", root / "straight"])).fit()
     print("straight run val acc:", [round(h["val_acc"], 3) for h in straight["history"]])
     return root, args, straight
 
@@ -76,19 +75,18 @@ def test_kill_between_best_and_last_then_resume(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine, "save_checkpoint", dying)
     with pytest.raises(Killed):
-        Trainer(config_from_args(args + ["--out", out]), **QUIET).fit()
+        Trainer(config_from_args(args + ["--out", out])).fit()
     monkeypatch.setattr(engine, "save_checkpoint", real)
-    Trainer(config_from_args(["--resume", out / "last.ckpt", "--cache-dir", root / "cache", "--workers", "0"]),
-            **QUIET).fit()
+    Trainer(config_from_args(["--resume", out / "last.ckpt", "--cache-dir", root / "cache", "--workers", "0"])).fit()
     _assert_same_run(out, root / "straight")
 
 
 @pytest.mark.parametrize("at_epoch", [1, 2])
-def test_ctrl_c_between_the_two_writes_names_the_epoch_on_disk(setup, tmp_path, monkeypatch, at_epoch):
+def test_ctrl_c_between_the_two_writes_names_the_epoch_on_disk(setup, tmp_path, monkeypatch, at_epoch, logged):
     """Ctrl-C right after best.ckpt of an epoch is written: the message names the epoch last.ckpt
     really holds (or that none was saved), never one it does not."""
     root, args, _ = setup
-    out, lines = tmp_path / "run", []
+    out, lines = tmp_path / "run", logged
     real = engine.save_checkpoint
 
     def interrupted(state, path):
@@ -98,7 +96,7 @@ def test_ctrl_c_between_the_two_writes_names_the_epoch_on_disk(setup, tmp_path, 
 
     monkeypatch.setattr(engine, "save_checkpoint", interrupted)
     with pytest.raises(SystemExit) as e:
-        Trainer(config_from_args(args + ["--out", out, "--epochs", "3"]), log=lines.append).fit()
+        Trainer(config_from_args(args + ["--out", out, "--epochs", "3"])).fit()
     assert e.value.code == 130
     said = lines[-1]
     if at_epoch == 1:
@@ -124,7 +122,6 @@ def test_sigkill_at_a_random_moment_then_resume(setup, tmp_path, trial):
     done = load_checkpoint(out / "last.ckpt")["epoch"]
     print(f"killed after {delay:.2f} s at epoch {done}/{EPOCHS}")
     if done < EPOCHS:
-        Trainer(config_from_args(["--resume", out / "last.ckpt", "--cache-dir", root / "cache", "--workers", "0"]),
-                **QUIET).fit()
+        Trainer(config_from_args(["--resume", out / "last.ckpt", "--cache-dir", root / "cache", "--workers", "0"])).fit()
     _assert_same_run(out, root / "straight")
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "asl-backbone-*"))) == before

@@ -16,7 +16,6 @@ from asl_edge.train.engine import TrainConfig, Trainer
 
 from conftest import KAGGLE_TRAIN, assert_one_line_error, need, run_cli
 
-QUIET = dict(log=lambda *_: None)
 
 
 def test_small_real_subset_learns_and_reuses_feature_cache(small_run, cache_dir, tmp_path):
@@ -33,7 +32,7 @@ def test_small_real_subset_learns_and_reuses_feature_cache(small_run, cache_dir,
     # same data, arch, weights and contract: the second run reads the cache instead of the backbone
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", epochs=1, img_size=96, max_per_class=20,
                       out=str(tmp_path / "again"), cache_dir=str(cache_dir), workers=0)
-    again = Trainer(cfg, **QUIET).fit()
+    again = Trainer(cfg).fit()
     assert again["feature_info"]["cache_hit"] is True
 
 
@@ -41,10 +40,10 @@ def test_resume_matches_straight_run(tmp_path, cache_dir):
     need(KAGGLE_TRAIN)
     common = dict(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", img_size=64, max_per_class=6,
                   cache_dir=str(cache_dir), workers=0, seed=3)
-    straight = Trainer(TrainConfig(epochs=4, out=str(tmp_path / "straight"), **common), **QUIET).fit()
-    Trainer(TrainConfig(epochs=2, out=str(tmp_path / "split"), **common), **QUIET).fit()
+    straight = Trainer(TrainConfig(epochs=4, out=str(tmp_path / "straight"), **common)).fit()
+    Trainer(TrainConfig(epochs=2, out=str(tmp_path / "split"), **common)).fit()
     resumed = Trainer(TrainConfig(epochs=4, out=str(tmp_path / "split"), resume=str(tmp_path / "split" / "last.ckpt"),
-                                  **common), **QUIET).fit()
+                                  **common)).fit()
     a = [h["train_loss"] for h in straight["history"]]
     b = [h["train_loss"] for h in resumed["history"]]
     assert len(a) == len(b) == 4
@@ -62,7 +61,7 @@ def test_end_to_end_augmented_training_runs(tmp_path):
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", img_size=64, max_per_class=2, epochs=1,
                       augment=("flip", "color", "crop", "rotate"), unfreeze=1, views=0, out=str(tmp_path), workers=0,
                       val_fraction=0.0)
-    t = Trainer(cfg, **QUIET)
+    t = Trainer(cfg)
     assert not t.feature_mode  # --views 0: augmentation on the fly, whole network every step
     before = t.model.head.weight.detach().clone()
     blk = [p.detach().clone() for p in t.model.blocks()[-1].parameters()]
@@ -78,7 +77,7 @@ def test_cached_views_train_the_unfrozen_blocks_of_the_model_itself(tmp_path, ca
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", img_size=64, max_per_class=3, epochs=2,
                       augment=("flip", "crop"), views=2, unfreeze=2, out=str(tmp_path), workers=0,
                       cache_dir=str(cache_dir))
-    t = Trainer(cfg, **QUIET)
+    t = Trainer(cfg)
     assert t.feature_mode
     last = [p.detach().clone() for p in t.model.blocks()[-1].parameters()]
     first = [p.detach().clone() for p in t.model.blocks()[0].parameters()]
@@ -104,7 +103,7 @@ def test_views_are_reproducible_and_differ_from_each_other():
     from asl_edge.train.features import ImageDataset
     from asl_edge.train.presets import TrainPreset
 
-    samples, _ = D.scan_source(KAGGLE_TRAIN, KAGGLE_CLASSES, log=lambda *_: None)
+    samples, _ = D.scan_source(KAGGLE_TRAIN, KAGGLE_CLASSES)
     preset = TrainPreset(ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=64), ("crop", "color", "rotate"))
     a = ImageDataset(samples[:2], preset, seed=1, view=0)
     torch.manual_seed(123)
@@ -123,8 +122,8 @@ def test_adding_a_source_reuses_the_cached_features_of_the_others(tmp_path, cach
             shutil.copy(f, extra / cls / f.name)
     common = dict(arch="efficientnet_lite0", img_size=64, max_per_class=4, epochs=1, workers=0,
                   cache_dir=str(tmp_path / "cache"), val_fraction=0.0)
-    first = Trainer(TrainConfig(data=[str(KAGGLE_TRAIN)], out=str(tmp_path / "one"), **common), **QUIET).fit()
-    both = Trainer(TrainConfig(data=[str(KAGGLE_TRAIN), str(extra)], out=str(tmp_path / "two"), **common), **QUIET).fit()
+    first = Trainer(TrainConfig(data=[str(KAGGLE_TRAIN)], out=str(tmp_path / "one"), **common)).fit()
+    both = Trainer(TrainConfig(data=[str(KAGGLE_TRAIN), str(extra)], out=str(tmp_path / "two"), **common)).fit()
     assert first["feature_info"]["computed"] == 1
     assert (both["feature_info"]["loaded"], both["feature_info"]["computed"]) == (1, 1)
     assert both["feature_info"]["images"] == 6  # only the new source went through the backbone
@@ -203,12 +202,12 @@ def test_no_class_folders_and_missing_path(tmp_path):
     assert_one_line_error(run_cli("asl_edge.train.cli", "--data", tmp_path / "nope"), "not found")
 
 
-def test_layout_variants_and_bad_files(tmp_path):
+def test_layout_variants_and_bad_files(tmp_path, logged):
     nested = _make_layout(tmp_path / "asl_alphabet_train" / "asl_alphabet_train", ["A", "B", "C"])
     (nested / "B" / "B99.jpg").write_bytes(b"not a jpeg")
     (nested / "D").mkdir()
-    logs = []
-    samples, report = D.scan_source(tmp_path, KAGGLE_CLASSES, log=logs.append)
+    logs = logged
+    samples, report = D.scan_source(tmp_path, KAGGLE_CLASSES)
     assert report.root == nested and len(samples) == 9
     assert report.unreadable == [str(nested / "B" / "B99.jpg")] and report.empty == ["D"]
     assert any("1 unreadable" in l for l in logs) and any("empty class folder" in l for l in logs)
@@ -217,7 +216,7 @@ def test_layout_variants_and_bad_files(tmp_path):
         for p in nested.rglob("*.jpg"):
             zf.write(p, p.relative_to(tmp_path))
     D.CACHE_ROOT = tmp_path / "cache"
-    zsamples, _ = D.scan_source(zpath, KAGGLE_CLASSES, log=lambda *_: None)
+    zsamples, _ = D.scan_source(zpath, KAGGLE_CLASSES)
     assert len(zsamples) == 9
 
 

@@ -21,14 +21,14 @@ def _other_signer(root, per_class=3):
     return root
 
 
-def test_left_out_source_is_never_trained_on_and_chooses_the_checkpoint(tmp_path, cache_dir):
+def test_left_out_source_is_never_trained_on_and_chooses_the_checkpoint(tmp_path, cache_dir, logged):
     need(KAGGLE_TRAIN)
     other = _other_signer(tmp_path / "other")
-    lines = []
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN), str(other)], val_source=1, arch="efficientnet_lite0", img_size=64,
                       max_per_class=4, epochs=3, workers=0, cache_dir=str(cache_dir), hand_boxes=False,
                       out=str(tmp_path / "run"))
-    summary = Trainer(cfg, log=lines.append).fit()
+    summary = Trainer(cfg).fit()
+    lines = logged
     with open(tmp_path / "run" / "split.csv") as f:
         rows = list(csv.DictReader(f))
     left = [r for r in rows if r["source"] == "1"]

@@ -2,6 +2,8 @@
 loaded with weights_only=True so a stranger's file cannot run code."""
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 import torch
@@ -9,6 +11,8 @@ import torch
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError, first_line
 from asl_edge.common.fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 FORMAT = "asl-edge-checkpoint/1"
 REQUIRED = ("epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "arch", "contract")
@@ -153,7 +157,7 @@ def saved_epoch(path) -> int | None:
         return None
 
 
-def carry_best(ckpt: dict, best: Path, resume, log) -> None:
+def carry_best(ckpt: dict, best: Path, resume) -> None:
     """Make `best` (OUT/best.ckpt) the epoch the resumed checkpoint calls best: repairs a best.ckpt left
     stale by a kill (older versions wrote last first) and fills a new --out."""
     import shutil
@@ -163,7 +167,7 @@ def carry_best(ckpt: dict, best: Path, resume, log) -> None:
         return
     if best_epoch == epoch:
         save_checkpoint(ckpt, best)
-        log(f"note: {best} did not hold best epoch {best_epoch}; rewrote it from {resume}")
+        log.info(f"note: {best} did not hold best epoch {best_epoch}; rewrote it from {resume}")
         return
     src = Path(resume).parent / "best.ckpt"
     if saved_epoch(src) == best_epoch and src.resolve() != best.resolve():

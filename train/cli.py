@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command, show_logs
 
 from .models import ARCHS
 from .presets import AUGMENTATIONS, parse_augment
@@ -79,6 +79,7 @@ def main(**params):
     """Train the ASL alphabet classifier; writes OUT/last.ckpt, OUT/best.ckpt and OUT/split.csv."""
     from .engine import Trainer
 
+    show_logs("stdout")  # progress and notes beside the epoch lines, as asl-train has always printed them
     Trainer(build_config(**params)).fit()
 
 

@@ -1,12 +1,16 @@
 """asl-train's settings (TrainConfig), what a resumed run keeps of them, and the run folder it claims."""
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from asl_edge.common.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +60,7 @@ DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
 RUNTIME_KEYS = ("workers", "device", "cache_dir", "resume", "feature_engine", "force")
 
 
-def resumed_config(cfg: TrainConfig, ckpt: dict, log) -> TrainConfig:
+def resumed_config(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
     """--resume CKPT alone continues the run in the checkpoint's folder with its data and recipe;
     --out, --data and --epochs change it only when given. A different --out that already holds
     a run is refused without --force (it would overwrite that run's checkpoints)."""
@@ -64,7 +68,7 @@ def resumed_config(cfg: TrainConfig, ckpt: dict, log) -> TrainConfig:
     known = set(TrainConfig.__dataclass_fields__)
     unknown = sorted(k for k in saved if k not in known)
     if unknown:
-        log(f"note: {cfg.resume}: ignoring setting(s) this asl-edge does not know: {', '.join(unknown)}")
+        log.info(f"note: {cfg.resume}: ignoring setting(s) this asl-edge does not know: {', '.join(unknown)}")
     merged = {k: v for k, v in saved.items() if k in known and k not in RUNTIME_KEYS}
     merged.update({k: getattr(cfg, k) for k in RUNTIME_KEYS})
     merged.setdefault("hand_boxes", False)  # a run from before hand boxes trained on whole images
@@ -90,7 +94,7 @@ def resumed_config(cfg: TrainConfig, ckpt: dict, log) -> TrainConfig:
 RUN_FILES = ("last.ckpt", "best.ckpt")
 
 
-def claim_out(out: Path, force: bool, log) -> None:
+def claim_out(out: Path, force: bool) -> None:
     """A fresh run's --out: refused when it holds another run, unless --force, which then also
     removes that run's exported files (they would sit beside checkpoints they were not made from)."""
     if not any((out / n).exists() for n in RUN_FILES):
@@ -101,7 +105,7 @@ def claim_out(out: Path, force: bool, log) -> None:
     stale = sorted(p for p in out.glob("*.onnx") if p.stem.split(".")[0] in ("best", "last"))
     for p in stale:
         p.unlink(missing_ok=True)
-    log(f"note: --force: replacing the run in {out}" + (f" (removed {len(stale)} exported file(s))" if stale else ""))
+    log.info(f"note: --force: replacing the run in {out}" + (f" (removed {len(stale)} exported file(s))" if stale else ""))
 
 
 def resolve_device(name: str) -> torch.device:

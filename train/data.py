@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import random
@@ -16,10 +17,12 @@ import numpy as np
 from asl_edge.runtime.contract import CROP_MARGIN, IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.hands import crop_box, square_box
 from asl_edge.common import limits
-from asl_edge.common.errors import UserError, say
+from asl_edge.common.errors import UserError
 from asl_edge.common.fileio import build_dir_once
 
 from . import videos
+
+log = logging.getLogger(__name__)
 
 # an empty ASL_EDGE_CACHE means unset (not the working folder)
 CACHE_ROOT = Path(os.environ.get("ASL_EDGE_CACHE") or Path.home() / ".cache" / "asl-edge")
@@ -143,7 +146,7 @@ def load_boxes(root: Path) -> dict:
     return boxes
 
 
-def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True, log=say):
+def scan_source(path, classes, source_index=0, check_images=True, strict_classes=True):
     """List the images of one source (the frames of its videos included, train/videos.py). Unknown
     class folders are an error; empty folders, unreadable images and videos are reported and skipped."""
     root = find_class_root(path, classes)
@@ -180,14 +183,14 @@ def scan_source(path, classes, source_index=0, check_images=True, strict_classes
             n += 1
         report.counts[name] = n
     if report.empty:
-        log(f"warning: {root}: empty class folder(s) skipped: {', '.join(report.empty)}")
+        log.warning(f"warning: {root}: empty class folder(s) skipped: {', '.join(report.empty)}")
     if report.unreadable:
-        log(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s) or video(s) (corrupt, truncated, "
-            f"under {limits.MIN_IMAGE_SIDE} px or over the pixel limit), e.g. {report.unreadable[0]}")
+        log.warning(f"warning: {root}: skipped {len(report.unreadable)} unreadable image(s) or video(s) (corrupt, truncated, "
+                    f"under {limits.MIN_IMAGE_SIDE} px or over the pixel limit), e.g. {report.unreadable[0]}")
     if report.videos:
-        log(f"{root}: {report.videos} video(s), {sum(report.counts.values())} frames"
-            + (f"; {report.unreadable_frames} frame(s) could not be decoded and were skipped"
-               if report.unreadable_frames else ""))
+        log.info(f"{root}: {report.videos} video(s), {sum(report.counts.values())} frames"
+                 + (f"; {report.unreadable_frames} frame(s) could not be decoded and were skipped"
+                 if report.unreadable_frames else ""))
     if not samples:
         raise UserError(f"no readable images in {root}")
     return samples, report

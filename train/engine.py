@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import platform
 import time
 from dataclasses import asdict
@@ -13,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
-from asl_edge.common.errors import UserError, first_line, say
+from asl_edge.common.errors import UserError, first_line
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.common.fileio import ensure_dir, sweep_temps
 
@@ -26,6 +27,8 @@ from .presets import EvalPreset, TrainPreset, image_augment
 from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config  # noqa: F401
 from .run_data import load_run_data, write_manifest
 
+log = logging.getLogger(__name__)
+
 
 def _fmt_time(s):
     s = int(round(s))
@@ -33,17 +36,16 @@ def _fmt_time(s):
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, log=say):
-        self.log = log
+    def __init__(self, cfg: TrainConfig):
         resume_ckpt = None
         if cfg.resume:
             resume_ckpt = load_checkpoint(cfg.resume)
-            cfg = resumed_config(cfg, resume_ckpt, log)
+            cfg = resumed_config(cfg, resume_ckpt)
         else:
             if not cfg.data:
                 raise UserError("no --data given: pass --data DIR (a folder of class folders), or --resume CKPT")
             cfg = TrainConfig(**{**asdict(cfg), "out": cfg.out or DEFAULT_OUT, "epochs": cfg.epochs or DEFAULT_EPOCHS})
-            claim_out(Path(cfg.out), cfg.force, log)
+            claim_out(Path(cfg.out), cfg.force)
         self._resume_ckpt = resume_ckpt
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
@@ -54,7 +56,7 @@ class Trainer:
         if init_ckpt is not None:
             self.contract = checkpoint_contract(init_ckpt)
             if init_ckpt["arch"] != cfg.arch:
-                log(f"note: --init checkpoint is {init_ckpt['arch']}; using that arch")
+                log.info(f"note: --init checkpoint is {init_ckpt['arch']}; using that arch")
                 cfg.arch = init_ckpt["arch"]
         elif resume_ckpt is not None:  # the run's own classes and preprocessing
             self.contract = checkpoint_contract(resume_ckpt)
@@ -66,8 +68,8 @@ class Trainer:
                                           landmarks=LANDMARK_FEATURES if cfg.landmarks else 0,
                                           crop_margin=cfg.box_margin)
         if bool(self.contract.landmarks) != bool(cfg.landmarks) and init_ckpt is not None:
-            log(f"note: --init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
-                "training it as one")
+            log.info(f"note: --init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
+                     "training it as one")
         cfg.landmarks = bool(self.contract.landmarks)  # --init and --resume keep the checkpoint's own
         if cfg.landmarks and not cfg.hand_boxes:
             raise UserError("--landmarks needs the hand finder's landmarks: drop --no-hand-boxes")
@@ -77,9 +79,9 @@ class Trainer:
             raise UserError("--landmark-data trains the landmark classifier: add --landmarks")
         self.landmark_sources = [load_landmark_rows(p, classes, cfg.max_per_class) for p in cfg.landmark_data]
         for extra in self.landmark_sources:
-            log(f"landmark rows {extra.path}: {len(extra.labels)} hands, {len(set(extra.labels.tolist()))} classes"
-                + (f"; {extra.skipped} row(s) skipped (other classes or non-finite numbers)" if extra.skipped else ""))
-        self.data = load_run_data(cfg, classes, resume_ckpt, log)
+            log.info(f"landmark rows {extra.path}: {len(extra.labels)} hands, {len(set(extra.labels.tolist()))} classes"
+                     + (f"; {extra.skipped} row(s) skipped (other classes or non-finite numbers)" if extra.skipped else ""))
+        self.data = load_run_data(cfg, classes, resume_ckpt)
         self.samples, self.val_samples = self.data.train, self.data.val
         self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size,
                                  landmarks=self.contract.landmarks)
@@ -111,7 +113,7 @@ class Trainer:
             self.history = list(resume_ckpt.get("history", []))
             self.best_acc = float(resume_ckpt.get("best_val_acc", float("-inf")))
             self.best_epoch = int(resume_ckpt.get("best_epoch", 0))
-            log(f"resumed from {cfg.resume} at epoch {self.start_epoch}")
+            log.info(f"resumed from {cfg.resume} at epoch {self.start_epoch}")
 
     # --- data --------------------------------------------------------------------------
 
@@ -135,7 +137,7 @@ class Trainer:
         if self.feature_mode:
             prefix, self.net = split_frozen(self.model)  # self.net (suffix + head) is what trains
             store = FeatureStore(prefix, cfg.arch, self.contract, self.device, cfg.cache_dir,
-                                 cfg.feature_engine, cfg.workers, log=self.log)
+                                 cfg.feature_engine, cfg.workers)
             if image_augment(cfg.augment):
                 train = store.view_features(self.samples, image_augment(cfg.augment), cfg.views, cfg.seed,
                                             self._box_jitter())
@@ -152,10 +154,10 @@ class Trainer:
             self.feature_info = {**info, "cache_hit": store.cache_hit, "stages_cached": len(prefix.stages),
                                  "stages_trained": len(self.net.stages)}
             if info["computed"]:
-                self.log(f"feature cache: computed {info['computed']} and reused {info['loaded']} file(s); "
+                log.info(f"feature cache: computed {info['computed']} and reused {info['loaded']} file(s); "
                          f"{info['images']} images in {info['seconds']:.1f}s")
             else:
-                self.log(f"feature cache: hit ({info['loaded']} file(s))")
+                log.info(f"feature cache: hit ({info['loaded']} file(s))")
         else:
             self.train_set = ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
                                           box_jitter=self._box_jitter(), seed=cfg.seed, augment=cfg.augment)
@@ -177,7 +179,7 @@ class Trainer:
             rows = torch.cat([rows, torch.from_numpy(for_width(extra.rows, self.contract.landmarks))])
             labels = torch.cat([labels, torch.from_numpy(extra.labels)])
             weights = torch.cat([weights, torch.full((len(extra.labels),), float(self.cfg.landmark_weight))])
-        fit_landmark_classifier(mlp, rows, labels, weights, "pose" in self.cfg.augment, self.cfg.seed, self.log)
+        fit_landmark_classifier(mlp, rows, labels, weights, "pose" in self.cfg.augment, self.cfg.seed)
 
     def _box_jitter(self):
         return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0
@@ -290,7 +292,7 @@ class Trainer:
         ensure_dir(self.out, "--out")
         sweep_temps(self.out, names=("last.ckpt", "best.ckpt", "split.csv"))  # left by a killed run
         if self._resume_ckpt is not None:
-            carry_best(self._resume_ckpt, self.out / "best.ckpt", self.cfg.resume, self.log)
+            carry_best(self._resume_ckpt, self.out / "best.ckpt", self.cfg.resume)
         self._prepare()
         write_manifest(self.out / "split.csv", self.contract.classes, self.data)
         if cfg.landmarks:
@@ -302,7 +304,7 @@ class Trainer:
                        if self.feature_info["stages_trained"] > 1 else "the head"))
         else:
             mode = "end to end"
-        self.log(f"training {cfg.arch} ({mode}) on {self.device} for epochs {self.start_epoch + 1}..{cfg.epochs}")
+        log.info(f"training {cfg.arch} ({mode}) on {self.device} for epochs {self.start_epoch + 1}..{cfg.epochs}")
         times = [h["seconds"] for h in self.history]
         last = None
         try:
@@ -333,21 +335,21 @@ class Trainer:
                 if held:
                     inside, left = held["val_acc_in_source"], held["val_acc_left_out"]
                     src += f"  in-source {inside:.4f} vs left-out src{cfg.val_source} {left:.4f} (gap {inside - left:+.4f})"
-                self.log(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
+                log.info(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {tr_loss:.4f} acc {tr_acc:.4f}  "
                          f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
                          + ("  *" if improved else ""))
         except KeyboardInterrupt:
             done = saved_epoch(self.out / "last.ckpt")  # what is on disk, not what the loop got to
             if done is None:
-                self.log("interrupted: no epoch was saved; run the same asl-train command again")
+                log.info("interrupted: no epoch was saved; run the same asl-train command again")
             else:
-                self.log(f"interrupted: {self.out / 'last.ckpt'} holds epoch {done}; continue with asl-train "
+                log.info(f"interrupted: {self.out / 'last.ckpt'} holds epoch {done}; continue with asl-train "
                          f"--resume {self.out / 'last.ckpt'} --out {self.out}")
             raise SystemExit(130)
         best = self.out / "best.ckpt"
         by = f"val acc {self.best_acc:.4f}" if self.val_samples else f"train loss {-self.best_acc:.4f}, no val set"
         if cfg.val_source is not None:
             by = f"left-out source {cfg.val_source} acc {self.best_acc:.4f}"
-        self.log(f"done: best epoch {self.best_epoch} ({by}) -> {best}; last -> {last}")
+        log.info(f"done: best epoch {self.best_epoch} ({by}) -> {best}; last -> {last}")
         return {"best": str(best), "last": str(last) if last else None, "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_acc, "history": self.history, "feature_info": self.feature_info}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 import warnings
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from asl_edge.common.errors import UserError, say
+from asl_edge.common.errors import UserError
 from asl_edge.common.fileio import sweep_temps
 from asl_edge.common.sessions import ort_session
 
@@ -26,6 +27,8 @@ from .checkpoint import atomic_write
 from .data import CACHE_ROOT, load_image
 from .augment import scene as augment_scene
 from .presets import SCENE_AUGMENTATIONS, EvalPreset, TrainPreset
+
+log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 2
 
@@ -118,14 +121,14 @@ class PrefixRunner:
     """Runs the frozen prefix on batches: onnxruntime on CPU (checked against torch on the
     first batch), torch otherwise."""
 
-    def __init__(self, prefix, input_size, device, engine="auto", log=say):
-        self.prefix, self.device, self.log = prefix.eval().to(device), device, log
+    def __init__(self, prefix, input_size, device, engine="auto"):
+        self.prefix, self.device = prefix.eval().to(device), device
         self.sess, self.checked = None, False
         if engine == "ort" or (engine == "auto" and device.type == "cpu"):
             try:
                 self.sess = _onnx_session(prefix.cpu(), input_size, torch.get_num_threads())
             except Exception as e:  # fall back rather than fail: torch gives the same numbers
-                log(f"note: onnxruntime backbone unavailable ({type(e).__name__}); using torch")
+                log.info(f"note: onnxruntime backbone unavailable ({type(e).__name__}); using torch")
             self.prefix.to(device)
 
     @torch.no_grad()
@@ -137,7 +140,7 @@ class PrefixRunner:
             ref = self.prefix(x[:4].to(self.device)).float().cpu()
             err = (f[:4] - ref).abs().max().item()
             if err > 1e-3 * max(1.0, ref.abs().max().item()):
-                self.log(f"note: onnxruntime backbone differs from torch by {err:.2e}; using torch")
+                log.info(f"note: onnxruntime backbone differs from torch by {err:.2e}; using torch")
                 self.sess = None
                 return self.prefix(x.to(self.device)).float().cpu()
             self.checked = True
@@ -159,11 +162,11 @@ class FeatureStore:
     """Computes or loads the prefix output of sample groups, one cache file per (group, view)."""
 
     def __init__(self, prefix, arch, contract, device, cache_dir=None, engine="auto", workers=2,
-                 batch_size=32, log=say):
+                 batch_size=32):
         self.prefix, self.arch, self.contract, self.device = prefix, arch, contract, device
         self.cache_dir = Path(cache_dir or CACHE_ROOT / "features")
         sweep_temps(self.cache_dir)  # feature files half-written by killed runs
-        self.engine, self.workers, self.batch_size, self.log = engine, workers, batch_size, log
+        self.engine, self.workers, self.batch_size = engine, workers, batch_size
         self.prefix_id = f"{len(prefix.stages)}stages:{module_identity(prefix)}"
         self._runner = None
         self.info = {"computed": 0, "loaded": 0, "seconds": 0.0, "images": 0, "files": []}
@@ -174,7 +177,7 @@ class FeatureStore:
 
     def _run(self):
         if self._runner is None:
-            self._runner = PrefixRunner(self.prefix, self.contract.input_size, self.device, self.engine, self.log)
+            self._runner = PrefixRunner(self.prefix, self.contract.input_size, self.device, self.engine)
         return self._runner
 
     def get(self, samples, view_spec: dict, dataset_factory, label):
@@ -188,18 +191,18 @@ class FeatureStore:
                     self.info["loaded"] += 1
                     return feats
             except Exception:
-                self.log(f"feature cache: {path} unreadable, recomputing")
+                log.info(f"feature cache: {path} unreadable, recomputing")
         t0 = time.perf_counter()
         feats = _compute(self._run(), dataset_factory(), self.batch_size, self.workers, label)
         dt = time.perf_counter() - t0
         try:
             atomic_write(path, lambda tmp: torch.save({"features": feats}, tmp))
         except UserError as e:  # a cache is an optimisation: train on, recompute next time
-            self.log(f"warning: feature cache not saved ({e}); continuing without it")
+            log.warning(f"warning: feature cache not saved ({e}); continuing without it")
         self.info["computed"] += 1
         self.info["seconds"] += dt
         self.info["images"] += len(samples)
-        self.log(f"feature cache: {label}: {len(samples)} images in {dt:.1f}s "
+        log.info(f"feature cache: {label}: {len(samples)} images in {dt:.1f}s "
                  f"({1000 * dt / max(1, len(samples)):.1f} ms/img)")
         return feats
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
-from asl_edge.common.errors import UserError, say
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, HandFinder
 from asl_edge.runtime.landmarks import hand_features
+
+log = logging.getLogger(__name__)
 
 LANDMARK_MODEL = "full"  # files mode's default: what asl-run uses on photos
 PAD = 0.15
@@ -81,7 +84,7 @@ def _find(finder, path):
             "handedness": hand.handedness}
 
 
-def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple[list, dict]:
+def fill_hand_boxes(samples, cache_dir: Path, label: str = "") -> tuple[list, dict]:
     """samples -> (samples with .box from the hand finder where they had none and .hand set to the
     landmark features where a hand was found, counts). Images where no hand is found keep box None
     (trained on the whole image, as asl-run's files mode classifies them) and hand None."""
@@ -101,7 +104,7 @@ def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple
     keys = [_image_key(s.path) for s in samples]
     todo = sum(k not in cache for k in keys)
     if todo:
-        log(f"{label}hand finder: {todo} of {len(samples)} images not in the cache yet (a few per second)")
+        log.info(f"{label}hand finder: {todo} of {len(samples)} images not in the cache yet (a few per second)")
     bar = tqdm(total=todo, desc=f"{label}hand finder", unit="img", leave=False, disable=None if todo else True)
     try:
         for s, key in zip(samples, keys):
@@ -126,13 +129,13 @@ def fill_hand_boxes(samples, cache_dir: Path, log=say, label: str = "") -> tuple
             tmp = cache_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(cache))
             os.replace(tmp, cache_file)
-    log(f"{label}hand finder on {counts['images']} images ({counts['without_boxes_csv']} without boxes.csv): "
-        f"{counts['found']} hands found, {counts['no_hand']} with none (whole image, no landmarks); "
-        f"{counts['computed']} computed, {counts['images'] - counts['computed']} from the cache")
+    log.info(f"{label}hand finder on {counts['images']} images ({counts['without_boxes_csv']} without boxes.csv): "
+             f"{counts['found']} hands found, {counts['no_hand']} with none (whole image, no landmarks); "
+             f"{counts['computed']} computed, {counts['images'] - counts['computed']} from the cache")
     return out, counts
 
 
-def source_with_hands(path, index: int, max_per_class: int, log=say, check_images: bool = False) -> tuple[list, dict]:
+def source_with_hands(path, index: int, max_per_class: int, check_images: bool = False) -> tuple[list, dict]:
     """One source as asl-train draws it (any classes of the Kaggle layout, up to max_per_class images per
     class, 0 = all), with the hand finder's boxes and landmarks -> (samples, counts). For the studies."""
     from asl_edge.runtime.contract import KAGGLE_CLASSES
@@ -141,5 +144,5 @@ def source_with_hands(path, index: int, max_per_class: int, log=say, check_image
     from .run_data import subsample
 
     samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=check_images,
-                             strict_classes=False, log=log)
-    return fill_hand_boxes(subsample(samples, max_per_class), CACHE_ROOT / "hand_boxes", log=log, label=f"{path}: ")
+                             strict_classes=False)
+    return fill_hand_boxes(subsample(samples, max_per_class), CACHE_ROOT / "hand_boxes", label=f"{path}: ")

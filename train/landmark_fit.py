@@ -8,6 +8,7 @@ Measured against training it with the image (benchmarks/RESULTS.md, "The landmar
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -17,14 +18,15 @@ from torch import nn
 from asl_edge.runtime.landmarks import PRESENCE
 
 from .augment import pose
-from asl_edge.common.errors import say
+
+log = logging.getLogger(__name__)
 
 # Those of benchmarks/studies/fusion_lopo.py, set there before any left-out score was seen.
 STEPS, LR, WEIGHT_DECAY = 300, 3e-3, 1e-4
 
 
 def fit_landmark_classifier(mlp: nn.Module, rows: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                            poses: bool, seed: int, log=say) -> None:
+                            poses: bool, seed: int) -> None:
     """Train `mlp` on the rows with a hand (presence flag 1), weighted; then freeze it."""
     hand = rows[:, PRESENCE] > 0
     device = next(mlp.parameters()).device
@@ -44,11 +46,11 @@ def fit_landmark_classifier(mlp: nn.Module, rows: torch.Tensor, labels: torch.Te
         mlp.eval()
         with torch.no_grad():
             acc = (mlp(torch.from_numpy(rows).to(device)).argmax(1) == labels).float().mean().item()
-        log(f"landmark classifier: {STEPS} full-batch steps on {len(rows)} hands"
-            f"{' (pose augmentation)' if poses else ''} in {time.perf_counter() - t0:.1f}s, train acc {acc:.3f}; "
-            "frozen for the image epochs")
+        log.info(f"landmark classifier: {STEPS} full-batch steps on {len(rows)} hands"
+                 f"{' (pose augmentation)' if poses else ''} in {time.perf_counter() - t0:.1f}s, train acc {acc:.3f}; "
+                 "frozen for the image epochs")
     else:
-        log("landmark classifier: no hand in the training images; it stays untrained (the image decides)")
+        log.info("landmark classifier: no hand in the training images; it stays untrained (the image decides)")
     freeze(mlp)
 
 

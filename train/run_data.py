@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from . import data as D
 from .checkpoint import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,26 +38,26 @@ def subsample(samples, max_per_class):
     return out
 
 
-def _hand_boxes(cfg, samples, label, log):
+def _hand_boxes(cfg, samples, label):
     if not cfg.hand_boxes:
         return samples
     from .hand_boxes import fill_hand_boxes
     cache = Path(cfg.cache_dir) if cfg.cache_dir else D.CACHE_ROOT
-    return fill_hand_boxes(samples, cache / "hand_boxes", log=log, label=label)[0]
+    return fill_hand_boxes(samples, cache / "hand_boxes", label=label)[0]
 
 
-def load_run_data(cfg, classes, resume_ckpt, log) -> RunData:
+def load_run_data(cfg, classes, resume_ckpt) -> RunData:
     samples = []
     for i, src in enumerate(cfg.data):
-        found, report = D.scan_source(src, classes, source_index=i, log=log)
-        found = _hand_boxes(cfg, subsample(found, cfg.max_per_class), f"source {i}: ", log)
+        found, report = D.scan_source(src, classes, source_index=i)
+        found = _hand_boxes(cfg, subsample(found, cfg.max_per_class), f"source {i}: ")
         counts = D.class_counts(found, range(len(found)), classes)
-        log(f"source {i}: {report.root}: {len(found)} images, {sum(1 for v in counts.values() if v)} classes")
+        log.info(f"source {i}: {report.root}: {len(found)} images, {sum(1 for v in counts.values() if v)} classes")
         samples += found
     val_samples = []
     for j, src in enumerate(cfg.val_data):
-        found, _ = D.scan_source(src, classes, source_index=len(cfg.data) + j, log=log)
-        val_samples += _hand_boxes(cfg, subsample(found, cfg.max_per_class), f"val source {j}: ", log)
+        found, _ = D.scan_source(src, classes, source_index=len(cfg.data) + j)
+        val_samples += _hand_boxes(cfg, subsample(found, cfg.max_per_class), f"val source {j}: ")
     if resume_ckpt is not None and resume_ckpt.get("split", {}).get("val_files") is not None:
         val_set = set(resume_ckpt["split"]["val_files"])
         train = [s for s in samples if s.path not in val_set]
@@ -77,8 +80,8 @@ def load_run_data(cfg, classes, resume_ckpt, log) -> RunData:
     present = {s.label for s in train}
     missing = [c for k, c in enumerate(classes) if k not in present]
     if missing:
-        log(f"warning: no training images for class(es) {', '.join(missing)}; the model will never predict them")
-    log(f"split ({method}): {len(train)} train, {len(val)} val")
+        log.warning(f"warning: no training images for class(es) {', '.join(missing)}; the model will never predict them")
+    log.info(f"split ({method}): {len(train)} train, {len(val)} val")
     return RunData(train, val, method)
 
 

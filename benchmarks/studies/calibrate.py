@@ -48,12 +48,12 @@ def source_logits(clf, path, per_class: int, log, letters_only: bool = False) ->
     from asl_edge.train.data import CACHE_ROOT, load_image, scan_source
     from asl_edge.train.hand_boxes import fill_hand_boxes
 
-    samples, _ = scan_source(path, clf.classes, log=log)
+    samples, _ = scan_source(path, clf.classes)
     if letters_only:  # a model trained without Kaggle has never seen del/nothing/space
         samples = [s for s in samples if len(clf.classes[s.label]) == 1]
     n_classes = len({s.label for s in samples})
     samples = stratified(samples, per_class * n_classes)
-    samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", log=log, label=f"{Path(path).name}: ")
+    samples, counts = fill_hand_boxes(samples, CACHE_ROOT / "hand_boxes", label=f"{Path(path).name}: ")
     from asl_edge.runtime.landmarks import stack
 
     chunks = [samples[i:i + 16] for i in range(0, len(samples), 16)]  # a landmark model also gets the rows
@@ -98,7 +98,7 @@ def main(model, sources, fold_models, per_class, thresholds, threads, letters_on
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     if fold_models and len(fold_models) != len(sources):
         raise UserError(f"{len(fold_models)} --fold-model for {len(sources)} --data: give one per source, in order")
-    models = [OnnxClassifier(m, provider="cpu", threads=threads, log=log) for m in (fold_models or [model])]
+    models = [OnnxClassifier(m, provider="cpu", threads=threads) for m in (fold_models or [model])]
     for clf in models:
         if clf.contract.temperature != 1.0:
             log(f"note: {clf.path} already has temperature {clf.contract.temperature:g}; fitting on its raw logits")

@@ -32,7 +32,6 @@ import torch
 from asl_edge.runtime.contract import KAGGLE_CLASSES
 from asl_edge.common.fileio import atomic_write
 
-QUIET = lambda *_: None  # noqa: E731
 
 
 def _link_folder(root: Path, samples, classes, boxes_from: Path | None = None):
@@ -61,10 +60,10 @@ def evaluate(ckpt_path, folder, cache_dir, letters_only=False) -> dict:
     model, contract = model_from_checkpoint(ckpt)
     set_trainable(model, int(ckpt["config"].get("unfreeze", 0)))
     prefix, suffix = split_frozen(model)
-    samples, _ = D.scan_source(folder, contract.classes, check_images=False, log=QUIET)
+    samples, _ = D.scan_source(folder, contract.classes, check_images=False)
     if letters_only:
         samples = [s for s in samples if len(contract.classes[s.label]) == 1]
-    store = FeatureStore(prefix, ckpt["arch"], contract, torch.device("cpu"), cache_dir, workers=2, log=QUIET)
+    store = FeatureStore(prefix, ckpt["arch"], contract, torch.device("cpu"), cache_dir, workers=2)
     feats = store.eval_features(samples)[0]
     suffix.eval()
     pred = torch.cat([suffix(feats[i:i + 64].float()).argmax(1) for i in range(0, len(feats), 64)])
@@ -77,7 +76,7 @@ def _train(*args):
     from asl_edge.train.cli import config_from_args
     from asl_edge.train.engine import Trainer
 
-    return Trainer(config_from_args(args), log=QUIET).fit()
+    return Trainer(config_from_args(args)).fit()
 
 
 @click.command()
@@ -115,7 +114,7 @@ def main(base_data, person, person_test, shots, recipe, pick, adapt_epochs, mine
         base_s = time.perf_counter() - t0
     rows = list(csv.DictReader(open(out / "base" / "split.csv")))
     base_root = D.find_class_root(base_data, classes)
-    base_samples, _ = D.scan_source(base_data, classes, check_images=False, log=QUIET)
+    base_samples, _ = D.scan_source(base_data, classes, check_images=False)
     by_path = {s.path: s for s in base_samples}
     others_train = _link_folder(out / "others_train", [by_path[r["path"]] for r in rows if r["split"] == "train"],
                                 classes, base_root)
@@ -123,7 +122,7 @@ def main(base_data, person, person_test, shots, recipe, pick, adapt_epochs, mine
                                classes, base_root)
 
     # 2. the person: held-out frame blocks for testing, the rest is the calibration pool
-    person_samples, _ = D.scan_source(person, classes, check_images=False, log=QUIET)
+    person_samples, _ = D.scan_source(person, classes, check_images=False)
     tr, va = D.split_samples(person_samples, 0.2, seed)
     person_heldout = _link_folder(out / "person_test", [person_samples[i] for i in va], classes)
     pool = {}

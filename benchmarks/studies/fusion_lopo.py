@@ -55,10 +55,10 @@ def load_sources(paths, per_class, log):
     model = build_model("efficientnet_lite0", len(KAGGLE_CLASSES), "imagenet")
     set_trainable(model, 0)
     prefix, _ = split_frozen(model)
-    store = FeatureStore(prefix, "efficientnet_lite0", contract, torch.device("cpu"), log=log)
+    store = FeatureStore(prefix, "efficientnet_lite0", contract, torch.device("cpu"))
     out = []
     for i, path in enumerate(paths):
-        samples, counts = source_with_hands(path, i, per_class, log, check_images=True)
+        samples, counts = source_with_hands(path, i, per_class, check_images=True)
         feats = store.eval_features(samples)[0].float().numpy()
         name = Path(path).parent.name if Path(path).name == "train" else Path(path).name
         out.append({"name": name, "samples": samples, "x": feats,

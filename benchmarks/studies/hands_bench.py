@@ -81,7 +81,7 @@ def heldout_folder(kaggle: Path, roboflow: Path, out: Path) -> Path:
     from asl_edge.train import data as D
     samples = []
     for i, src in enumerate([kaggle / "train", roboflow]):
-        found, _ = D.scan_source(src, KAGGLE_CLASSES, source_index=i, check_images=False, log=lambda *a: None)
+        found, _ = D.scan_source(src, KAGGLE_CLASSES, source_index=i, check_images=False)
         samples += found
     _, val = D.split_samples(samples, 0.2, 0)
     rows = ["file,class,x_min,y_min,x_max,y_max"]

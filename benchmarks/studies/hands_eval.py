@@ -119,7 +119,7 @@ def pct(x) -> str:
 def evaluate(data: Path, finders: list, model, max_images: int, threads: int, log=print) -> dict:
     boxes = load_boxes(data)
     picked = spread_sample(data, boxes, max_images)
-    clf = OnnxClassifier(model, provider="cpu", threads=threads, log=log)
+    clf = OnnxClassifier(model, provider="cpu", threads=threads)
     unknown = sorted({c for _, c in picked} - set(clf.classes))
     if unknown:
         raise UserError(f"classes {unknown} are not among the model's classes")

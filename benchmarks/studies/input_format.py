@@ -59,8 +59,8 @@ def load_pairs(floats, uint8s, threads):
         raise UserError("give --float and --uint8 in pairs (FP32 with FP32, INT8 with INT8)")
     pairs = []
     for f, u in zip(floats, uint8s):
-        a = OnnxClassifier(f, provider="cpu", threads=threads, log=lambda _m: None)
-        b = OnnxClassifier(u, provider="cpu", threads=threads, log=lambda _m: None)
+        a = OnnxClassifier(f, provider="cpu", threads=threads, )
+        b = OnnxClassifier(u, provider="cpu", threads=threads, )
         for clf, want in ((a, "float"), (b, "uint8")):
             if clf.contract.input_format != want:
                 raise UserError(f"{clf.path} has input_format {clf.contract.input_format}, expected {want} "

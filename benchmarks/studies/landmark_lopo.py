@@ -34,7 +34,7 @@ def source_rows(path, index: int, max_per_class: int, log) -> tuple:
     from asl_edge.runtime.landmarks import stack
     from asl_edge.train.hand_boxes import source_with_hands
 
-    samples, _ = source_with_hands(path, index, max_per_class, log)
+    samples, _ = source_with_hands(path, index, max_per_class)
     found = [s for s in samples if s.hand is not None]
     return stack([s.hand for s in found], len(found)), np.array([s.label for s in found], int), len(samples)
 
@@ -53,7 +53,7 @@ def left_out_predictions(sources: list, k: int, width: int, seed: int, num_class
     weights = np.concatenate([np.full(len(y), 1.0 / len(y)) for _, y, _ in rest])
     head = FusionHead(1, num_classes, landmark_dim=width)
     fit_landmark_classifier(head.landmarks, torch.from_numpy(rows), torch.from_numpy(labels),
-                            torch.from_numpy(weights).float(), True, seed, log=lambda _: None)
+                            torch.from_numpy(weights).float(), True, seed)
     rows_k, y_k, _ = sources[k]
     keep = np.isin(y_k, labels)
     with torch.no_grad():

@@ -32,14 +32,14 @@ ROWS = SHARED + "borisgraudt_landmarks/landmarks.csv"
 def main(sources):
     samples = []
     for i, s in enumerate(sources):
-        samples += source_with_hands(SHARED + s, i, 100, log=lambda *a: None)[0]
+        samples += source_with_hands(SHARED + s, i, 100)[0]
     rows = torch.from_numpy(stack([s.hand for s in samples], len(samples)))
     labels = torch.tensor([s.label for s in samples])
     frame = (LR.FRAME_W, LR.FRAME_H, LR.HANDEDNESS)
     try:
         for seed in (0, 1):
             head = FusionHead(8, len(KAGGLE_CLASSES))
-            fit_landmark_classifier(head.landmarks, rows, labels, torch.ones(len(labels)), True, seed, log=lambda *a: None)
+            fit_landmark_classifier(head.landmarks, rows, labels, torch.ones(len(labels)), True, seed)
             for hand in ("Right", "Left"):
                 for w, h in ((640, 480), (480, 480), (1280, 720)):
                     LR.FRAME_W, LR.FRAME_H, LR.HANDEDNESS = float(w), float(h), hand

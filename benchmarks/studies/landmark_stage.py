@@ -54,7 +54,7 @@ def fold_data(run: Path, log, flip: bool = False) -> dict:
     by_path = {}
     for i, path in enumerate(cfg["data"]):
         # the images the run itself drew (asl-train's subsample): the hand finder need not see the rest
-        samples, _ = source_with_hands(path, i, cfg.get("max_per_class") or 0, log)
+        samples, _ = source_with_hands(path, i, cfg.get("max_per_class") or 0)
         by_path.update({os.path.realpath(s.path): s for s in samples})
     with open(run / "split.csv", newline="") as f:
         train = [by_path[os.path.realpath(r["path"])] for r in csv.DictReader(f) if r["split"] == "train"]
@@ -91,7 +91,7 @@ def landmark_logits(fold: dict, row: str) -> np.ndarray:
         return fold["own"]
     head = FusionHead(1, fold["image"].shape[1], landmark_dim=fold["rows"].shape[1])
     fit_landmark_classifier(head.landmarks, torch.from_numpy(fold["train_rows"]), torch.from_numpy(fold["train_y"]),
-                            torch.from_numpy(fold["train_w"]), row.endswith("pose"), fold["seed"], log=lambda _: None)
+                            torch.from_numpy(fold["train_w"]), row.endswith("pose"), fold["seed"])
     with torch.no_grad():
         return head.landmarks(torch.from_numpy(fold["rows"])).numpy()
 

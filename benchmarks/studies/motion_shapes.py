@@ -9,7 +9,6 @@ runtime's hand finder (full model, still-image mode); images with no hand found 
 """
 from __future__ import annotations
 
-import sys
 
 import click
 
@@ -29,12 +28,11 @@ def main(sources, per_class):
     from asl_edge.runtime.hands import HandTracker
     from asl_edge.train.data import scan_source
 
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     groups = {"I, J": ("I", "J"), "D, Z": ("D", "Z"), "other letters": tuple(c for c in LETTERS if c not in "IJDZ")}
     counts = {g: {"frames": 0, **{k: 0 for k in SHAPES}} for g in groups}
     tracker = HandTracker("full", video=False)
     for path in sources:
-        samples, _ = scan_source(path, LETTERS, strict_classes=False, check_images=False, log=log)
+        samples, _ = scan_source(path, LETTERS, strict_classes=False, check_images=False)
         for s in stratified(samples, per_class * 26):
             hand = tracker.process(read_rgb(s.path))
             if hand is None:

@@ -19,7 +19,7 @@ def _session(path: Path, threads: int, provider: str = "cpu"):
     if not path.is_file():
         raise UserError(f"hand model missing: {path} (reinstall asl-edge)")
     # the classifier's rule (auto = CUDA where this onnxruntime has it); its fallback note is said once, there
-    providers = choose_providers(provider, log=lambda msg: None)
+    providers = choose_providers(provider)
     try:
         return ort_session(path, threads, providers)
     except Exception as e:
