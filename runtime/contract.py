@@ -42,6 +42,16 @@ CROP_MARGIN = 0.25
 CROP_EDGES = ("shift",)
 
 
+def _number(value) -> float:
+    """A contract field as a float; NaN for anything that is not a number (text, None, true/false)."""
+    if isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 @dataclass(frozen=True)
 class ModelContract:
     classes: tuple = tuple(KAGGLE_CLASSES)
@@ -107,10 +117,7 @@ class ModelContract:
             raise bad(f"input_size must be a whole number of pixels from 8 to 4096, not {self.input_size!r}")
         if self.input_format not in ("float", "uint8"):
             raise bad(f"input_format must be float or uint8, not {self.input_format!r}")
-        try:
-            t = float("nan") if isinstance(self.temperature, bool) else float(self.temperature)
-        except (TypeError, ValueError):
-            t = float("nan")
+        t = _number(self.temperature)
         if not (math.isfinite(t) and 0.01 <= t <= 100.0):
             raise UserError(f"bad model contract temperature {self.temperature!r}: must be a number in 0.01..100")
         object.__setattr__(self, "temperature", t)
@@ -128,10 +135,7 @@ class ModelContract:
             raise bad(f"embedding must list distinct parts ({', '.join(EMBEDDING_PARTS)}) with their widths, "
                       f"not {self.embedding!r}")
         object.__setattr__(self, "embedding", parts)
-        try:
-            margin = float("nan") if isinstance(self.crop_margin, bool) else float(self.crop_margin)
-        except (TypeError, ValueError):
-            margin = float("nan")
+        margin = _number(self.crop_margin)
         if not (math.isfinite(margin) and 0 <= margin <= 2):
             raise bad(f"crop margin must be a number in 0..2, not {self.crop_margin!r}")
         object.__setattr__(self, "crop_margin", margin)
