@@ -3,6 +3,8 @@ asked, and the execution providers by one rule."""
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 
 from .errors import UserError
 
@@ -59,10 +61,7 @@ class BoundedRuns:
 
     def __call__(self, work, limit: float, too_long):
         """work(RunOptions) -> its result; too_long() -> the exception raised when `limit` s pass first."""
-        import queue
-        import threading
-
-        import onnxruntime as ort
+        import onnxruntime as ort  # here: common is imported by tools that never open a session
 
         if self._thread is None:
             self._jobs = queue.SimpleQueue()

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from asl_edge.common.errors import UserError
+from asl_edge.runtime.contract import CROP_MARGIN
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class TrainConfig:
     random_split: bool = False
     max_per_class: int = 0
     source_weights: tuple = ()
-    box_margin: float = 0.25
+    box_margin: float = CROP_MARGIN  # the hand crop's margin, written into the model contract
     box_jitter: float = 0.15
     feature_engine: str = "auto"
     cache_dir: str | None = None
