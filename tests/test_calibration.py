@@ -5,7 +5,6 @@ import sys
 import numpy as np
 import pytest
 
-from asl_edge.benchmarks.studies.calibrate import speller_view
 from asl_edge.export.temperature import ece, fit_temperature
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError
@@ -77,13 +76,6 @@ def test_fit_recovers_a_known_temperature():
     labels = np.array([rng.choice(10, p=row) for row in p])
     assert fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.1)
     assert ece(softmax(logits / 2), labels) < 0.03 < 0.1 < ece(softmax(logits), labels)
-
-
-def test_speller_view_counts_precision_and_coverage():
-    probs = np.array([[0.95, 0.05], [0.8, 0.2], [0.6, 0.4], [0.1, 0.9]])
-    labels = np.array([0, 1, 0, 1])
-    assert speller_view(probs, labels, 0.7) == (2 / 3, 0.75)
-    assert speller_view(probs, labels, 0.99) == (None, 0.0)
 
 
 def test_auto_fits_a_temperature_on_people_and_writes_it(tmp_path):

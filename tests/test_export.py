@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import onnx
-import pytest
 import torch
 
 from asl_edge.export.images import checkpoint_val_samples, load_batch

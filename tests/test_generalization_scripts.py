@@ -56,37 +56,6 @@ def test_hand_search_study_measures_zoom_against_the_whole_frame(tmp_path):
     assert [x["photos"] for x in r["camera"]] == [1, 1]
 
 
-def test_hand_search_uses_only_the_photos_a_run_held_out(tmp_path):
-    from asl_edge.benchmarks.studies.hand_search import heldout_photos
-
-    root = tmp_path / "rf"
-    (root / "A").mkdir(parents=True)
-    split = tmp_path / "split.csv"
-    split.write_text("split,class,source,path\n"
-                     f"train,A,1,{root}/A/a1.jpg\nval,A,1,{root}/A/a2.jpg\nval,A,0,{tmp_path}/kaggle/A/k.jpg\n")
-    assert heldout_photos(split, root) == ["A/a2.jpg"]
-
-
-def test_speller_video_takes_letters_in_turns_one_photo_per_original_without_j_and_z():
-    from asl_edge.benchmarks.studies.speller_video import pick_photos
-
-    boxes = {f"{c}/{c}{i}_jpg.rf.{h}.jpg": (0, 0, 1, 1) for c in "ABJZ" for i in range(3) for h in "xyz"}
-    photos = pick_photos(boxes, 2)
-    letters = [p.split("/")[0] for p in photos]
-    assert letters == ["A", "B", "A", "B"]  # turns: no letter follows itself; J and Z are motions
-    assert len({p.split(".rf.")[0] for p in photos}) == 4  # two different original photos per letter
-
-
-def test_speller_video_scores_typed_letters_against_the_letter_on_screen():
-    from asl_edge.benchmarks.studies.speller_video import score
-
-    truth = ["A"] * 3 + [None] * 2 + ["B"] * 3 + [None] * 2 + ["A"] * 3
-    s = score([(1, "A"), (4, "A"), (6, "C"), (7, "B"), (12, "B")], truth)
-    assert (s["typed"], s["right"], s["shown"], s["typed_right"], s["in_gaps"]) == (5, 2, 3, 2, 1)
-    assert s["precision"] == 0.4 and abs(s["recall"] - 2 / 3) < 1e-9
-    assert score([], truth)["precision"] is None
-
-
 def test_speller_video_runs_asl_run_on_the_made_video(tmp_path):
     need(KAGGLE_TRAIN)
     need(ROBOFLOW_TRAIN)

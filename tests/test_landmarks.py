@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import (DIRECTION, LANDMARK_FEATURES, PRESENCE, SHAPE_ONLY, for_width, hand_features,
-                                        no_hand, stack)
+                                        stack)
 
 from conftest import DATA, assert_one_line_error, need, run_cli
 from onnx_fixtures import make_tiny_onnx
@@ -369,33 +369,6 @@ def test_camera_mode_uses_the_full_landmark_model_for_a_landmark_model():
     assert camera_hand_model(RunOptions(), landmark) == "full"  # what it was trained on
     assert camera_hand_model(RunOptions(), image_only) == "lite"
     assert camera_hand_model(RunOptions(hand_model="lite"), landmark) == "lite"  # asked for
-
-
-def test_fusion_study_recipes_run_and_score_no_hand_as_wrong_for_landmarks_only():
-    from asl_edge.benchmarks.studies.fusion_lopo import RECIPES, run_recipe
-
-    rng = np.random.default_rng(0)
-    image_means, landmark_means = np.eye(3, 8) * 6, np.eye(3, 63) * 8  # one direction per class
-
-    def part(name, n=60, hands=True):
-        y = np.arange(n) % 3
-        x = (rng.normal(size=(n, 8)) + image_means[y]).astype(np.float32)
-        lm = np.zeros((n, 66), np.float32)
-        if hands:
-            lm[:, :63] = rng.normal(size=(n, 63)) + landmark_means[y]
-            lm[:, PRESENCE] = 1
-            lm[:, DIRECTION] = (0.0, 1.0)
-        return {"name": name, "samples": [None] * n, "x": x, "lm": lm, "y": y}
-
-    train = [part("asl_alphabet"), part("roboflow_asl_letters")]
-    seen, blind = part("t32rahman_closeup"), part("longhongvo23_handcrops", hands=False)
-    for recipe in RECIPES:
-        a, b = run_recipe(recipe, train, [seen, blind], 3)
-        assert 0.0 <= a <= 1.0 and 0.0 <= b <= 1.0
-        if recipe == "landmarks":
-            assert b == 0.0 and a > 0.9  # no hand found: no answer; separable landmarks: learnt
-        if recipe == "late fusion":
-            assert b > 0.9  # no hand: the image classifier alone still answers
 
 
 def _two_input_onnx(path, width, classes=("A", "B", "C")):

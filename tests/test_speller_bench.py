@@ -97,14 +97,3 @@ def test_missing_recordings_and_traces_are_one_line_errors(tmp_path):
     assert_one_line_error(run_cli("asl_edge.benchmarks.speller", tmp_path / "empty"), "no letter videos")
     assert_one_line_error(run_cli("asl_edge.benchmarks.speller", tmp_path / "empty", "--replay", "--out", tmp_path),
                           "no trace")
-
-
-def test_decoder_choice_picks_most_right_at_the_precision_target():
-    from asl_edge.benchmarks.studies.decoder_choice import TARGET, pick
-    table = {"loose": {"a": (50, 60, 60), "b": (50, 60, 58)},     # most right, but 100/118 typed right
-             "strict": {"a": (40, 60, 40), "b": (41, 60, 42)},    # 81/82 >= target
-             "stricter": {"a": (30, 60, 30), "b": (30, 60, 30)}}
-    assert TARGET == 0.97
-    assert pick(table, ["a", "b"]) == "strict"
-    assert pick(table, ["a"]) == "strict"   # 40/40 beats 30/30
-    assert pick({"x": {"a": (1, 2, 2)}}, ["a"]) is None

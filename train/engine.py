@@ -1,7 +1,6 @@
 """The plain train loop: cached-feature head training or end-to-end, checkpoints, resume."""
 from __future__ import annotations
 
-import collections
 import logging
 import platform
 import time
@@ -24,8 +23,8 @@ from .landmark_fit import fit_landmark_classifier, freeze
 from .landmark_rows import load_landmark_rows
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
-from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config  # noqa: F401
-from .run_data import load_run_data, write_manifest
+from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config
+from .run_data import in_source_vs_left_out, load_run_data, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -258,16 +257,6 @@ class Trainer:
         by_source = {int(k): float(hit[sources == k].mean()) for k in np.unique(sources)}
         return torch.cat(losses).mean().item(), float(hit.mean()), by_source
 
-    def _in_source_vs_left_out(self, by_source) -> dict:
-        """With --val-source: val accuracy pooled over the trained sources, and on the left-out one."""
-        n = self.cfg.val_source
-        if n is None or n not in by_source:
-            return {}
-        counts = collections.Counter(s.source for s in self.val_samples)
-        seen = sum(counts[k] for k in by_source if k != n)
-        inside = sum(acc * counts[k] for k, acc in by_source.items() if k != n) / seen if seen else float("nan")
-        return {"val_acc_in_source": inside, "val_acc_left_out": by_source[n]}
-
     def _state(self, epoch, train_loss):
         return {
             "epoch": epoch,
@@ -312,7 +301,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 tr_loss, tr_acc = self.train_epoch(epoch)
                 va_loss, va_acc, by_source = self.evaluate()
-                held = self._in_source_vs_left_out(by_source)
+                held = in_source_vs_left_out(by_source, self.val_samples, cfg.val_source)
                 dt = time.perf_counter() - t0
                 times.append(dt)
                 self.history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,

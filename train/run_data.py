@@ -2,6 +2,7 @@
 train and val (frame blocks, a left-out source, --val-data, or a resumed run's own split)."""
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import logging
@@ -94,3 +95,13 @@ def write_manifest(path: Path, classes, data: RunData):
         for s in ss:
             w.writerow([name, classes[s.label], s.source, s.path])
     atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue(), encoding="utf-8", errors="surrogateescape"))
+
+
+def in_source_vs_left_out(by_source: dict, val_samples, val_source) -> dict:
+    """With --val-source: val accuracy pooled over the trained sources, and on the left-out one."""
+    if val_source is None or val_source not in by_source:
+        return {}
+    counts = collections.Counter(s.source for s in val_samples)
+    seen = sum(counts[k] for k in by_source if k != val_source)
+    inside = sum(acc * counts[k] for k, acc in by_source.items() if k != val_source) / seen if seen else float("nan")
+    return {"val_acc_in_source": inside, "val_acc_left_out": by_source[val_source]}
