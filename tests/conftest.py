@@ -1,7 +1,9 @@
-"""Shared fixtures: the real data beside the project, and a small model trained on it."""
+"""Shared fixtures: the real data beside the project (and its hand photos), a small model trained on
+it, and the fault catalogue's tiny model and checkpoint."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import subprocess
 import sys
@@ -50,6 +52,51 @@ def need(path: Path):
         pytest.skip(f"real data not found at {path} (expected ../shared/data beside the project; "
                     "set ASL_SHARED_DATA to its location)")
     return path
+
+
+def iou(a, b):
+    """Boxes (x, y, w, h)."""
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    ix = max(0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    iy = max(0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    return ix * iy / (aw * ah + bw * bh - ix * iy)
+
+
+def photos(n, step=150):
+    """n Roboflow photos with their boxes.csv box (x, y, w, h), or a skip without the data."""
+    if not (ROBOFLOW_TRAIN / "boxes.csv").is_file():
+        pytest.skip(f"real hand photos not found at {ROBOFLOW_TRAIN}")
+    from asl_edge.runtime.contract import read_rgb
+    with open(ROBOFLOW_TRAIN / "boxes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[::step][:n]
+    out = []
+    for r in rows:
+        x0, y0, x1, y1 = (float(r[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+        out.append((read_rgb(ROBOFLOW_TRAIN / r["file"]), (x0, y0, x1 - x0, y1 - y0)))
+    return out
+
+
+def paste(photo, at, size=(640, 480), side=None, background=90):
+    """photo (scaled so its longer side is `side`) pasted at `at` (may reach past the frame edge)."""
+    import cv2
+    import numpy as np
+
+    if side:
+        s = side / max(photo.shape[:2])
+        photo = cv2.resize(photo, (round(photo.shape[1] * s), round(photo.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    frame = np.full((size[1], size[0], 3), background, np.uint8)
+    x, y = at
+    ph, pw = photo.shape[:2]
+    fx0, fy0, fx1, fy1 = max(x, 0), max(y, 0), min(x + pw, size[0]), min(y + ph, size[1])
+    frame[fy0:fy1, fx0:fx1] = photo[fy0 - y:fy1 - y, fx0 - x:fx1 - x]
+    return frame
+
+
+def clear_photo():
+    """A photo whose hand the palm detector finds at every scale these tests paste it at
+    (detection rate itself is test_finds_real_hands_and_frames_them_like_training's business)."""
+    return photos(5)[4]
 
 
 def run_cli(module, *args, env=None, check=False, timeout=600):
@@ -110,3 +157,25 @@ def landmark_run(tmp_path_factory, cache_dir):
     summary = Trainer(cfg).fit()
     run_cli("asl_edge.export.cli", out / "best.ckpt", "--quantize", "int8", "--calib-count", "100", check=True)
     return out, summary
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """The fault catalogue's colour model (tests/onnx_fixtures.py), one per test module."""
+    from onnx_fixtures import make_tiny_onnx
+
+    return make_tiny_onnx(tmp_path_factory.mktemp("m") / "color.onnx", kind="color")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """The fault catalogue's tiny checkpoint, trained on nothing but naming a data folder of two
+    40 px images for each of A, B and C; one per test module."""
+    from faults import tiny_checkpoint
+    from onnx_fixtures import write_image
+
+    d = tmp_path_factory.mktemp("ck")
+    for c in "ABC":
+        for i in range(2):
+            write_image(d / "data" / c / f"{c}{i}.jpg", size=(40, 40), seed=i)
+    return tiny_checkpoint(d / "run" / "last.ckpt", data=[d / "data"])

@@ -1,10 +1,23 @@
-"""Helpers for the fault-catalogue tests: run a CLI in this process, hostile files, tiny checkpoints."""
+"""Helpers for the fault-catalogue tests: a catalogue of cases, run a CLI in this process, hostile
+files, contracts and tiny checkpoints."""
 from __future__ import annotations
 
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def catalogue():
+    """A fresh catalogue for one test file: (cases by name, the `@case` decorator that adds one);
+    the file's test_fault runs each case as its own test."""
+    cases = {}
+
+    def case(fn):
+        cases[fn.__name__] = fn
+        return fn
+
+    return cases, case
 
 
 @dataclass
@@ -60,8 +73,15 @@ def png_header_only(path, width, height) -> Path:
     return Path(path)
 
 
-def set_contract(src, dst, contract_json: str) -> Path:
-    """Copy an ONNX file with its contract metadata replaced by contract_json."""
+def contract_json(**kw) -> str:
+    """The JSON of a contract for the six colour-model classes at 64 px, with fields of kw replaced."""
+    from asl_edge.runtime.contract import ModelContract
+
+    return ModelContract(**{"classes": ("A", "B", "C", "del", "nothing", "space"), "input_size": 64, **kw}).to_json()
+
+
+def set_contract(src, dst, text: str) -> Path:
+    """Copy an ONNX file with its contract metadata replaced by `text` (JSON)."""
     import onnx
 
     from asl_edge.runtime.contract import CONTRACT_KEY
@@ -69,7 +89,7 @@ def set_contract(src, dst, contract_json: str) -> Path:
     m = onnx.load(str(src))
     for p in m.metadata_props:
         if p.key == CONTRACT_KEY:
-            p.value = contract_json
+            p.value = text
     onnx.save(m, str(dst))
     return Path(dst)
 

@@ -1,9 +1,10 @@
-"""Tiny asl-edge ONNX models and media files for runtime tests (no training, a second or so).
+"""Tiny asl-edge ONNX models, media files and hand landmarks for runtime tests (no training, a second or so).
 
 torch is used here to build the models; the runtime under test never imports it.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -135,6 +136,25 @@ def write_video(path, colors, size=224, fps=10.0) -> Path:
         writer.write(frame)
     writer.release()
     return path
+
+
+# --- hand landmarks ---------------------------------------------------------------------
+
+def fake_hand(seed=0):
+    """A plausible hand's 21 landmarks: wrist at the origin, middle knuckle straight up, fingers above."""
+    rng = np.random.default_rng(seed)
+    p = rng.normal(0, 30, (21, 3))
+    p[0] = 0
+    p[9] = (0, -80, 0)
+    return p
+
+
+def turned(p, angle):
+    """The hand turned by `angle` in the frame (positive: the knuckle leans towards +x)."""
+    c, s = math.cos(angle), math.sin(angle)
+    out = p.copy()
+    out[:, :2] = p[:, :2] @ np.array([[c, -s], [s, c]]).T
+    return out
 
 
 # --- running the CLI -------------------------------------------------------------------

@@ -42,3 +42,11 @@ def test_nothing_but_a_study_imports_a_study():
     bad = [f"{f.relative_to(REPO)} imports {mod}" for f in files
            for mod in imports(f) if mod.startswith("asl_edge.benchmarks.studies")]
     assert not bad, bad
+
+
+def test_no_file_is_over_350_lines():
+    """The project's size rule: a file that grows past ~350 lines is split by topic."""
+    folders = ("common", "runtime", "train", "export", "benchmarks", "tests", "scripts")
+    long = [f"{f.relative_to(REPO)}: {n} lines" for folder in folders for f in sorted((REPO / folder).rglob("*.py"))
+            if (n := len(f.read_text().splitlines())) > 350]
+    assert not long, long
