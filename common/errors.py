@@ -9,6 +9,8 @@ import unicodedata
 
 import click
 
+from .native_stderr import restore_native_stderr
+
 
 # control, format (bidi overrides, zero-width), and lone surrogates (a file name that is not UTF-8)
 UNPRINTABLE = ("Cc", "Cf", "Cs")
@@ -84,8 +86,6 @@ class UserError(Exception):
 
 
 def _last_line(text: str) -> None:
-    from .safeio import restore_native_stderr  # here, not at the top: safeio imports this module
-
     restore_native_stderr()
     print(text, file=sys.stderr, flush=True)
 

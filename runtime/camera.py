@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 from asl_edge.common.errors import UserError, first_line
-from asl_edge.common.safeio import quiet_native_stderr
+from asl_edge.common.native_stderr import quiet_native_stderr
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 PICAM = "picam"

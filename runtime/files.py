@@ -14,7 +14,7 @@ from asl_edge.common.errors import UserError, say
 from .hands import crop_box
 from .landmarks import of_hand, stack
 from asl_edge.common.fileio import json_text
-from asl_edge.common.safeio import quiet_native_stderr
+from asl_edge.common.native_stderr import quiet_native_stderr
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def test_error_line_is_seen_while_another_thread_silences_stderr(capfd):
     import threading
 
     from asl_edge.common.errors import cli_errors
-    from asl_edge.common.safeio import quiet_native_stderr
+    from asl_edge.common.native_stderr import quiet_native_stderr
 
     inside, done = threading.Event(), threading.Event()
 

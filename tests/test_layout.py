@@ -50,3 +50,43 @@ def test_no_file_is_over_350_lines():
     long = [f"{f.relative_to(REPO)}: {n} lines" for folder in folders for f in sorted((REPO / folder).rglob("*.py"))
             if (n := len(f.read_text().splitlines())) > 350]
     assert not long, long
+
+
+def module_graph() -> dict:
+    """asl_edge module -> the asl_edge modules it imports, at the top or inside a function."""
+    files = {f"asl_edge.{'.'.join(f.relative_to(REPO).with_suffix('').parts)}".removesuffix(".__init__"): f
+             for room in ROOMS for f in (REPO / room).rglob("*.py")}
+    graph = {}
+    for name, f in files.items():
+        package = name if f.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{up}.{base}" if base else up
+                found.add(base)
+                found.update(f"{base}.{a.name}" for a in node.names)
+        graph[name] = {m for m in found if m in files and m != name}
+    return graph
+
+
+def test_no_import_circle_even_inside_functions():
+    graph, state, circles = module_graph(), {}, []
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                circles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, circles

@@ -23,7 +23,7 @@ from asl_edge.common.errors import UserError
 from asl_edge.common.fileio import sweep_temps
 from asl_edge.common.sessions import ort_session
 
-from .checkpoint import atomic_write
+from asl_edge.common.fileio import atomic_write
 from .data import CACHE_ROOT, load_image
 from .augment import scene as augment_scene
 from .presets import SCENE_AUGMENTATIONS, EvalPreset, TrainPreset

@@ -133,16 +133,3 @@ def fill_hand_boxes(samples, cache_dir: Path, label: str = "") -> tuple[list, di
              f"{counts['found']} hands found, {counts['no_hand']} with none (whole image, no landmarks); "
              f"{counts['computed']} computed, {counts['images'] - counts['computed']} from the cache")
     return out, counts
-
-
-def source_with_hands(path, index: int, max_per_class: int, check_images: bool = False) -> tuple[list, dict]:
-    """One source as asl-train draws it (any classes of the Kaggle layout, up to max_per_class images per
-    class, 0 = all), with the hand finder's boxes and landmarks -> (samples, counts). For the studies."""
-    from asl_edge.runtime.contract import KAGGLE_CLASSES
-
-    from .data import CACHE_ROOT, scan_source
-    from .run_data import subsample
-
-    samples, _ = scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=check_images,
-                             strict_classes=False)
-    return fill_hand_boxes(subsample(samples, max_per_class), CACHE_ROOT / "hand_boxes", label=f"{path}: ")

@@ -13,6 +13,8 @@ from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LI
 from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
+from .torch_files import safe_torch_load
+
 ARCHS = ("resnet50", "efficientnet_lite0", "efficientnet_lite2", "mobilenet_v2")
 NORMALIZATION = {
     "resnet50": (IMAGENET_MEAN, IMAGENET_STD),
@@ -162,8 +164,6 @@ def _lite_imagenet_state(arch: str):
 
 
 def _load_state_file(path) -> dict:
-    from .checkpoint import safe_torch_load
-
     sd = safe_torch_load(path, "weights file", " (--weights takes imagenet, none, or a state dict saved with torch.save)")
     if isinstance(sd, dict) and "model_state_dict" in sd:  # one of our checkpoints
         sd = sd["model_state_dict"]

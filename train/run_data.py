@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asl_edge.common.fileio import atomic_write
+from asl_edge.runtime.contract import KAGGLE_CLASSES
+
 from . import data as D
-from .checkpoint import atomic_write
+from .hand_boxes import fill_hand_boxes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,6 @@ def subsample(samples, max_per_class):
 def _hand_boxes(cfg, samples, label):
     if not cfg.hand_boxes:
         return samples
-    from .hand_boxes import fill_hand_boxes
     cache = Path(cfg.cache_dir) if cfg.cache_dir else D.CACHE_ROOT
     return fill_hand_boxes(samples, cache / "hand_boxes", label=label)[0]
 
@@ -105,3 +107,11 @@ def in_source_vs_left_out(by_source: dict, val_samples, val_source) -> dict:
     seen = sum(counts[k] for k in by_source if k != val_source)
     inside = sum(acc * counts[k] for k, acc in by_source.items() if k != val_source) / seen if seen else float("nan")
     return {"val_acc_in_source": inside, "val_acc_left_out": by_source[val_source]}
+
+
+def source_with_hands(path, index: int, max_per_class: int, check_images: bool = False) -> tuple[list, dict]:
+    """One source as asl-train draws it (any classes of the Kaggle layout, up to max_per_class images per
+    class, 0 = all), with the hand finder's boxes and landmarks -> (samples, counts). For the studies."""
+    samples, _ = D.scan_source(path, KAGGLE_CLASSES, source_index=index, check_images=check_images,
+                               strict_classes=False)
+    return fill_hand_boxes(subsample(samples, max_per_class), D.CACHE_ROOT / "hand_boxes", label=f"{path}: ")

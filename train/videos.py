@@ -18,7 +18,7 @@ import cv2
 
 from asl_edge.runtime.camera import VIDEO_EXTENSIONS
 from asl_edge.common.fileio import build_dir_once
-from asl_edge.common.safeio import quiet_native_stderr
+from asl_edge.common.native_stderr import quiet_native_stderr
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def load_sources(paths, per_class, log):
     from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
     from asl_edge.runtime.landmarks import stack
     from asl_edge.train.features import FeatureStore
-    from asl_edge.train.hand_boxes import source_with_hands
+    from asl_edge.train.run_data import source_with_hands
     from asl_edge.train.models import NORMALIZATION, build_model, set_trainable, split_frozen
 
     mean, std = NORMALIZATION["efficientnet_lite0"]

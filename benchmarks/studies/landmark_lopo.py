@@ -32,7 +32,7 @@ LAYOUT_NAMES = {64: "shape (64: earlier layout)", 66: "shape + direction (66)"}
 def source_rows(path, index: int, max_per_class: int, log) -> tuple:
     """One source -> (landmark rows (n, 66) of the images with a hand, labels (n,), images tried)."""
     from asl_edge.runtime.landmarks import stack
-    from asl_edge.train.hand_boxes import source_with_hands
+    from asl_edge.train.run_data import source_with_hands
 
     samples, _ = source_with_hands(path, index, max_per_class)
     found = [s for s in samples if s.hand is not None]

@@ -21,7 +21,7 @@ import torch
 from asl_edge.runtime.contract import KAGGLE_CLASSES
 from asl_edge.runtime.landmarks import stack
 from asl_edge.train import landmark_rows as LR
-from asl_edge.train.hand_boxes import source_with_hands
+from asl_edge.train.run_data import source_with_hands
 from asl_edge.train.landmark_fit import fit_landmark_classifier
 from asl_edge.train.models import FusionHead
 

@@ -43,7 +43,7 @@ def fold_data(run: Path, log, flip: bool = False) -> dict:
     from asl_edge.runtime.landmarks import stack
     from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
     from asl_edge.train.data import load_image
-    from asl_edge.train.hand_boxes import source_with_hands
+    from asl_edge.train.run_data import source_with_hands
     from asl_edge.train.presets import EvalPreset
 
     ckpt = load_checkpoint(run / "last.ckpt")

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from asl_edge.common.errors import UserError, first_line
-from asl_edge.common.safeio import quiet_native_stderr
+from asl_edge.common.native_stderr import quiet_native_stderr
 from asl_edge.runtime.contract import CROP_MARGIN as MARGIN
 from asl_edge.runtime.hands import HandFinder, square_box
 
