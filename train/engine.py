@@ -23,6 +23,7 @@ from .landmark_fit import fit_landmark_classifier, freeze
 from .landmark_rows import load_landmark_rows
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
+from .progress import progress
 from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config
 from .run_data import in_source_vs_left_out, load_run_data, write_manifest
 
@@ -201,8 +202,6 @@ class Trainer:
         return head.losses(f, landmarks, y), head(f, landmarks)
 
     def train_epoch(self, epoch):
-        from tqdm import tqdm
-
         g = self._epoch_generator(epoch)
         torch.manual_seed(self.cfg.seed * 100_003 + epoch)
         if self.feature_mode:
@@ -217,7 +216,7 @@ class Trainer:
         if not self.feature_mode:
             freeze_batchnorm_of_frozen(self.model)
         total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, disable=None)
+        bar = progress(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch")
         for batch in bar:
             if self.feature_mode:
                 x, y, w, lm = batch

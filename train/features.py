@@ -27,6 +27,7 @@ from asl_edge.common.fileio import atomic_write
 from .data import CACHE_ROOT, load_image
 from .augment import scene as augment_scene
 from .presets import SCENE_AUGMENTATIONS, EvalPreset, TrainPreset
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +149,9 @@ class PrefixRunner:
 
 
 def _compute(runner, dataset, batch_size, workers, desc):
-    from tqdm import tqdm
-
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
     out = []
-    for x, _, _ in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
+    for x, _, _ in progress(loader, desc=desc, unit="batch"):
         f = runner(x)
         out.append(f.half() if f.dim() > 2 else f)  # spatial maps in fp16: half the memory and disk
     return torch.cat(out)

@@ -22,6 +22,8 @@ from asl_edge.common.errors import UserError
 from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
+from .progress import progress
+
 log = logging.getLogger(__name__)
 
 LANDMARK_MODEL = "full"  # files mode's default: what asl-run uses on photos
@@ -97,15 +99,13 @@ def fill_hand_boxes(samples, cache_dir: Path, label: str = "") -> tuple[list, di
     root_key = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     cache_file = cache_dir / f"{finder_key()}-{root_key}.json"
     cache = _load_cache(cache_dir, root_key)
-    from tqdm import tqdm
-
     finder = None
     out = []
     keys = [_image_key(s.path) for s in samples]
     todo = sum(k not in cache for k in keys)
     if todo:
-        log.info(f"{label}hand finder: {todo} of {len(samples)} images not in the cache yet (a few per second)")
-    bar = tqdm(total=todo, desc=f"{label}hand finder", unit="img", leave=False, disable=None if todo else True)
+        log.info(f"{label}hand finder: {todo} of {len(samples)} images not in the cache yet")
+    bar = progress(total=todo, desc=f"{label}hand finder", unit="img")
     try:
         for s, key in zip(samples, keys):
             if key not in cache:
