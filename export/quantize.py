@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from asl_edge.common.errors import UserError
+from asl_edge.train.progress import progress
 
 from .feeds import LANDMARKS_NAME, chunks
 from .saturation import kernel_rows, pairs
@@ -40,9 +41,16 @@ class _BatchReader:
 
     def __init__(self, feeds: dict, chunk=16):
         self._it = chunks(feeds, chunk)
+        rows = len(next(iter(feeds.values())))
+        self._bar = progress(total=-(-rows // chunk), desc="calibration", unit="batch")
 
     def get_next(self):
-        return next(self._it, None)
+        batch = next(self._it, None)
+        if batch is None:
+            self._bar.close()
+        else:
+            self._bar.update()
+        return batch
 
 
 # How INT8 weights are ranged (see export/saturation.py for the CPU behaviour behind it):
