@@ -275,7 +275,7 @@ def run_bench(cfg: BenchConfig) -> int:
             say(line)
         print(flush=True)
     report.write_all(bench, Path(cfg.out), plots=cfg.plots)
-    print(f"wrote {Path(cfg.out) / 'bench.json'} and {Path(cfg.out) / 'bench.md'}")
+    say(f"wrote {Path(cfg.out) / 'bench.json'} and {Path(cfg.out) / 'bench.md'}")
     for msg in failed + violations:
-        print(f"FAIL: {msg}", file=sys.stderr)
+        say(f"FAIL: {msg}", file=sys.stderr)  # a message may quote a model's node names
     return 0 if bench["checks"]["passed"] else 1

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command, say
 from asl_edge.common.limits import cap_threads
 from asl_edge.runtime.options import FiniteFloat
 
@@ -37,11 +37,11 @@ DEFAULT_RUNS = 100
               help="torch.set_num_threads / onnxruntime intra_op_num_threads (capped at 4 per core).")
 @click.option("--providers", default="auto", show_default=True, metavar="auto|cpu,cuda",
               help="Where to run: auto = CPU, plus CUDA where torch / onnxruntime have it.")
-@click.option("--runs", default=None, type=click.IntRange(1), help=f"Timed batch-1 runs [default: {DEFAULT_RUNS}].")
+@click.option("--runs", default=None, type=click.IntRange(1, 10_000_000), help=f"Timed batch-1 runs [default: {DEFAULT_RUNS}].")
 @click.option("--time-budget", default=None, type=FiniteFloat(0, min_open=True), metavar="SECONDS",
               help="Instead of --runs: time batch-1 runs for this long (and throughput for half as long).")
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0), help="Untimed runs first.")
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Batch size for throughput.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 100_000), help="Untimed runs first.")
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1, 4096), help="Batch size for throughput.")
 @click.option("--max-images", default=300, show_default=True, type=click.IntRange(0),
               help="Images per data set, spread over classes; 0 = all.")
 @click.option("--out", default="runs/bench", show_default=True, type=click.Path(file_okay=False),
@@ -102,7 +102,8 @@ def run_loop(video, model, threads_text, max_frames, out, other_options, hand_th
         raise UserError(f"--loop-hands {hands_text!r}: give hand models from {', '.join(LANDMARK_MODELS)}, like full,full-int8")
     report = loop_report(model, video, threads_list, max_frames, hand_models,
                          hand_threads=hand_threads, overlaps=(False, True) if overlap else (False,))
-    print(write_loop(out, report))
+    for line in write_loop(out, report).splitlines():
+        say(line)
 
 
 if __name__ == "__main__":

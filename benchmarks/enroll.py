@@ -21,7 +21,7 @@ import click
 
 from asl_edge.runtime.cli import load_model, parse_region
 from asl_edge.runtime.enroll import record_folder
-from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command, say
 from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.options import FiniteFloat
 from asl_edge.runtime.profile import METHODS, fit_profile
@@ -134,7 +134,8 @@ def main(people, model, folds, methods, parts_list, enroll_part, test_part, sequ
     atomic_write(out / "enroll.md", lambda tmp: Path(tmp).write_text(md))
     atomic_write(out / "enroll.json", lambda tmp: Path(tmp).write_text(json_text(
         {"command": command, "results": results}, indent=1)))
-    print(md)
+    for line in md.splitlines():
+        say(line)
 
 
 if __name__ == "__main__":

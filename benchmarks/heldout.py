@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from asl_edge.common.errors import command
+from asl_edge.common.errors import command, say
 
 
 @command()
@@ -33,7 +33,7 @@ def main(split_csv, out):
         if boxes.is_file() and not (out / f"source{r['source']}" / "boxes.csv").exists():
             shutil.copy(boxes, out / f"source{r['source']}" / "boxes.csv")
     for d in sorted(out.iterdir()):
-        print(f"{d}: {sum(1 for _ in d.rglob('*') if _.is_symlink())} images")
+        say(f"{d}: {sum(1 for _ in d.rglob('*') if _.is_symlink())} images")
 
 
 if __name__ == "__main__":

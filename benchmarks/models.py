@@ -1,13 +1,13 @@
 """The models under test: reading their contracts, checking they match, one row per provider."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from asl_edge.common.errors import UserError
+from asl_edge.common.errors import UserError, printable
+from asl_edge.runtime.model import export_settings
 
 # What must match for models to be compared on one preprocessed batch (input_format may differ:
 # uint8-input models get the same images resized, before normalisation).
@@ -54,11 +54,8 @@ def _mb(path) -> float:
 
 
 def _onnx_format(metadata: dict) -> str:
-    try:
-        precision = json.loads(metadata.get("asl_edge.export", "{}")).get("precision")
-    except (ValueError, AttributeError):
-        precision = None
-    return f"ONNX {precision.upper()}" if precision else "ONNX"
+    precision = export_settings(metadata).get("precision")  # the runtime's guarded reader: a file may lie
+    return f"ONNX {printable(precision).upper()}" if isinstance(precision, str) and precision else "ONNX"
 
 
 def load_models(ckpt: str | None, onnx_paths) -> list:

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command, say
 from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.hands import LANDMARK_MODELS, default_landmark_model
 from asl_edge.runtime.live import run_live, spell_frame
@@ -310,7 +310,9 @@ def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, d
             d = results[folder.name]["decoders"][name]
             log.info("  %s: %d/%d right (recall %.1f%%), %d typed (precision %.1f%%)", name, d["right"], d["signed"],
                      100 * d["recall"], d["typed"], 100 * d["precision"])
-    print(write_results(out, results, decoders, "python -m asl_edge.benchmarks.speller " + shlex.join(sys.argv[1:])))
+    for line in write_results(out, results, decoders, "python -m asl_edge.benchmarks.speller "
+                              + shlex.join(sys.argv[1:])).splitlines():
+        say(line)
 
 
 if __name__ == "__main__":

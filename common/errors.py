@@ -2,6 +2,7 @@
 escape for untrusted text (file names, names read from model files) before it reaches a terminal."""
 import functools
 import logging
+import re
 import signal
 import sys
 import threading
@@ -74,9 +75,24 @@ def show_logs(where: str = "stderr", level: int = logging.INFO) -> None:
     root.propagate = False  # a library's own logging setup (root handlers) does not print them twice
 
 
+# onnxruntime's messages wrap the reason in a status prefix, a C++ source location with a function signature
+# and the failed check's expression; the reason is what the user can act on.
+_NATIVE_NOISE = (
+    (re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : "), ""),
+    (re.compile(r"Non-zero status code returned while running (\S+) node\. Name:'([^']*)' Status Message: "),
+     r"\1 node '\2': "),
+    (re.compile(r"\S+\.(?:h|hpp|cc|cpp|cu|c):\d+ [^(]*\((?:[^()]|\([^()]*\))*\)\s*"), ""),
+    (re.compile(r"(?<=: )[^.:]* was false\.\s*"), ""),
+)
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception's first line (a library's message can run to pages), or its type when it says nothing."""
+    """An exception's first line (a library's message can run to pages) without a native library's
+    source locations, or its type when it says nothing."""
     text = str(exc).strip()
+    for pattern, repl in _NATIVE_NOISE:
+        text = pattern.sub(repl, text)
+    text = text.replace(" node '': ", " node: ").strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 class UserError(Exception):

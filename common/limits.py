@@ -23,6 +23,8 @@ MIN_IMAGE_SIDE = 8  # smaller images carry no sign (and broke resizing)
 MAX_UNZIP_ENV = "ASL_EDGE_MAX_UNZIP_GB"
 DEFAULT_MAX_UNZIP_GB = 20.0
 MAX_ZIP_RATIO = 100.0
+# No limit (megapixels, gigabytes, seconds) needs more: past it a number is a typo or a probe.
+LIMIT_CEILING = 1e9
 
 
 def max_threads() -> int:
@@ -50,7 +52,7 @@ def env_number(name: str, default: float) -> float:
         v = float(raw)
     except ValueError:
         v = float("nan")
-    if not (math.isfinite(v) and 0 < v <= 1e9):
+    if not (math.isfinite(v) and 0 < v <= LIMIT_CEILING):
         raise UserError(f"${name}={raw!r}: must be a positive, finite number (unset it for the default {default:g})")
     return v
 

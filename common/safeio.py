@@ -134,6 +134,19 @@ def header_size(b: bytes):
     return None
 
 
+def _float_tiff_bgr(data: bytes) -> np.ndarray | None:
+    """A TIFF of 32- or 64-bit float samples, which OpenCV reads only as it is: values 0..1 (the floating-point
+    image convention) -> BGR uint8. None for anything else."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype.kind != "f" or img.ndim not in (2, 3):
+        return None
+    img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
+    img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return img[:, :, :3] if img.shape[2] >= 3 else None
+
+
 def decode_rgb(data: bytes, name) -> np.ndarray:
     """Encoded image bytes -> RGB uint8 HxWx3. The one decode path of the project (scan, training,
     asl-run, asl-bench, export): what one accepts, all accept. UserError when the image is corrupt,
@@ -151,6 +164,8 @@ def decode_rgb(data: bytes, name) -> np.ndarray:
     try:
         with quiet_native_stderr():
             bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None and data[:4] in (b"II*\x00", b"MM\x00*"):
+                bgr = _float_tiff_bgr(data)
     except cv2.error as e:
         raise UserError(f"cannot decode image {name}: {str(e).strip().splitlines()[-1][:120]}") from None
     if bgr is None or bgr.ndim != 3:

@@ -199,7 +199,8 @@ def run_export(ckpt_path, out, quantize, calib_data, calib_count, calib_method, 
 @click.option("--float-convs", default=DEFAULT_FLOAT_CONVS, show_default=True, type=click.IntRange(0),
               help="INT8: keep the first N convolutions float (the stem and the first high-resolution blocks, "
               "where 8-bit rounding costs most agreement for little speed).")
-@click.option("--opset", default=20, show_default=True, type=click.IntRange(13, 23))
+@click.option("--opset", default=20, show_default=True, type=click.IntRange(18, 23),
+              help="ONNX opset (torch's exporter writes 18 or newer).")
 @click.option("--eval-data", default=None, type=click.Path(), help="Held-out images for parity and accuracy. "
               "Default: the checkpoint's val split.")
 @click.option("--eval-count", default=300, show_default=True, type=click.IntRange(1))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from asl_edge.train.progress import progress
 
 from .feeds import LANDMARKS_NAME, chunks
 from .saturation import kernel_rows, pairs
+
+log = logging.getLogger(__name__)
 
 MIN_CALIB_IMAGES = 100
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -205,5 +208,10 @@ def convert_fp16(fp32_path, out_path):
     from onnxconverter_common import float16
 
     m = onnx.load(str(fp32_path))
-    m = float16.convert_float_to_float16(m, keep_io_types=True, node_block_list=preprocessing_nodes(m.graph))
+    with warnings.catch_warnings(record=True) as caught:  # one warning per clipped weight: a count says enough
+        warnings.simplefilter("always")
+        m = float16.convert_float_to_float16(m, keep_io_types=True, node_block_list=preprocessing_nodes(m.graph))
+    clipped = sum("truncated" in str(w.message) for w in caught)
+    if clipped:
+        log.info(f"FP16: {clipped} weight value(s) outside float16's range were clipped to it")
     onnx.save(m, str(out_path))

@@ -12,7 +12,7 @@ import cv2
 
 from .camera import GuideBox, open_source
 from .contract import KAGGLE_CLASSES
-from asl_edge.common.errors import UserError, cli_errors, command
+from asl_edge.common.errors import UserError, cli_errors, command, say
 from asl_edge.common.fileio import ensure_dir, write_error
 from .hands import HandFinder, HandRoi
 from .overlay import display_unavailable_reason
@@ -105,6 +105,15 @@ def capture(source, out: Path, classes, per_class: int, countdown: float, interv
     return saved
 
 
+def _remove_empty(folder: Path):
+    """Remove `folder` and its class folders where they hold nothing (this run made them)."""
+    for sub in [*sorted(folder.glob("*/")), folder]:
+        try:
+            sub.rmdir()  # only ever succeeds on an empty folder
+        except OSError:
+            pass
+
+
 @command()
 @click.option("-c", "--camera", default="0", show_default=True, help="Camera index, video file, URL or picam.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Folder to fill: OUT/<CLASS>/*.jpg")
@@ -128,8 +137,14 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
         box = HandRoi(HandFinder(video=True, landmark_model="lite"), GuideBox(), keep=0)
     else:
         box = GuideBox.parse(roi)
+    made = not Path(out).exists()
     ensure_dir(out, "--out")  # a file in the way, or a read-only place, fails before the camera opens
-    source = open_source(camera)
+    try:
+        source = open_source(camera)
+    except BaseException:
+        if made:
+            _remove_empty(Path(out))
+        raise
     window = None
     try:
         reason = "--no-display" if no_display else display_unavailable_reason()
@@ -143,14 +158,16 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
         source.close()
         if window is not None:
             window.close()
+        if made:
+            _remove_empty(Path(out))  # a run that saved nothing leaves no folder behind
     done = [c for c in wanted if saved[c] >= per_class]
-    print(f"summary: {sum(saved.values())} images saved in {out} for {len(done)}/{len(wanted)} classes")
+    say(f"summary: {sum(saved.values())} images saved in {out} for {len(done)}/{len(wanted)} classes")
     if len(done) < len(wanted):
         missing = [c for c in wanted if saved[c] < per_class]
-        print(f"warning: the source ended before {', '.join(missing)} were complete; run again to add more"
+        say(f"warning: the source ended before {', '.join(missing)} were complete; run again to add more"
               + (" (only frames where a hand was found are saved)" if isinstance(box, HandRoi) else ""),
               file=sys.stderr)
-    print(f"next: asl-train --data {out} --init CKPT --epochs 5 --out runs/my_hand")
+    say(f"next: asl-train --data {out} --init CKPT --epochs 5 --out runs/my_hand")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def describe_model(clf, first) -> str:
 @click.option("--timeout", type=FiniteFloat(0.1, 600), default=DEFAULT_TIMEOUT_S, show_default=True,
               help="Camera mode: seconds to wait for a stream to open and for each frame; a stalled "
                    "stream then ends the run with its summary.")
-@click.option("--max-megapixels", type=FiniteFloat(0, min_open=True), default=None,
+@click.option("--max-megapixels", type=FiniteFloat(0, limits.LIMIT_CEILING, min_open=True), default=None,
               help=f"Refuse images with more pixels (default {limits.DEFAULT_MAX_MEGAPIXELS:g}, "
                    f"or ${limits.MAX_PIXELS_ENV}); checked from the header before decoding.")
 @click.option("--profile", type=click.Path(dir_okay=False, path_type=Path), default=None,

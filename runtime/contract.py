@@ -30,6 +30,7 @@ LITE_STD = (128.0 / 255,) * 3
 CONTRACT_KEY = "asl_edge.contract"
 CONTRACT_VERSION = 1
 MAX_CONTRACT_CHARS = 100_000
+MIN_STD = 1e-3
 AGREEMENT_OUTPUT = "agreement"  # the graph output's name (ModelContract.agreement)
 EMBEDDING_OUTPUT = "embedding"  # likewise (ModelContract.embedding)
 EMBEDDING_PARTS = ("image", "landmarks")
@@ -109,8 +110,9 @@ class ModelContract:
                 v = tuple(float(m) for m in v)
             except (TypeError, ValueError):
                 v = ()
-            if len(v) != 3 or not all(abs(m) < 1e6 for m in v) or (name == "std" and min(v) <= 0):
-                raise bad(f"{name} must be 3 finite numbers" + (" above 0" if name == "std" else ""))
+            # pixels are 0..1 here: a std under MIN_STD would blow one grey level (1/255) up past 4
+            if len(v) != 3 or not all(abs(m) < 1e6 for m in v) or (name == "std" and min(v) < MIN_STD):
+                raise bad(f"{name} must be 3 finite numbers" + (f" of at least {MIN_STD:g}" if name == "std" else ""))
             object.__setattr__(self, name, v)
         if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) \
                 or not 8 <= self.input_size <= 4096:
