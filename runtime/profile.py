@@ -122,8 +122,9 @@ class Profile:
             version = int(arrays["version"])
             if version != PROFILE_VERSION:
                 raise bad(f"version {version}; this asl-edge reads version {PROFILE_VERSION}")
-            weights = np.asarray(arrays["weights"], np.float32)
-            bias = np.asarray(arrays["bias"], np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # out of float32's range -> inf, refused below
+                weights = np.asarray(arrays["weights"], np.float32)
+                bias = np.asarray(arrays["bias"], np.float32)
             classes = tuple(str(c) for c in arrays["classes"].reshape(-1))
             parts = tuple(str(p) for p in arrays["parts"].reshape(-1))
             counts = tuple(int(n) for n in arrays["counts"].reshape(-1))

@@ -1,4 +1,5 @@
-"""Property tests: random bytes as images, random image shapes and regions, random contract JSON.
+"""Property tests: random bytes as images, random image shapes and regions, random contract JSON, profiles
+with any field replaced, any text to the option parsers.
 Whatever comes in, the answer is a result or one UserError, never another exception."""
 from __future__ import annotations
 
@@ -102,3 +103,59 @@ def test_random_contract_json_loads_or_one_user_error(session, text):
     # accepted: it really fits this 6-way, any-size float graph and can preprocess a frame
     assert contract.num_classes == 6 and contract.input_format == "float"
     assert contract.preprocess(np.zeros((50, 70, 3), np.uint8)).shape == (3, contract.input_size, contract.input_size)
+
+
+FIELD_VALUES = st.one_of(
+    st.integers(-2**70, 2**70).map(lambda v: np.array(v) if abs(v) < 2**63 else np.array(str(v))),
+    st.floats(allow_nan=True, allow_infinity=True).map(np.array),
+    st.text(max_size=30).map(np.array),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6).map(lambda v: np.array(v, np.float64)),
+    st.lists(st.text(max_size=5), max_size=4).map(np.array),
+    st.tuples(st.integers(0, 3), st.integers(0, 5)).map(lambda s: np.zeros(s, np.float32)),
+)
+
+
+@FAST
+@given(st.sampled_from(["version", "model_sha256", "classes", "parts", "weights", "bias", "base_weight", "counts",
+                        "method", "check", None]), FIELD_VALUES)
+def test_a_profile_with_any_field_replaced_loads_or_is_one_user_error(tmp_path, field, value):
+    from asl_edge.runtime.profile import Profile
+
+    good = tmp_path / "good.npz"
+    Profile("0" * 64, ("A", "B"), ("image",), np.ones((2, 4), np.float32), np.zeros(2, np.float32), 0.5, (5, 5),
+            "prototypes", {"top1": 1.0}).save(good)
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    if field is None:
+        arrays.pop("weights")
+    else:
+        arrays[field] = value
+    edited = tmp_path / "edited.npz"
+    with open(edited, "wb") as fh:
+        np.savez(fh, **arrays)
+    try:
+        Profile.load(edited)
+    except UserError:
+        pass
+
+
+@FAST
+@given(st.text(max_size=60))
+def test_option_parsers_take_any_text_to_a_value_or_one_clear_refusal(text):
+    import click
+
+    from asl_edge.benchmarks.speller import parse_decoder
+    from asl_edge.runtime.options import FiniteFloat
+    from asl_edge.runtime.spelling import Hold
+
+    for parse, refusals in ((parse_decoder, (UserError,)), (Hold.parse, (ValueError,)),
+                            (lambda t: FiniteFloat(0, 1).convert(t, None, None), (click.BadParameter,))):
+        try:
+            parse(text)
+        except refusals:
+            pass
+    for spec in ("evidence:" + text, "hold:" + text):
+        try:
+            parse_decoder(spec)
+        except UserError:
+            pass
