@@ -170,6 +170,10 @@ def accuracy(logits, labels) -> float | None:
 
 def check_fp32_parity(stats: dict, ref_logits: np.ndarray, tol: float = 1e-3):
     """FP32 ONNX must match PyTorch: every top-1 equal, logits within tol (relative to their scale)."""
+    # nan compares false with every bound: a model that answers nan would pass the checks below
+    if not (np.isfinite(ref_logits).all() and np.isfinite(stats["max_abs_diff"])):
+        raise UserError("FP32 parity failed: the model's logits are not finite numbers (nan or inf) in PyTorch or "
+                        "ONNX, so its weights are broken; retrain it (the file was not kept)")
     scale = max(1.0, float(np.abs(ref_logits).max()))
     if stats["top1_agreement"] < 1.0 or stats["max_abs_diff"] > tol * scale:
         raise UserError(f"FP32 ONNX disagrees with PyTorch (max |logit diff| {stats['max_abs_diff']:.3g}, "

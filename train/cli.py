@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from asl_edge.common import limits
 from asl_edge.common.errors import UserError, cli_errors, command, show_logs
 
+from .config import NUMBERS, source_weights_problem
 from .models import ARCHS
 from .presets import AUGMENTATIONS, parse_augment
 from asl_edge.runtime.options import FiniteFloat
@@ -19,7 +21,9 @@ def _unfreeze(value: str) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise UserError(f"--unfreeze takes a number of blocks or 'all', not {value!r}") from None
+        n = None
+    if n is None or n < 0:  # -1 is 'all' (how a run stores it), above; another negative count means nothing
+        raise UserError(f"--unfreeze takes a number of blocks >= 0 or 'all', not {value!r}")
     return n
 
 
@@ -35,25 +39,25 @@ def _unfreeze(value: str) -> int:
 @click.option("--unfreeze", default="0", show_default=True, metavar="N|all", help="Fine-tune the last N backbone blocks.")
 @click.option("--augment", default="none", show_default=True,
               help=f"Comma list of {','.join(AUGMENTATIONS)}, or default|all|none.")
-@click.option("--views", default=4, show_default=True, type=click.IntRange(0, 64),
+@click.option("--views", default=4, show_default=True, type=NUMBERS["views"],
               help="Augmented copies of each image cached through the frozen backbone; each epoch draws one. "
                    "0: augment on the fly and run the whole network every step (slow on CPU).")
-@click.option("--epochs", default=None, show_default="10, or the resumed run's", type=click.IntRange(1))
-@click.option("--lr", default=1e-3, show_default=True, type=FiniteFloat())
-@click.option("--backbone-lr", default=None, type=FiniteFloat(), help="Learning rate of unfrozen backbone blocks [default: lr/10].")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(0))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=None, show_default="10, or the resumed run's", type=NUMBERS["epochs"])
+@click.option("--lr", default=1e-3, show_default=True, type=NUMBERS["lr"])
+@click.option("--backbone-lr", default=None, type=NUMBERS["backbone_lr"], help="Learning rate of unfrozen backbone blocks [default: lr/10].")
+@click.option("--batch-size", default=32, show_default=True, type=NUMBERS["batch_size"])
+@click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=NUMBERS["workers"])
+@click.option("--seed", default=0, show_default=True, type=NUMBERS["seed"])
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--out", default=None, show_default="runs/train, or the resumed checkpoint's folder",
               type=click.Path(file_okay=False))
-@click.option("--img-size", default=224, show_default=True, type=click.IntRange(32, 1024), help="Input side in pixels.")
-@click.option("--val-source", default=None, type=click.IntRange(0), metavar="N",
+@click.option("--img-size", default=224, show_default=True, type=NUMBERS["img_size"], help="Input side in pixels.")
+@click.option("--val-source", default=None, type=NUMBERS["val_source"], metavar="N",
               help="Hold out --data source N (0 = the first) whole as validation: never trained on, and "
                    "best.ckpt is chosen on it; the other sources are still split for in-source accuracy.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=FiniteFloat(0, 0.9))
+@click.option("--val-fraction", default=0.2, show_default=True, type=NUMBERS["val_fraction"])
 @click.option("--random-split", is_flag=True, help="Random frame split (leaks near-duplicate frames; for comparison only).")
-@click.option("--max-per-class", default=0, type=click.IntRange(0), help="Use at most N evenly spaced images per class and source.")
+@click.option("--max-per-class", default=0, type=NUMBERS["max_per_class"], help="Use at most N evenly spaced images per class and source.")
 @click.option("--source-weights", default="", metavar="W1,W2,...", help="Loss weight per --data source.")
 @click.option("--feature-engine", type=click.Choice(["auto", "ort", "torch"]), default="auto", show_default=True,
               help="What runs the frozen backbone for the feature cache (onnxruntime is faster on CPU).")
@@ -69,10 +73,10 @@ def _unfreeze(value: str) -> int:
 @click.option("--landmark-data", multiple=True, metavar="CSV",
               help="Hand landmark rows without images (class, x0, y0, z0 ... z20 as MediaPipe gives them), for the "
                    "landmark classifier of --landmarks; repeatable. Assumptions: train/landmark_rows.py.")
-@click.option("--landmark-weight", default=1.0, show_default=True, type=FiniteFloat(0, 100),
+@click.option("--landmark-weight", default=1.0, show_default=True, type=NUMBERS["landmark_weight"],
               help="Loss weight of each --landmark-data row (as --source-weights for images).")
 @click.option("--force", is_flag=True, help="Replace the run an --out already holds (a fresh run, or --resume into another run's folder).")
-@click.option("--max-megapixels", type=FiniteFloat(0, min_open=True), default=None,
+@click.option("--max-megapixels", type=FiniteFloat(0, limits.LIMIT_CEILING, min_open=True), default=None,
               help="Skip images with more pixels (default 50; checked from the header before decoding).")
 @cli_errors
 def main(**params):
@@ -99,7 +103,9 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
     try:
         sw = tuple(float(w) for w in source_weights.split(",") if w.strip())
     except ValueError:
-        raise UserError(f"--source-weights takes numbers like 1,0.5, not {source_weights!r}") from None
+        sw = None
+    if sw is None or source_weights_problem(sw):
+        raise UserError(f"--source-weights takes positive numbers like 1,0.5, not {source_weights!r}")
     if sw and len(sw) != len(data):
         raise UserError(f"--source-weights has {len(sw)} value(s) for {len(data)} --data source(s)")
     if val_source is not None:

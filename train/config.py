@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import torch
 
-from asl_edge.common.errors import UserError
+from asl_edge.common.errors import UserError, first_line, printable
 from asl_edge.runtime.contract import CROP_MARGIN
+from asl_edge.runtime.options import FiniteFloat
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,38 @@ class TrainConfig:
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10
 
+# The numbers of asl-train's options, bounded once: the option types of train/cli.py, and what a checkpoint's
+# config must hold (train/checkpoint.py), so a run asl-train accepts is one --resume and asl-export accept.
+NUMBERS = {
+    "views": click.IntRange(0, 64), "epochs": click.IntRange(1, 100_000), "lr": FiniteFloat(0, min_open=True),
+    "backbone_lr": FiniteFloat(0), "batch_size": click.IntRange(1, 65_536), "workers": click.IntRange(0, 256),
+    "seed": click.IntRange(0, 2**32 - 1),  # what numpy and torch take as a seed
+    "img_size": click.IntRange(32, 1024), "val_source": click.IntRange(0, 1_000),
+    "val_fraction": FiniteFloat(0, 0.9), "max_per_class": click.IntRange(0, 10_000_000),
+    "landmark_weight": FiniteFloat(0, 100),
+}
+
+
+def number_problem(key: str, value) -> str | None:
+    """Why `value` is not a number asl-train's --KEY accepts; None where it is one (or the unset value)."""
+    kind = NUMBERS[key]
+    if value is None:
+        return None if TrainConfig.__dataclass_fields__[key].default is None else "None is not a number"
+    ok = isinstance(value, (int, float) if isinstance(kind, click.FloatRange) else int) and not isinstance(value, bool)
+    try:
+        ok = ok and kind.convert(value, None, None) == value
+    except (click.BadParameter, OverflowError) as e:
+        return first_line(e, 120)
+    return None if ok else f"{printable(repr(value)[:40])} is not a number"
+
+
+def source_weights_problem(weights) -> str | None:
+    """Loss weights must be positive finite numbers: a negative one trains the model away from a source,
+    and nan or inf makes every loss nan."""
+    bad = [w for w in weights if isinstance(w, bool) or not isinstance(w, (int, float))
+           or not math.isfinite(w) or w <= 0]
+    return f"{printable(repr(bad[0])[:40])} is not a positive number" if bad else None
+
 # What a resumed run may change; everything else (data, arch, recipe, seed) is the checkpoint's.
 RUNTIME_KEYS = ("workers", "device", "cache_dir", "resume", "feature_engine", "force")
 
@@ -94,6 +129,12 @@ def resumed_config(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
 RUN_FILES = ("last.ckpt", "best.ckpt")
 
 
+def resume_from(out: Path) -> Path | None:
+    """The checkpoint to continue the run in `out` from: last.ckpt, else best.ckpt (a run stopped between
+    the two writes of its first epoch has only best.ckpt); None when it holds neither."""
+    return next((out / n for n in RUN_FILES if (out / n).exists()), None)
+
+
 def claim_out(out: Path, force: bool) -> None:
     """A fresh run's --out: refused when it holds another run, unless --force, which then also
     removes that run's exported files (they would sit beside checkpoints they were not made from)."""
@@ -101,7 +142,7 @@ def claim_out(out: Path, force: bool) -> None:
         return
     if not force:
         raise UserError(f"--out {out} already holds a run ({', '.join(n for n in RUN_FILES if (out / n).exists())}): "
-                        f"continue it with --resume {out / 'last.ckpt'}, pass another --out, or --force to replace it")
+                        f"continue it with --resume {resume_from(out)}, pass another --out, or --force to replace it")
     stale = sorted(p for p in out.glob("*.onnx") if p.stem.split(".")[0] in ("best", "last"))
     for p in stale:
         p.unlink(missing_ok=True)

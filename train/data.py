@@ -8,6 +8,7 @@ import os
 import random
 import re
 import zipfile
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 from asl_edge.runtime.contract import CROP_MARGIN, IMAGE_EXTENSIONS, read_rgb
 from asl_edge.runtime.hands import crop_box, square_box
 from asl_edge.common import limits
-from asl_edge.common.errors import UserError
+from asl_edge.common.errors import UserError, first_line
 from asl_edge.common.fileio import build_dir_once
 
 from . import videos
@@ -67,7 +68,11 @@ def _unzip(path: Path) -> Path:
                        (Path(m.filename).suffix.lower() in IMAGE_EXTENSIONS or Path(m.filename).name == "boxes.csv")]
             check_zip_limits(path, members)
             for m in members:
-                zf.extract(m, tmp)  # zipfile keeps names inside tmp and stops at each declared size
+                try:
+                    zf.extract(m, tmp)  # zipfile keeps names inside tmp and stops at each declared size
+                except (zlib.error, EOFError) as e:  # damaged compressed bytes (a bad CRC is BadZipFile, below)
+                    raise UserError(f"{path}: member {m.filename} is damaged ({first_line(e, 120)}); download the "
+                                    "zip again, or unpack what you can yourself and pass the folder") from None
 
     try:
         build_dir_once(dest, extract)

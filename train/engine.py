@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import time
 from dataclasses import asdict
@@ -24,7 +25,7 @@ from .landmark_rows import load_landmark_rows
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
 from .progress import progress
-from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resumed_config
+from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resume_from, resumed_config
 from .run_data import in_source_vs_left_out, load_run_data, write_manifest
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class Trainer:
             try:
                 self.model.load_state_dict(resume_ckpt["model_state_dict"])
                 self.optimizer.load_state_dict(resume_ckpt["optimizer_state_dict"])
-            except (RuntimeError, ValueError, KeyError) as e:
+            except (RuntimeError, ValueError, KeyError, TypeError) as e:
                 raise UserError(f"{cfg.resume}: its weights or optimizer state do not fit arch {cfg.arch} "
                                 f"({first_line(e, 150)}); retrain it") from None
             self.start_epoch = int(resume_ckpt["epoch"])
@@ -229,7 +230,11 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_sum += loss.item() * len(y)
+            value = loss.item()
+            if not math.isfinite(value):  # stop before a nan model is saved (and exported, resumed)
+                raise UserError(f"training diverged in epoch {epoch + 1}: the loss became {value}; train again "
+                                f"with a lower --lr (now {self.cfg.lr:g}) or --source-weights, and --force")
+            loss_sum += value * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             total += len(y)
             bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
@@ -327,12 +332,14 @@ class Trainer:
                          f"val loss {va_loss:.4f} acc {va_acc:.4f}{src}  time {dt:.1f}s  ETA {_fmt_time(eta)}"
                          + ("  *" if improved else ""))
         except KeyboardInterrupt:
-            done = saved_epoch(self.out / "last.ckpt")  # what is on disk, not what the loop got to
+            held = resume_from(self.out)  # what is on disk, not what the loop got to; what claim_out names
+            done = saved_epoch(held) if held else None
             if done is None:
-                log.info("interrupted: no epoch was saved; run the same asl-train command again")
+                log.info("interrupted: no epoch was saved; run the same asl-train command again"
+                         + (" with --force" if held else ""))
             else:
-                log.info(f"interrupted: {self.out / 'last.ckpt'} holds epoch {done}; continue with asl-train "
-                         f"--resume {self.out / 'last.ckpt'} --out {self.out}")
+                log.info(f"interrupted: {held} holds epoch {done}; continue with asl-train "
+                         f"--resume {held} --out {self.out}")
             raise SystemExit(130)
         best = self.out / "best.ckpt"
         by = f"val acc {self.best_acc:.4f}" if self.val_samples else f"train loss {-self.best_acc:.4f}, no val set"

@@ -8,6 +8,7 @@ a changed image or finder computes again, nothing else does.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
-from asl_edge.common.errors import UserError
+from asl_edge.common.errors import UserError, first_line
 from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
@@ -62,9 +63,19 @@ def _load_cache(cache_dir: Path, root_key: str) -> dict:
             cache = json.loads(f.read_text()) if f.is_file() else None
         except (OSError, ValueError):
             cache = None
-        if isinstance(cache, dict):
-            return {k: v for k, v in cache.items() if v is not None} if found_only else cache
+        if isinstance(cache, dict):  # an entry of another shape is as good as missing: found again
+            return {k: v for k, v in cache.items() if _is_entry(v) and not (found_only and v is None)}
     return {}
+
+
+def _is_entry(v) -> bool:
+    """What _find writes: None, or a box of 4 numbers, 21 landmarks of 3 numbers and a handedness."""
+    def numbers(xs, n):
+        return isinstance(xs, list) and len(xs) == n and all(isinstance(x, (int, float)) for x in xs)
+
+    return v is None or (isinstance(v, dict) and numbers(v.get("box"), 4) and isinstance(v.get("handedness"), str)
+                         and isinstance(v.get("landmarks"), list) and len(v["landmarks"]) == 21
+                         and all(numbers(p, 3) for p in v["landmarks"]))
 
 
 def _image_key(path: str) -> str:
@@ -84,6 +95,20 @@ def _find(finder, path):
     return {"box": [box[0], box[1], box[0] + box[2], box[1] + box[3]],
             "landmarks": [[round(float(v), 2) for v in p] for p in hand.landmarks],
             "handedness": hand.handedness}
+
+
+def _save(cache_file: Path, cache: dict) -> None:
+    """Write the cache; where it cannot be written, train on without it (a cache only saves time)."""
+    tmp = cache_file.with_suffix(".tmp")
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError as e:
+        with contextlib.suppress(OSError):  # nothing half-written left behind
+            tmp.unlink(missing_ok=True)
+        log.warning(f"warning: hand-box cache not saved in {cache_file.parent} ({e.strerror or first_line(e)}); "
+                    "continuing without it (the hands are found again next run; --cache-dir DIR picks another folder)")
 
 
 def fill_hand_boxes(samples, cache_dir: Path, label: str = "") -> tuple[list, dict]:
@@ -125,10 +150,7 @@ def fill_hand_boxes(samples, cache_dir: Path, label: str = "") -> tuple[list, di
     finally:  # an interrupted pass keeps what it computed
         bar.close()
         if counts["computed"]:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cache))
-            os.replace(tmp, cache_file)
+            _save(cache_file, cache)
     log.info(f"{label}hand finder on {counts['images']} images ({counts['without_boxes_csv']} without boxes.csv): "
              f"{counts['found']} hands found, {counts['no_hand']} with none (whole image, no landmarks); "
              f"{counts['computed']} computed, {counts['images'] - counts['computed']} from the cache")
