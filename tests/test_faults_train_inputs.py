@@ -67,8 +67,6 @@ def test_the_seed_ends_where_torch_and_numpy_seeds_end_and_its_run_loads(tmp_pat
 # --- B2: weights that are not finite numbers ------------------------------------------------------
 
 def _with_weight(path, value):
-    import torch
-
     from asl_edge.train.models import build_model
 
     state = build_model("efficientnet_lite0", 3, weights="none", input_size=32).state_dict()
