@@ -1,0 +1,100 @@
+"""Decision record: how should the two classifiers be fused for a stranger at a webcam?
+
+Question: the fused score is log p_image + w * log p_landmarks (w = 1 shipped; chosen on the four older
+sources, benchmarks/RESULTS.md "The landmark classifier: its own stage"). On the webcam people, each left
+out of its fold's training, which view is right how often, and would another w, or another rule, do better?
+Options: the image view alone, the landmark view alone, the product at w in 0.5..3, the mean of the two
+probabilities, the more confident view. Method: every `--step`th frame of each letter video, tracked by
+asl-run's own frame pipeline (the fold's INT8 file for the crop and the landmarks), scored by the fold's
+checkpoint in PyTorch, whose two branches give each view's log-probabilities.
+Decision and figures: benchmarks/RESULTS.md, "Fusing the two views for webcam strangers".
+
+    python -m asl_edge.benchmarks.studies.webcam_fusion ../shared/data/webcam_recordings \
+        --fold gunsai75=runs/lopo_web/lo-gunsai75 --fold lolzorus=runs/lopo_web/lo-lolzorus \
+        --fold meyyappan=runs/lopo_web/lo-meyyappan
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+import torch
+
+from asl_edge.runtime.cli import load_model, parse_region
+from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
+from asl_edge.runtime.pipeline import FramePipeline
+from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+WEIGHTS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+
+def views(videos: Path, fold: Path, step: int) -> dict:
+    """Each view's log-probabilities on every `step`th frame of the person's letter videos."""
+    clf = load_model(str(fold / "last.int8.onnx"), "cpu", 1)[0]
+    net = model_from_checkpoint(load_checkpoint(fold / "last.ckpt"))[0].eval()
+    classes = list(clf.classes)
+    xs, rows, labels = [], [], []
+    for video in sorted(videos.glob("*.mp4")):
+        pipe = FramePipeline(clf, parse_region("hand", "full", "cpu", True, clf.contract.crop_margin))
+        cap = cv2.VideoCapture(str(video))
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            p = pipe.prepare(frame)  # every frame, so the tracker sees the video as the camera loop does
+            if i % step == 0:
+                xs.append(p.x[0])
+                rows.append(p.landmarks[0] if p.landmarks is not None else np.zeros(LANDMARK_FEATURES, np.float32))
+                labels.append(classes.index(video.stem))
+            i += 1
+        cap.release()
+    x, lm = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(rows)).float()
+    a, b = [], []
+    with torch.no_grad():
+        for k in range(0, len(x), 64):
+            image, landmarks = net.head.branches(net.backbone(x[k:k + 64]), lm[k:k + 64])
+            a.append(torch.log_softmax(image, 1))
+            b.append(torch.log_softmax(landmarks, 1))
+    return {"a": torch.cat(a).numpy(), "b": torch.cat(b).numpy(), "hand": lm[:, PRESENCE].numpy() > 0,
+            "y": np.array(labels)}
+
+
+def rules(v: dict) -> dict:
+    """Top-1 of each fusion rule."""
+    a, b, hand, y = v["a"], v["b"], v["hand"][:, None], v["y"]
+    pa, pb = np.exp(a), np.exp(b)
+
+    def top1(scores):
+        return float((scores.argmax(1) == y).mean())
+
+    out = {"image alone": top1(a), "landmarks alone (frames with a hand)": float((b.argmax(1) == y)[v["hand"]].mean())}
+    out |= {f"product, w = {w:g}": top1(a + w * hand * b) for w in WEIGHTS}
+    out["mean of the two probabilities"] = top1(np.where(hand, (pa + pb) / 2, pa))
+    out["the more confident view"] = top1(np.where(hand & (pb.max(1, keepdims=True) > pa.max(1, keepdims=True)), pb, pa))
+    return out
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("recordings", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--fold", "folds", multiple=True, required=True, metavar="PERSON=RUN_DIR",
+              help="A person and the run (last.ckpt, last.int8.onnx) that left them out.")
+@click.option("--step", default=2, show_default=True, type=click.IntRange(1, 100), help="Every Nth frame.")
+def main(recordings, folds, step):
+    table = {}
+    for spec in folds:
+        person, _, run = spec.partition("=")
+        table[person] = rules(views(recordings / person, Path(run), step))
+        print(f"{person}: done", file=sys.stderr, flush=True)
+    people = list(table)
+    print("| rule | " + " | ".join(people) + " | mean |\n|---|" + "---|" * (len(people) + 1))
+    for rule in table[people[0]]:
+        values = [table[p][rule] for p in people]
+        print(f"| {rule} | " + " | ".join(f"{100 * v:.1f}%" for v in values) + f" | {100 * np.mean(values):.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
