@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import time
 from dataclasses import asdict
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
@@ -22,9 +20,9 @@ from .checkpoint import carry_best, checkpoint_contract, load_checkpoint, save_c
 from .features import FeatureStore, ImageDataset, ViewDataset
 from .landmark_fit import fit_landmark_classifier, freeze
 from .landmark_rows import load_landmark_rows
+from .loop import ImageRows, evaluate, train_one_epoch
 from .models import NORMALIZATION, build_model, freeze_batchnorm_of_frozen, set_trainable, split_frozen
 from .presets import EvalPreset, TrainPreset, image_augment
-from .progress import progress
 from .config import DEFAULT_EPOCHS, DEFAULT_OUT, TrainConfig, claim_out, resolve_device, resume_from, resumed_config
 from .run_data import in_source_vs_left_out, load_run_data, write_manifest
 
@@ -99,7 +97,6 @@ class Trainer:
         if backbone:
             groups.append({"params": backbone, "lr": cfg.backbone_lr if cfg.backbone_lr is not None else cfg.lr / 10})
         self.optimizer = torch.optim.Adam(groups, lr=cfg.lr)
-        self.criterion = nn.CrossEntropyLoss(reduction="none")
         self.start_epoch, self.history = 0, []
         self.best_acc, self.best_epoch = float("-inf"), 0  # a score: val acc, or -train loss without val
         self.feature_info = None
@@ -160,12 +157,13 @@ class Trainer:
             else:
                 log.info(f"feature cache: hit ({info['loaded']} file(s))")
         else:
-            self.train_set = ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
-                                          box_jitter=self._box_jitter(), seed=cfg.seed, augment=cfg.augment)
-            self.val_set = ImageDataset(self.val_samples, EvalPreset(self.contract)) if self.val_samples else None
-            self.train_weights = self._sample_weights(self.samples)
-            self.train_landmarks = self._landmarks(self.samples)
-            self.val_landmarks = self._landmarks(self.val_samples)
+            self.net = self.model
+            self.train_set = ImageRows(ImageDataset(self.samples, TrainPreset(self.contract, cfg.augment),
+                                                    box_jitter=self._box_jitter(), seed=cfg.seed, augment=cfg.augment),
+                                       self._sample_weights(self.samples), self._landmarks(self.samples))
+            self.val_set = (ImageRows(ImageDataset(self.val_samples, EvalPreset(self.contract)),
+                                      torch.ones(len(self.val_samples)), self._landmarks(self.val_samples))
+                            if self.val_samples else None)
 
     def _landmark_stage(self):
         """A landmark model's landmark classifier: fitted in its own stage when training starts (a
@@ -185,81 +183,30 @@ class Trainer:
     def _box_jitter(self):
         return self.cfg.box_jitter if "jitter" in self.cfg.augment else 0.0
 
-    def _head_or_model(self):
-        return self.net if self.feature_mode else self.model
-
-    def _forward(self, net, x, landmarks):
-        return net(x, landmarks.to(self.device)) if self.cfg.landmarks else net(x)
-
-    def _losses(self, net, x, landmarks, y):
-        """(per-row loss, scores). A landmark model trains its two classifiers on their own losses
-        (FusionHead.losses); its scores are the fused ones."""
-        if not self.cfg.landmarks:
-            logits = net(x)
-            return self.criterion(logits, y), logits
-        landmarks = landmarks.to(self.device)
-        f = net.features(x) if self.feature_mode else self.model.backbone(x)
-        head = net.head if self.feature_mode else self.model.head
-        return head.losses(f, landmarks, y), head(f, landmarks)
+    def _workers(self) -> int:
+        return 0 if self.feature_mode else self.cfg.workers  # cached features are in memory already
 
     def train_epoch(self, epoch):
         g = self._epoch_generator(epoch)
         torch.manual_seed(self.cfg.seed * 100_003 + epoch)
-        if self.feature_mode:
-            self.train_set.set_epoch(g)
-            loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=g)
-        else:
-            self.train_set.epoch = epoch
-            loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=g,
-                                num_workers=self.cfg.workers, persistent_workers=False, drop_last=False)
-        net = self._head_or_model()
-        net.train()
-        if not self.feature_mode:
-            freeze_batchnorm_of_frozen(self.model)
-        total, correct, loss_sum = 0, 0, 0.0
-        bar = progress(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch")
-        for batch in bar:
-            if self.feature_mode:
-                x, y, w, lm = batch
-            else:
-                x, y, idx = batch
-                w, lm = self.train_weights[idx], self.train_landmarks[idx]
-            x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
-            per_row, logits = self._losses(net, x, lm, y)
-            loss = (per_row * w).sum() / w.sum()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            value = loss.item()
-            if not math.isfinite(value):  # stop before a nan model is saved (and exported, resumed)
-                raise UserError(f"training diverged in epoch {epoch + 1}: the loss became {value}; train again "
-                                f"with a lower --lr (now {self.cfg.lr:g}) or --source-weights, and --force")
-            loss_sum += value * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            total += len(y)
-            bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{correct / total:.3f}")
-        return loss_sum / max(1, total), correct / max(1, total)
+        self.train_set.set_epoch(epoch, g)  # before the loader shuffles with g: the same draws as ever
+        loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=g,
+                            num_workers=self._workers(), persistent_workers=False, drop_last=False)
+        self.net.train()
+        freeze_batchnorm_of_frozen(self.model)
+        return train_one_epoch(self.net, loader, self.optimizer, self.device, self.cfg.landmarks,
+                               f"epoch {epoch + 1}/{self.cfg.epochs}", self.cfg.lr)
 
-    @torch.no_grad()
     def evaluate(self):
         if self.val_set is None:
             return float("nan"), float("nan"), {}
-        net = self._head_or_model().eval()
-        loader = DataLoader(self.val_set, batch_size=64, shuffle=False,
-                            num_workers=0 if self.feature_mode else self.cfg.workers)
-        preds, losses = [], []
-        for batch in loader:
-            x, y = batch[0].to(self.device), batch[1].to(self.device)
-            lm = batch[3] if self.feature_mode else self.val_landmarks[batch[2]]
-            logits = self._forward(net, x, lm)
-            losses.append(nn.functional.cross_entropy(logits, y, reduction="none").cpu())
-            preds.append(logits.argmax(1).cpu())
-        pred = torch.cat(preds)
+        loader = DataLoader(self.val_set, batch_size=64, shuffle=False, num_workers=self._workers())
+        loss, pred = evaluate(self.net.eval(), loader, self.device, self.cfg.landmarks)
         labels = torch.tensor([s.label for s in self.val_samples])
         sources = np.array([s.source for s in self.val_samples])
         hit = (pred == labels).numpy()
         by_source = {int(k): float(hit[sources == k].mean()) for k in np.unique(sources)}
-        return torch.cat(losses).mean().item(), float(hit.mean()), by_source
+        return loss, float(hit.mean()), by_source
 
     def _state(self, epoch, train_loss):
         return {

@@ -73,7 +73,7 @@ class ViewDataset(Dataset):
         self.landmarks = landmarks if landmarks is not None else torch.zeros(len(labels), 0)
         self.pick = torch.zeros(len(labels), dtype=torch.long)
 
-    def set_epoch(self, generator):
+    def set_epoch(self, epoch: int, generator):
         views = self.features.shape[0]
         self.pick = torch.randint(views, (len(self.labels),), generator=generator) if views > 1 else self.pick
 

@@ -97,6 +97,10 @@ class AslNet(nn.Module):
         # ordered stages of the backbone, last = closest to the head (for --unfreeze N)
         self._block_names = blocks
 
+    def features(self, x):
+        """The pooled image features the head reads (as StageRange.features: the training loop takes either)."""
+        return self.backbone(x)
+
     def forward(self, x, landmarks=None, with_agreement: bool = False):
         f = self.backbone(x)
         return self.head(f, landmarks, with_agreement) if self.uses_landmarks else self.head(f)
