@@ -139,14 +139,9 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
         box = GuideBox.parse(roi)
     made = not Path(out).exists()
     ensure_dir(out, "--out")  # a file in the way, or a read-only place, fails before the camera opens
+    source = window = None
     try:
         source = open_source(camera)
-    except BaseException:
-        if made:
-            _remove_empty(Path(out))
-        raise
-    window = None
-    try:
         reason = "--no-display" if no_display else display_unavailable_reason()
         if reason is None:
             from .overlay import Window
@@ -155,11 +150,12 @@ def main(camera, out, classes, per_class, countdown, interval, roi, no_display):
             print(f"no window ({reason}); prompts go to the terminal", file=sys.stderr)
         saved = capture(source, Path(out), wanted, per_class, countdown, interval, box, window)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
         if window is not None:
             window.close()
         if made:
-            _remove_empty(Path(out))  # a run that saved nothing leaves no folder behind
+            _remove_empty(Path(out))  # a run that saved nothing (no camera, say) leaves no folder behind
     done = [c for c in wanted if saved[c] >= per_class]
     say(f"summary: {sum(saved.values())} images saved in {out} for {len(done)}/{len(wanted)} classes")
     if len(done) < len(wanted):

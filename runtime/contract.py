@@ -110,7 +110,7 @@ class ModelContract:
                 v = tuple(float(m) for m in v)
             except (TypeError, ValueError):
                 v = ()
-            # pixels are 0..1 here: a std under MIN_STD would blow one grey level (1/255) up past 4
+            # pixels are 0..1 here: a std under MIN_STD would blow one grey level (1/255) up to 4 or more
             if len(v) != 3 or not all(abs(m) < 1e6 for m in v) or (name == "std" and min(v) < MIN_STD):
                 raise bad(f"{name} must be 3 finite numbers" + (f" of at least {MIN_STD:g}" if name == "std" else ""))
             object.__setattr__(self, name, v)

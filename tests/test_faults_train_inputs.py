@@ -240,19 +240,16 @@ def test_a_hand_box_cache_that_cannot_be_written_trains_on_with_one_note(tmp_pat
     import errno
     import os
 
+    from asl_edge.common import fileio
     from asl_edge.train import hand_boxes
 
     cache = tmp_path / "roc"
     cache.mkdir()
     if blocked == "no permission":  # as a read-only folder answers (tests may run as root, who may write anyway)
-        class ReadOnly:  # os, as hand_boxes alone sees it
-            def __getattr__(self, name):
-                return getattr(os, name)
+        def read_only(path, write_fn):  # the cache's write only: checkpoints are written as ever
+            raise fileio.write_error(path, PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)))
 
-            def replace(self, src, dst):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dst))
-
-        monkeypatch.setattr(hand_boxes, "os", ReadOnly())
+        monkeypatch.setattr(hand_boxes, "atomic_write", read_only)
     else:
         (cache / "hand_boxes").write_text("not a folder")
     res = train(capfd, "--data", data, *TINY, "--out", tmp_path / "run", "--cache-dir", cache)

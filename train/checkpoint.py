@@ -11,7 +11,7 @@ from asl_edge.runtime.contract import ModelContract
 from asl_edge.common.errors import UserError, first_line, printable
 from asl_edge.common.fileio import atomic_write
 
-from .config import NUMBERS, number_problem, source_weights_problem
+from .config import NUMBERS, is_number, number_problem, source_weights_problem
 from .models import ARCHS, build_model
 from .torch_files import safe_torch_load
 
@@ -46,10 +46,6 @@ def _is_list_of(value, kind) -> bool:
     return isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -77,20 +73,20 @@ def check_fields(ckpt: dict) -> None:
                         f"({', '.join(ARCHS)})")
     checkpoint_contract(ckpt)
     epoch = ckpt.get("epoch")
-    if _is_number(epoch) and epoch < 0:
+    if is_number(epoch) and epoch < 0:
         raise UserError("its epoch is negative")
     if not _is_count(epoch):
         raise UserError("its epoch is not a whole number")
-    if not _is_number(ckpt.get("train_loss")):
+    if not is_number(ckpt.get("train_loss")):
         raise UserError("its train_loss is not a number")
     # what a resumed run carries on with, optional (older runs lack them)
     if not _is_count(ckpt.get("best_epoch", 0)) or ckpt.get("best_epoch", 0) > epoch:
         raise UserError(f"its best_epoch is not a whole number from 0 to its epoch {epoch}")
     best = ckpt.get("best_val_acc", 0.0)
-    if not _is_number(best) or best != best:  # nan: no later epoch would ever beat it
+    if not is_number(best) or best != best:  # nan: no later epoch would ever beat it
         raise UserError("its best_val_acc is not a number")
     history = ckpt.get("history", [])
-    if not isinstance(history, list) or not all(_is_plain(h) and _is_number(h.get("seconds")) for h in history):
+    if not isinstance(history, list) or not all(_is_plain(h) and is_number(h.get("seconds")) for h in history):
         raise UserError("its history is not a list of epochs (mappings of numbers, with their seconds)")
     for key, kind in (("val_files", str), ("val_labels", int)):
         if split.get(key) is not None and not _is_list_of(split[key], kind):

@@ -71,6 +71,11 @@ NUMBERS = {
 }
 
 
+def is_number(value) -> bool:
+    """An int or float, not a bool (True is an int to Python, never a number to a user)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def number_problem(key: str, value) -> str | None:
     """Why `value` is not a number asl-train's --KEY accepts; None where it is one (or the unset value)."""
     kind = NUMBERS[key]
@@ -87,8 +92,7 @@ def number_problem(key: str, value) -> str | None:
 def source_weights_problem(weights) -> str | None:
     """Loss weights must be positive finite numbers: a negative one trains the model away from a source,
     and nan or inf makes every loss nan."""
-    bad = [w for w in weights if isinstance(w, bool) or not isinstance(w, (int, float))
-           or not math.isfinite(w) or w <= 0]
+    bad = [w for w in weights if not is_number(w) or not math.isfinite(w) or w <= 0]
     return f"{printable(repr(bad[0])[:40])} is not a positive number" if bad else None
 
 # What a resumed run may change; everything else (data, arch, recipe, seed) is the checkpoint's.

@@ -8,7 +8,6 @@ a changed image or finder computes again, nothing else does.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from asl_edge.runtime.contract import read_rgb
-from asl_edge.common.errors import UserError, first_line
+from asl_edge.common.errors import UserError
+from asl_edge.common.fileio import atomic_write
 from asl_edge.runtime.hands import BORDER, LANDMARK_MODELS, MODELS, PALM_MODEL, ZOOM_MIN_SIDE, HandFinder
 from asl_edge.runtime.landmarks import hand_features
 
@@ -99,16 +99,11 @@ def _find(finder, path):
 
 def _save(cache_file: Path, cache: dict) -> None:
     """Write the cache; where it cannot be written, train on without it (a cache only saves time)."""
-    tmp = cache_file.with_suffix(".tmp")
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
-    except OSError as e:
-        with contextlib.suppress(OSError):  # nothing half-written left behind
-            tmp.unlink(missing_ok=True)
-        log.warning(f"warning: hand-box cache not saved in {cache_file.parent} ({e.strerror or first_line(e)}); "
-                    "continuing without it (the hands are found again next run; --cache-dir DIR picks another folder)")
+        atomic_write(cache_file, lambda tmp: Path(tmp).write_text(json.dumps(cache)))
+    except UserError as e:  # atomic_write's one line: the cause and a fix; nothing half-written is left
+        log.warning(f"warning: hand-box cache not saved ({e}); continuing without it (the hands are found "
+                    "again next run; --cache-dir DIR picks another folder)")
 
 
 def fill_hand_boxes(samples, cache_dir: Path, label: str = "") -> tuple[list, dict]:
