@@ -75,6 +75,11 @@ def held_out_logits(model, folders, per_class: int) -> tuple:
 
 def set_temperature(path, temperature: float) -> ModelContract:
     """Rewrite PATH's contract with this temperature (atomically); returns the new contract."""
+    return restamp(path, temperature=temperature)
+
+
+def restamp(path, **changes) -> ModelContract:
+    """Rewrite fields of PATH's contract (atomically; the graph untouched); returns the new contract."""
     import onnx
 
     from .onnx_export import add_metadata
@@ -88,7 +93,7 @@ def set_temperature(path, temperature: float) -> ModelContract:
         raise UserError(f"cannot read ONNX file {path}: {first_line(e, 200)}") from None
     if CONTRACT_KEY not in meta:
         raise UserError(f"{path} is not an asl-edge model (no {CONTRACT_KEY} in its metadata)")
-    contract = ModelContract.from_json(meta[CONTRACT_KEY]).with_temperature(temperature)
+    contract = ModelContract.from_json(meta[CONTRACT_KEY]).with_fields(**changes)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(path.read_bytes())
     try:

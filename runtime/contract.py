@@ -41,6 +41,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # training used before: benchmarks/RESULTS.md, "The crop at the frame edge".
 CROP_MARGIN = 0.25
 CROP_EDGES = ("shift",)
+# How the crop is resized to input_size. "area_down_linear_up": OpenCV's INTER_AREA when shrinking (its
+# slow general path at a ratio that is not a whole number), linear when enlarging. "binned_linear":
+# whole-factor pixel binning (INTER_AREA at an integer ratio, OpenCV's fast path) to the smallest size
+# >= input_size, then linear. Files without the field keep the first; new models are trained with the
+# second (benchmarks/RESULTS.md, "The crop's resize").
+INTERPOLATIONS = ("area_down_linear_up", "binned_linear")
+NEW_MODEL_INTERPOLATION = "binned_linear"
 
 
 def _number(value) -> float:
@@ -119,6 +126,8 @@ class ModelContract:
             raise bad(f"input_size must be a whole number of pixels from 8 to 4096, not {self.input_size!r}")
         if self.input_format not in ("float", "uint8"):
             raise bad(f"input_format must be float or uint8, not {self.input_format!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise bad(f"interpolation {self.interpolation!r}: this asl-edge knows {', '.join(INTERPOLATIONS)}")
         t = _number(self.temperature)
         if not (math.isfinite(t) and 0.01 <= t <= 100.0):
             raise UserError(f"bad model contract temperature {self.temperature!r}: must be a number in 0.01..100")
@@ -205,21 +214,22 @@ class ModelContract:
         return cls.from_dict(d)
 
     def with_input_format(self, fmt: str) -> "ModelContract":
-        return self._with(input_format=fmt)
+        return self.with_fields(input_format=fmt)
 
     def with_landmarks(self, landmarks: int) -> "ModelContract":
-        return self._with(landmarks=landmarks)
+        return self.with_fields(landmarks=landmarks)
 
     def with_agreement(self, agreement: bool) -> "ModelContract":
-        return self._with(agreement=agreement)
+        return self.with_fields(agreement=agreement)
 
     def with_embedding(self, parts) -> "ModelContract":
-        return self._with(embedding=parts)
+        return self.with_fields(embedding=parts)
 
     def with_temperature(self, temperature: float) -> "ModelContract":
-        return self._with(temperature=temperature)
+        return self.with_fields(temperature=temperature)
 
-    def _with(self, **changes) -> "ModelContract":
+    def with_fields(self, **changes) -> "ModelContract":
+        """A copy with these fields changed, checked as any contract read from a file."""
         return ModelContract.from_dict({**self.to_dict(), **changes})
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -240,14 +250,16 @@ class ModelContract:
         s = self.input_size
         if side == s:
             return np.ascontiguousarray(square)
-        # INTER_AREA antialiases when shrinking; linear when enlarging (area == nearest there).
-        interp = cv2.INTER_AREA if side > s else cv2.INTER_LINEAR
-        return cv2.resize(square, (s, s), interpolation=interp)
+        if side < s:  # enlarging: linear in both rules (area would be nearest here)
+            return cv2.resize(square, (s, s), interpolation=cv2.INTER_LINEAR)
+        if self.interpolation == "area_down_linear_up":
+            return cv2.resize(square, (s, s), interpolation=cv2.INTER_AREA)
+        return _binned_linear(square, s)
 
     def normalize(self, rgb_sized: np.ndarray) -> np.ndarray:
         """RGB uint8 SxSx3 (or NxSxSx3) -> float32 3xSxS (or Nx3xSxS), normalised: (x / 255 - mean) / std
         in float32, looked up per channel from a table of the 256 values (the same numbers as the
-        arithmetic, in a quarter of the time)."""
+        arithmetic): OpenCV's LUT on each plane, written straight into the NCHW output."""
         x = np.asarray(rgb_sized)
         if x.dtype != np.uint8:
             x = x.astype(np.float32) * np.float32(1.0 / 255.0)
@@ -255,8 +267,9 @@ class ModelContract:
             return np.ascontiguousarray(np.moveaxis(x, -1, -3))
         table = _normalize_table(self.mean, self.std)
         out = np.empty(x.shape[:-3] + (3,) + x.shape[-3:-1], np.float32)
-        for k in range(3):
-            out[..., k, :, :] = table[k][x[..., k]]
+        for image, planes in zip(x.reshape(-1, *x.shape[-3:]), out.reshape(-1, *out.shape[-3:])):
+            for k, plane in enumerate(cv2.split(np.ascontiguousarray(image))):
+                cv2.LUT(plane, table[k], dst=planes[k])
         return out
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
@@ -266,6 +279,18 @@ class ModelContract:
 
     def preprocess_batch(self, images_rgb) -> np.ndarray:
         return np.stack([self.preprocess(im) for im in images_rgb])
+
+
+def _binned_linear(square: np.ndarray, s: int) -> np.ndarray:
+    """A square larger than s -> s x s: bin k x k pixels (k = side // s, OpenCV's whole-ratio INTER_AREA),
+    then linear. The binned square is the centred k * (side // k) pixels (under k pixels dropped)."""
+    side = square.shape[0]
+    k = side // s
+    if k >= 2:
+        n = side // k
+        top = (side - n * k) // 2
+        square = cv2.resize(square[top:top + n * k, top:top + n * k], (n, n), interpolation=cv2.INTER_AREA)
+    return cv2.resize(square, (s, s), interpolation=cv2.INTER_LINEAR)
 
 
 @functools.lru_cache(maxsize=8)

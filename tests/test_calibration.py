@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 
 from asl_edge.export.temperature import ece, fit_temperature
@@ -49,6 +50,21 @@ def test_temperature_written_into_a_file_is_used_by_the_runtime(tmp_path):
     np.testing.assert_allclose(after.logits(images), logits)                 # the graph is untouched
     np.testing.assert_allclose(after.predict(images), softmax(logits / 2.5), rtol=1e-5)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_restamp_changes_the_resize_rule_and_nothing_else(tmp_path):
+    from asl_edge.export.temperature import restamp
+
+    path = make_tiny_onnx(tmp_path / "m.onnx")
+    graph = onnx.load(str(path)).graph.SerializeToString()
+    before = OnnxClassifier(path, provider="cpu").contract
+    after = restamp(path, interpolation="binned_linear")
+    assert after == before.with_fields(interpolation="binned_linear") != before
+    assert OnnxClassifier(path, provider="cpu").contract == after
+    assert onnx.load(str(path)).graph.SerializeToString() == graph
+    with pytest.raises(UserError, match="interpolation"):
+        restamp(path, interpolation="cubic")
+    assert OnnxClassifier(path, provider="cpu").contract == after and not list(tmp_path.glob("*.tmp"))
 
 
 def _set_cli(*args):

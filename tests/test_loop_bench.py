@@ -7,6 +7,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import cv2
+import pytest
+
+from asl_edge.common.errors import UserError
 from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LITE_STD, ModelContract
 
 from conftest import REPO, assert_one_line_error, run_cli
@@ -29,6 +33,50 @@ def test_the_normalisation_table_gives_the_arithmetics_numbers(seed, batch, side
     got = contract.normalize(x)
     np.testing.assert_array_equal(got, _arithmetic(contract, x))
     assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
+
+
+def _binned_reference(square, s):
+    """binned_linear written another way: numpy block means of the centred k * (side // k) pixels, then linear."""
+    side = square.shape[0]
+    k = side // s
+    if side > s and k >= 2:
+        n = side // k
+        top = (side - n * k) // 2
+        blocks = square[top:top + n * k, top:top + n * k].reshape(n, k, n, k, 3).astype(np.float64).mean(axis=(1, 3))
+        square = np.floor(blocks + 0.5).astype(np.uint8)
+    return square if side == s else cv2.resize(square, (s, s), interpolation=cv2.INTER_LINEAR)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), side=st.integers(20, 300), s=st.sampled_from([16, 32, 56]))
+def test_binned_linear_bins_whole_blocks_then_resizes_linearly(seed, side, s):
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 256, (side + 7, side, 3), dtype=np.uint8)  # not square: the centre square is taken
+    square = frame[3:3 + side]
+    got = ModelContract(input_size=s, interpolation="binned_linear").resize_rgb(frame)
+    assert got.shape == (s, s, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - _binned_reference(square, s).astype(int))
+    assert diff.max() <= 1, diff.max()  # OpenCV's fixed-point rounding of the block means
+
+
+def test_binned_linear_stays_close_to_area_on_a_real_hand_and_is_the_same_when_enlarging():
+    cap = cv2.VideoCapture(str(CLIP))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    area, binned = ModelContract(), ModelContract(interpolation="binned_linear")
+    for side in (300, 451, 479):  # ratio 1.3: linear only; 2.0 and 2.1: binned by 2 first
+        crop = rgb[:side, :side]
+        a, b = area.resize_rgb(crop).astype(int), binned.resize_rgb(crop).astype(int)
+        assert np.abs(a - b).mean() < 3, (side, np.abs(a - b).mean())
+    small = rgb[:150, :150]
+    np.testing.assert_array_equal(area.resize_rgb(small), binned.resize_rgb(small))
+
+
+def test_an_unknown_interpolation_is_refused_in_one_line():
+    with pytest.raises(UserError, match="interpolation 'lanczos'"):
+        ModelContract.from_dict({**ModelContract().to_dict(), "interpolation": "lanczos"})
 
 
 def test_the_loop_is_measured_stage_by_stage(tmp_path):

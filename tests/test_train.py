@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from asl_edge.runtime.contract import KAGGLE_CLASSES, read_rgb
+from asl_edge.runtime.contract import KAGGLE_CLASSES, NEW_MODEL_INTERPOLATION, read_rgb
 from asl_edge.train import data as D
 from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
 from asl_edge.train.engine import TrainConfig, Trainer
@@ -28,6 +28,7 @@ def test_small_real_subset_learns_and_reuses_feature_cache(small_run, cache_dir,
     for key in ("epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "contract", "split", "history"):
         assert key in ckpt
     assert ckpt["split"]["method"] == "frame-blocks"
+    assert ckpt["contract"]["interpolation"] == NEW_MODEL_INTERPOLATION  # validated as the runtime will resize
     assert (out / "split.csv").is_file() and (out / "last.ckpt").is_file()
     # same data, arch, weights and contract: the second run reads the cache instead of the backbone
     cfg = TrainConfig(data=[str(KAGGLE_TRAIN)], arch="efficientnet_lite0", epochs=1, img_size=96, max_per_class=20,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from asl_edge.runtime.contract import KAGGLE_CLASSES, ModelContract
+from asl_edge.runtime.contract import KAGGLE_CLASSES, NEW_MODEL_INTERPOLATION, ModelContract
 from asl_edge.common.errors import UserError, first_line
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.common.fileio import ensure_dir, sweep_temps
@@ -65,7 +65,7 @@ class Trainer:
                 raise UserError(f"unknown --arch {cfg.arch!r}")
             self.contract = ModelContract(classes=tuple(KAGGLE_CLASSES), input_size=cfg.img_size, mean=mean, std=std,
                                           landmarks=LANDMARK_FEATURES if cfg.landmarks else 0,
-                                          crop_margin=cfg.box_margin)
+                                          crop_margin=cfg.box_margin, interpolation=NEW_MODEL_INTERPOLATION)
         if bool(self.contract.landmarks) != bool(cfg.landmarks) and init_ckpt is not None:
             log.info(f"note: --init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
                      "training it as one")
