@@ -80,41 +80,61 @@ def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,)
             "hand_parity": parity}
 
 
+class HandParity:
+    """Two camera loops' results on the same frames, frame by frame: hands found, the tight hand box's IoU, the
+    landmarks' mean distance as a share of the reference box's longer side, and the fused top-1 of the classifier."""
+
+    def __init__(self):
+        self.frames = self.found = self.both = self.same = 0
+        self.ious, self.errors = [], []
+
+    def add(self, a, b):
+        """a, b: FrameResults of the reference and the candidate loop for one frame."""
+        import numpy as np
+
+        self.frames += 1
+        self.same += int(a.probs.argmax() == b.probs.argmax())
+        if a.landmarks is None:
+            return
+        self.found += 1
+        if b.landmarks is not None:
+            self.both += 1
+            boxes = [(*lm.min(0), *lm.max(0)) for lm in (a.landmarks, b.landmarks)]
+            self.ious.append(float(iou_xyxy(np.array(boxes[0]), np.array([boxes[1]]))[0]))
+            side = max(boxes[0][2] - boxes[0][0], boxes[0][3] - boxes[0][1], 1.0)
+            self.errors.append(float(np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean() / side))
+
+    def summary(self) -> dict:
+        import numpy as np
+
+        ious, errors, both = np.array(self.ious), np.array(self.errors), self.both
+        return {"frames": self.frames, "reference_hands": self.found,
+                "both_hands": both, "box_iou_0.9": float(np.mean(ious >= 0.9)) if both else None,
+                "landmark_error_median": float(np.median(errors)) if both else None,
+                "landmark_error_1pct": float(np.mean(errors <= 0.01)) if both else None,
+                "top1_same": self.same / max(self.frames, 1)}
+
+
+def hand_pipeline(clf, landmark_model) -> FramePipeline:
+    """asl-run --camera's frame pipeline with this hand landmark model (None: the model's default)."""
+    return FramePipeline(clf, HandRoi(HandFinder(clf.contract.crop_margin, video=True, landmark_model=landmark_model or
+                                                 default_landmark_model(clf.uses_landmarks), zoom=True), GuideBox()))
+
+
 def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
     """The same frames through two camera loops that differ only in the hand landmark model, each tracking on
-    its own as asl-run would: hands found, the tight hand box's IoU, the landmarks' mean distance as a share of
-    the reference box's longer side, and the fused top-1 of the classifier."""
-    import numpy as np
-
+    its own as asl-run would (HandParity)."""
     clf = OnnxClassifier(model, provider="cpu", threads=1)
-    pipes = [FramePipeline(clf, HandRoi(HandFinder(clf.contract.crop_margin, video=True, landmark_model=m or default_landmark_model(
-        clf.uses_landmarks), zoom=True), GuideBox())) for m in (reference, candidate)]
+    pipes = [hand_pipeline(clf, m) for m in (reference, candidate)]
     names = [p.region.finder.tracker.landmark_model for p in pipes]
     source = VideoFileSource(Path(video))
-    frames = found = both = same = 0
-    ious, errors = [], []
+    parity = HandParity()
     try:
-        while (got := source.read()) is not None and (max_frames is None or frames < max_frames):
-            a, b = (p(got[0]) for p in pipes)
-            frames += 1
-            same += int(a.probs.argmax() == b.probs.argmax())
-            if a.landmarks is None:
-                continue
-            found += 1
-            if b.landmarks is not None:
-                both += 1
-                boxes = [(*lm.min(0), *lm.max(0)) for lm in (a.landmarks, b.landmarks)]
-                ious.append(float(iou_xyxy(np.array(boxes[0]), np.array([boxes[1]]))[0]))
-                side = max(boxes[0][2] - boxes[0][0], boxes[0][3] - boxes[0][1], 1.0)
-                errors.append(float(np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean() / side))
+        while (got := source.read()) is not None and (max_frames is None or parity.frames < max_frames):
+            parity.add(*(p(got[0]) for p in pipes))
     finally:
         source.close()
-    ious, errors = np.array(ious), np.array(errors)
-    return {"reference": names[0], "candidate": names[1], "frames": frames, "reference_hands": found,
-            "both_hands": both, "box_iou_0.9": float(np.mean(ious >= 0.9)) if both else None,
-            "landmark_error_median": float(np.median(errors)) if both else None,
-            "landmark_error_1pct": float(np.mean(errors <= 0.01)) if both else None,
-            "top1_same": same / max(frames, 1)}
+    return {"reference": names[0], "candidate": names[1], **parity.summary()}
 
 
 def loop_markdown(report: dict) -> str:
