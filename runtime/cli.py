@@ -93,9 +93,9 @@ def describe_model(clf, first) -> str:
                    "classifies whole images).")
 @click.option("--hand-model", type=click.Choice(sorted(LANDMARK_MODELS)), default=None,
               help="Hand landmark model for --roi hand: full (MediaPipe's default), lite (faster; hand boxes as "
-                   "good, landmarks less so), or full-int8 (full quantized: faster, nearly the same landmarks; "
-                   "benchmarks/RESULTS.md, \"INT8 hand landmark models\"). Default: full, but lite in camera mode "
-                   "for an image-only model.")
+                   "good, landmarks less so), or full-int8 (full quantized: faster, as close to full as full is to "
+                   "itself; benchmarks/RESULTS.md, \"INT8 hands: the float model's own drift\"). Default: full in "
+                   "files mode; in camera mode full-int8, or lite for an image-only model.")
 @click.option("--zoom/--no-zoom", default=True, show_default=True,
               help="--roi hand: when the whole frame shows no hand, search overlapping squares of it for a "
                    "small, far one (files: all of them; camera: one per frame, in turn). --no-zoom: the whole "

@@ -18,10 +18,14 @@ PALM_SIZE, LANDMARK_SIZE = 192, 224
 
 
 def default_landmark_model(reads_landmarks: bool) -> str:
-    """The camera loop's landmark model (asl-run, asl-enroll, the benchmarks): full for a classifier that
-    reads landmarks, as it was trained (lite's landmarks cost a landmark model about 3 points:
-    benchmarks/RESULTS.md, "Hand finding"); lite, about twice as fast, otherwise."""
-    return "full" if reads_landmarks else "lite"
+    """The camera loop's landmark model (asl-run --camera, asl-enroll, the benchmarks). For a classifier that
+    reads landmarks: the INT8 full model where it ships (as close to the float one as the float one is to
+    itself on frames one grey level apart, and faster: benchmarks/RESULTS.md, "INT8 hands: the float model's
+    own drift"), else the float full model it was trained with (lite's landmarks cost a landmark model accuracy:
+    "Hand finding"). Lite, about twice as fast, for an image-only classifier."""
+    if not reads_landmarks:
+        return "lite"
+    return "full-int8" if "full-int8" in LANDMARK_MODELS else "full"
 
 
 # MediaPipe's palm_detection_cpu / hand_landmark graphs: anchors, decoding, crop geometry.
