@@ -19,6 +19,7 @@ from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
 from asl_edge.runtime.hands.geometry import iou_xyxy
 from asl_edge.runtime.live import run_live
+from asl_edge.runtime.cli import parse_region
 from asl_edge.runtime.model import OnnxClassifier
 from asl_edge.runtime.pipeline import FramePipeline
 from asl_edge.runtime.spelling import make_speller
@@ -117,8 +118,8 @@ class HandParity:
 
 def hand_pipeline(clf, landmark_model) -> FramePipeline:
     """asl-run --camera's frame pipeline with this hand landmark model (None: the model's default)."""
-    return FramePipeline(clf, HandRoi(HandFinder(clf.contract.crop_margin, video=True, landmark_model=landmark_model or
-                                                 default_landmark_model(clf.uses_landmarks), zoom=True), GuideBox()))
+    return FramePipeline(clf, parse_region("hand", landmark_model or default_landmark_model(clf.uses_landmarks),
+                                           margin=clf.contract.crop_margin))
 
 
 def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:

@@ -43,6 +43,17 @@ def source_name(path: str) -> str:
     return parts[parts.index("data") + 1] if "data" in parts else "video frames (the frame cache)"
 
 
+def val_rows(split_csv, per_source: int):
+    """(source, its val rows of split.csv, at most per_source drawn with seed 0) for each source in order."""
+    by_source = defaultdict(list)
+    for row in csv.DictReader(open(split_csv)):
+        if row["split"] == "val":
+            by_source[row["source"]].append(row)
+    rng = random.Random(0)
+    for source, rows in sorted(by_source.items()):
+        yield source, rows if len(rows) <= per_source else rng.sample(rows, per_source)
+
+
 @click.command()
 @click.argument("model")
 @click.argument("split_csv")
@@ -50,14 +61,8 @@ def source_name(path: str) -> str:
 def main(model, split_csv, per_source):
     clf = OnnxClassifier(model, provider="cpu", threads=2)
     finder = HandFinder(clf.contract.crop_margin, video=False)
-    by_source = defaultdict(list)
-    for row in csv.DictReader(open(split_csv)):
-        if row["split"] == "val":
-            by_source[row["source"]].append(row)
-    rng = random.Random(0)
     print("| source | val images | crops differ | shifted right | padded right |\n|---|---|---|---|---|")
-    for source, rows in sorted(by_source.items()):
-        rows = rows if len(rows) <= per_source else rng.sample(rows, per_source)
+    for source, rows in val_rows(split_csv, per_source):
         differ = right_shift = right_pad = 0
         for row in rows:
             rgb = read_rgb(row["path"])

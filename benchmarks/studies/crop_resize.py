@@ -16,21 +16,17 @@ Decision and figures: benchmarks/RESULTS.md, "The crop's resize".
 """
 from __future__ import annotations
 
-import csv
-import random
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import click
-import cv2
 
-from asl_edge.benchmarks.studies.crop_edge import source_name
-from asl_edge.runtime.cli import load_model, parse_region
+from asl_edge.benchmarks.studies.crop_edge import source_name, val_rows
+from asl_edge.benchmarks.studies.webcam_fusion import tracked_letter_frames
+from asl_edge.runtime.cli import load_model
 from asl_edge.runtime.contract import INTERPOLATIONS, read_rgb
 from asl_edge.runtime.hands import HandFinder, crop_box
 from asl_edge.runtime.landmarks import of_hand
-from asl_edge.runtime.pipeline import FramePipeline
 
 
 class Rules:
@@ -61,34 +57,17 @@ class Rules:
 def strangers(person_dir: Path, model: str, step: int) -> Rules:
     clf = load_model(model, "cpu", 1)[0]
     rules = Rules(clf)
-    for video in sorted(person_dir.glob("*.mp4")):
-        pipe = FramePipeline(clf, parse_region("hand", "full", "cpu", True, clf.contract.crop_margin))
-        cap = cv2.VideoCapture(str(video))
-        i = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            p = pipe.prepare(frame)  # every frame, so the tracker sees the video as the camera loop does
-            if i % step == 0:
-                x0, y0, x1, y1 = p.region.box
-                rules.score(p.region.rgb[y0:y1, x0:x1], p.landmarks, video.stem)
-            i += 1
-        cap.release()
+    for letter, p in tracked_letter_frames(person_dir, clf, step):
+        x0, y0, x1, y1 = p.region.box
+        rules.score(p.region.rgb[y0:y1, x0:x1], p.landmarks, letter)
     return rules
 
 
 def held_out(model: str, split_csv: str, per_source: int) -> dict:
     clf = load_model(model, "cpu", 1)[0]
     finder = HandFinder(clf.contract.crop_margin, video=False)
-    by_source = defaultdict(list)
-    for row in csv.DictReader(open(split_csv)):
-        if row["split"] == "val":
-            by_source[row["source"]].append(row)
-    rng = random.Random(0)
     out = {}
-    for source, rows in sorted(by_source.items()):
-        rows = rows if len(rows) <= per_source else rng.sample(rows, per_source)
+    for source, rows in val_rows(split_csv, per_source):
         rules = out[f"{source} ({source_name(rows[0]['path'])})"] = Rules(clf)
         for row in rows:
             rgb = read_rgb(row["path"])

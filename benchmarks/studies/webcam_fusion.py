@@ -31,12 +31,9 @@ from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
 WEIGHTS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
-def views(videos: Path, fold: Path, step: int) -> dict:
-    """Each view's log-probabilities on every `step`th frame of the person's letter videos."""
-    clf = load_model(str(fold / "last.int8.onnx"), "cpu", 1)[0]
-    net = model_from_checkpoint(load_checkpoint(fold / "last.ckpt"))[0].eval()
-    classes = list(clf.classes)
-    xs, rows, labels = [], [], []
+def tracked_letter_frames(videos: Path, clf, step: int):
+    """(letter, the frame pipeline's Prepared) for every `step`th frame of each <LETTER>.mp4 in `videos`, each
+    video tracked from its first frame by asl-run's frame pipeline (full hand landmark model)."""
     for video in sorted(videos.glob("*.mp4")):
         pipe = FramePipeline(clf, parse_region("hand", "full", "cpu", True, clf.contract.crop_margin))
         cap = cv2.VideoCapture(str(video))
@@ -47,11 +44,21 @@ def views(videos: Path, fold: Path, step: int) -> dict:
                 break
             p = pipe.prepare(frame)  # every frame, so the tracker sees the video as the camera loop does
             if i % step == 0:
-                xs.append(p.x[0])
-                rows.append(p.landmarks[0] if p.landmarks is not None else np.zeros(LANDMARK_FEATURES, np.float32))
-                labels.append(classes.index(video.stem))
+                yield video.stem, p
             i += 1
         cap.release()
+
+
+def views(videos: Path, fold: Path, step: int) -> dict:
+    """Each view's log-probabilities on every `step`th frame of the person's letter videos."""
+    clf = load_model(str(fold / "last.int8.onnx"), "cpu", 1)[0]
+    net = model_from_checkpoint(load_checkpoint(fold / "last.ckpt"))[0].eval()
+    classes = list(clf.classes)
+    xs, rows, labels = [], [], []
+    for letter, p in tracked_letter_frames(videos, clf, step):
+        xs.append(p.x[0])
+        rows.append(p.landmarks[0] if p.landmarks is not None else np.zeros(LANDMARK_FEATURES, np.float32))
+        labels.append(classes.index(letter))
     x, lm = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(rows)).float()
     a, b = [], []
     with torch.no_grad():
