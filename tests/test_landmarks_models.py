@@ -156,13 +156,17 @@ def test_asl_bench_measures_a_landmark_model_on_hand_crops(landmark_run, tmp_pat
     assert_one_line_error(proc, "takes hand landmarks")
 
 
-def test_camera_mode_uses_the_full_landmark_model_for_a_landmark_model():
+def test_camera_mode_uses_the_full_landmark_model_in_int8_for_a_landmark_model(monkeypatch):
     from asl_edge.runtime.cli import RunOptions, camera_hand_model
+    from asl_edge.runtime.hands import geometry
 
     landmark, image_only = type("C", (), {"uses_landmarks": True})(), type("C", (), {"uses_landmarks": False})()
-    assert camera_hand_model(RunOptions(), landmark) == "full"  # what it was trained on
+    assert camera_hand_model(RunOptions(), landmark) == "full-int8"  # the full model, quantized (it ships)
     assert camera_hand_model(RunOptions(), image_only) == "lite"
     assert camera_hand_model(RunOptions(hand_model="lite"), landmark) == "lite"  # asked for
+    assert camera_hand_model(RunOptions(hand_model="full"), landmark) == "full"
+    monkeypatch.delitem(geometry.LANDMARK_MODELS, "full-int8")  # a checkout without the INT8 file
+    assert camera_hand_model(RunOptions(), landmark) == "full"
 
 
 def _two_input_onnx(path, width, classes=("A", "B", "C")):
