@@ -13,6 +13,8 @@ import logging
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from asl_edge.runtime.camera import GuideBox, VideoFileSource
 from asl_edge.common.cpu import int8_isa
 from asl_edge.common.fileio import atomic_write, json_text
@@ -91,8 +93,6 @@ class HandParity:
 
     def add(self, a, b):
         """a, b: FrameResults of the reference and the candidate loop for one frame."""
-        import numpy as np
-
         self.frames += 1
         self.same += int(a.probs.argmax() == b.probs.argmax())
         if a.landmarks is None:
@@ -106,8 +106,6 @@ class HandParity:
             self.errors.append(float(np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean() / side))
 
     def summary(self) -> dict:
-        import numpy as np
-
         ious, errors, both = np.array(self.ious), np.array(self.errors), self.both
         return {"frames": self.frames, "reference_hands": self.found,
                 "both_hands": both, "box_iou_0.9": float(np.mean(ious >= 0.9)) if both else None,

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import torch
 
-from asl_edge.runtime.cli import load_model, parse_region
+from asl_edge.benchmarks.loop import hand_pipeline
+from asl_edge.runtime.cli import load_model
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
-from asl_edge.runtime.pipeline import FramePipeline
 from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 WEIGHTS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -35,7 +35,7 @@ def tracked_letter_frames(videos: Path, clf, step: int):
     """(letter, the frame pipeline's Prepared) for every `step`th frame of each <LETTER>.mp4 in `videos`, each
     video tracked from its first frame by asl-run's frame pipeline (full hand landmark model)."""
     for video in sorted(videos.glob("*.mp4")):
-        pipe = FramePipeline(clf, parse_region("hand", "full", "cpu", True, clf.contract.crop_margin))
+        pipe = hand_pipeline(clf, "full")
         cap = cv2.VideoCapture(str(video))
         i = 0
         while True:
