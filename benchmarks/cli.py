@@ -23,9 +23,10 @@ DEFAULT_RUNS = 100
               help="Instead of --data: the whole camera loop on VIDEO (asl-run --camera VIDEO), its time per "
                    "frame stage by stage, at --loop-threads; the model is the first --onnx (default: the shipped one).")
 @click.option("--loop-threads", default="1,2", show_default=True, metavar="N,N",
-              help="--loop: onnxruntime threads of the classifier (asl-run --threads), one run each.")
-@click.option("--hand-threads", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="--loop: onnxruntime threads of the hand finder (asl-run uses 1).")
+              help="--loop: the loop's onnxruntime threads (asl-run --threads), one run each.")
+@click.option("--hand-threads", default=None, type=click.IntRange(1, 64),
+              help="--loop: the hand finder on a pool of its own of N threads, the classifier on --loop-threads "
+                   "[default: as asl-run --threads plans them].")
 @click.option("--max-frames", default=None, type=click.IntRange(1), help="--loop: stop after N frames.")
 @click.option("--loop-overlap", is_flag=True,
               help="--loop: each run also with asl-run's --overlap (the hand finder of the next frame on its own "
@@ -82,7 +83,7 @@ def main(ckpt, onnx, data, loop_video, loop_threads, hand_threads, max_frames, l
     raise SystemExit(run_bench(cfg))
 
 
-def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=1, hands_text=None,
+def run_loop(video, model, threads_text, max_frames, out, other_options, hand_threads=None, hands_text=None,
              overlap=False):
     from asl_edge.runtime.hands import LANDMARK_MODELS
 

@@ -4,13 +4,15 @@ The video is read frame by frame (every frame, video time) through runtime/live.
 finder, the classifier and the default speller; the loop's own counters split each frame's time into
 the frame source (decoding), palm detection, hand landmarks, the rest of the hand finder (colour
 conversion, the hand's square), crop and preprocessing, the classifier and the decoder (top-k, motion
-spotter, speller). Each thread count runs in a fresh classifier and hand finder, one after the other.
+spotter, speller). Each run has a process of its own (its thread pools as asl-run's), one after the other.
 """
 from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 import platform
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from asl_edge.common.cpu import int8_isa
 from asl_edge.common.fileio import atomic_write, json_text
 from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
 from asl_edge.runtime.hands.geometry import iou_xyxy
-from asl_edge.runtime.live import run_live
+from asl_edge.runtime.live import LoopThreads, run_live
 from asl_edge.runtime.cli import parse_region
 from asl_edge.runtime.model import OnnxClassifier
 from asl_edge.runtime.pipeline import FramePipeline
@@ -34,15 +36,16 @@ LABELS = {"read": "frame source (decode)", "palm": "palm detection", "landmarks"
           "decoder": "decoder (top-k, motion, speller)", "other": "loop, the rest"}
 
 
-def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, hand_threads: int = 1,
+def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, hand_threads: int | None = None,
                  overlap: bool = False) -> dict:
-    clf = OnnxClassifier(model, provider="cpu", threads=threads)
+    """hand_threads None: the threads as asl-run --threads plans them (runtime/live.LoopThreads); a number: the
+    hand finder on a pool of its own of that many threads, the classifier on `threads`."""
+    plan = LoopThreads.plan(threads, overlap) if hand_threads is None else LoopThreads(threads, hand_threads)
+    clf = OnnxClassifier(model, provider="cpu", threads=plan.classifier)
     clf.warmup()
-    # the hand finder at one thread, as asl-run runs it (--threads is the classifier's): measured, a second
-    # thread of its own slows the loop on 2 cores (benchmarks/RESULTS.md, "The camera loop, stage by stage")
     finder = HandFinder(clf.contract.crop_margin, video=True,
                         landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
-                        threads=hand_threads, zoom=True)
+                        threads=plan.hand, zoom=True)
     source = VideoFileSource(Path(video))
     speller = make_speller("evidence")
     try:
@@ -58,21 +61,29 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, h
                "hand_other": stats.hand_s - tracker.palm_s - tracker.landmark_s,
                "preprocess": stats.preprocess_s, "classifier": stats.model_s, "decoder": stats.decoder_s}
     seconds["other"] = max(0.0, stats.seconds - sum(seconds.values()))
-    return {"threads": threads, "hand_threads": hand_threads, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(), "latency_ms": 1000 * stats.latency_s / n,
+    return {"threads": threads, "hand_threads": plan.hand, "shared_pool": plan.shared, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(), "latency_ms": 1000 * stats.latency_s / n,
             "ms_per_frame": {k: 1000 * v / n for k, v in seconds.items()},
             "palm_runs": tracker.palm_runs, "landmark_runs": tracker.landmark_runs,
             "hand_frames": stats.hand_frames, "hand_model": tracker.landmark_model, "text": speller.text}
 
 
-def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), hand_threads=1,
+def in_own_process(fn, *args):
+    """fn(*args) in a fresh interpreter, as asl-run starts: onnxruntime's shared thread pool is made once per
+    process (common/sessions.shared_pool), so each run plans its threads from scratch."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as worker:
+        return worker.submit(fn, *args).result()
+
+
+def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), hand_threads=None,
                 overlaps=(False,)) -> dict:
-    """One run per hand model, overlap setting and thread count, alternating within each thread count (the
-    VM's speed drifts); with two or more hand models, the others' parity against the first."""
+    """One run per hand model, overlap setting and thread count, each in its own process, alternating within
+    each thread count (the VM's speed drifts); with two or more hand models, the others' parity against the
+    first."""
     runs = []
     for t in threads_list:
         for hand_model in hand_models:
             for overlap in overlaps:
-                r = measure_loop(model, video, t, max_frames, hand_model, hand_threads, overlap)
+                r = in_own_process(measure_loop, model, video, t, max_frames, hand_model, hand_threads, overlap)
                 log.info(f"--loop {video}, {r['hand_model']}{', overlap' if overlap else ''}, {t} thread(s): {r['frames']} "
                          f"frames, {r['fps']:.1f} fps end to end; "
                          + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
@@ -139,8 +150,9 @@ def hand_parity(model, video, reference, candidate, max_frames=None) -> dict:
 def loop_markdown(report: dict) -> str:
     runs = report["runs"]
     head = "| stage (ms per frame) | " + " | ".join(
-        f"{r['hand_model']}{', overlap' if r.get('overlap') else ''}, classifier {r['threads']} thread(s), "
-        f"hand finder {r['hand_threads']}" for r in runs) + " |"
+        f"{r['hand_model']}{', overlap' if r.get('overlap') else ''}, " + (
+            f"one shared pool of {r['threads']} thread(s)" if r.get("shared_pool") else
+            f"classifier {r['threads']} thread(s), hand finder {r['hand_threads']}") for r in runs) + " |"
     lines = [f"Video `{report['video']}`, model `{report['model']}`, CPU {report['cpu']} ({report['int8_isa']})", "",
              head, "|---|" + "---|" * len(runs)]
     for k in STAGES:

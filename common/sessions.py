@@ -1,5 +1,5 @@
 """onnxruntime sessions as every room opens them: quiet (warnings off the terminal), a thread count when
-asked, and the execution providers by one rule."""
+asked (or one thread pool shared by the models of a loop), and the execution providers by one rule."""
 from __future__ import annotations
 
 import logging
@@ -11,12 +11,38 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 
+# the process's shared intra-op pool (its thread count), once onnxruntime has agreed to make it
+_shared_pool: int | None = None
+
+
+def shared_pool(threads: int | None = None) -> int | None:
+    """Make this process's one pool of `threads` intra-op threads, for models that run one after the other, and
+    give its size (None where this onnxruntime cannot share one; threads None: only the size of a pool already
+    made). Every session made after it runs on it: onnxruntime refuses sessions with threads of their own once
+    the pool exists, and makes it once per process, so a second size gets the first. Pools of their own
+    contend: each one's threads spin after its run, during the next model's (benchmarks/RESULTS.md, "One
+    thread pool for the loop")."""
+    global _shared_pool
+    if _shared_pool is None and threads:
+        try:
+            from onnxruntime.capi import _pybind_state  # the one Python entry to onnxruntime's global pools
+
+            _pybind_state.set_global_thread_pool_sizes(int(threads), 1)
+            _shared_pool = int(threads)
+        except Exception as e:  # an onnxruntime without it, or one whose pools were made elsewhere
+            log.debug(f"no shared thread pool: {e}")
+    return _shared_pool
+
+
 def session_options(threads: int | None = None, optimize: bool = True):
+    """threads: the session's own intra-op threads; on the process's shared pool where shared_pool() made one."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    if threads:
+    if _shared_pool is not None:
+        opts.use_per_session_threads = False
+    elif threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     if not optimize:  # e.g. to keep QuantizeLinear outputs as real tensors

@@ -20,7 +20,7 @@ from .files import FilesRun, collect_inputs
 from .contract import CROP_MARGIN
 from .hands import LANDMARK_MODELS, HandFinder, HandRoi, default_landmark_model
 from asl_edge.common.cpu import int8_isa
-from .live import run_live, summary_line
+from .live import LoopThreads, run_live, summary_line
 from .model import OnnxClassifier
 from .overlay import Window, display_unavailable_reason
 from .spelling import DECODERS, EvidenceSpeller, Hold, make_speller
@@ -59,7 +59,10 @@ def describe_model(clf, first) -> str:
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="onnxruntime execution provider of the classifier and the hand finder; auto uses CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="onnxruntime intra-op threads (default: onnxruntime's choice; capped at 4 per core).")
+              help="onnxruntime intra-op threads (default: onnxruntime's choice; capped at 4 per core). Camera mode "
+                   "with the hand finder: the loop's threads (default: the cores, at most 4), one pool that the "
+                   "hand finder and the classifier share, or with overlap one for the hand finder and the rest "
+                   "for the classifier.")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (summary goes to stderr).")
 @click.option("--no-display", is_flag=True, help="Camera mode: never open a window; print to the terminal.")
@@ -175,11 +178,13 @@ def wants_hand(roi) -> bool:
     return str(roi).strip().lower() == "hand"
 
 
-def parse_region(roi, hand_model="full", provider="cpu", zoom=True, margin=CROP_MARGIN) -> GuideBox | HandRoi:
-    """--roi -> the fixed guide box, or the hand finder (cropping with the model's `margin`) that falls back
-    to the default guide box."""
+def parse_region(roi, hand_model="full", provider="cpu", zoom=True, margin=CROP_MARGIN,
+                 threads: LoopThreads = LoopThreads(None, 1)) -> GuideBox | HandRoi:
+    """--roi -> the fixed guide box, or the hand finder (cropping with the model's `margin`, on the loop's
+    `threads`) that falls back to the default guide box."""
     if wants_hand(roi):
-        return HandRoi(HandFinder(margin, video=True, landmark_model=hand_model, provider=provider, zoom=zoom),
+        return HandRoi(HandFinder(margin, video=True, landmark_model=hand_model, provider=provider, zoom=zoom,
+                                  threads=threads.hand),
                        GuideBox())
     try:
         return GuideBox.parse(roi)
@@ -234,18 +239,18 @@ def run_camera_source(camera, opts: RunOptions, speller):
     source = open_source(camera, opts.timeout)  # before the model: a wrong --camera fails at once, in one line
     guide = None
     overlap = camera_overlap(opts, source.live)
-    # overlapped, the hand finder has a core of its own and the classifier the rest (more only contend)
-    threads = opts.threads or (max(1, (os.cpu_count() or 1) - 1) if overlap else None)
+    threads = LoopThreads.plan(opts.threads, overlap) if wants_hand(opts.roi) else LoopThreads(opts.threads, 1)
     try:
-        clf, first = load_model(opts.model, opts.provider, threads, opts.roi, opts.profile)
+        clf, first = load_model(opts.model, opts.provider, threads.classifier, opts.roi, opts.profile)
         log.info(describe_model(clf, first))
-        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom, clf.contract.crop_margin)
+        guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom, clf.contract.crop_margin,
+                             threads)
         window = open_window(opts.no_display)
         log.info(f"reading {source.name}" + (" (newest frame only)" if source.live else " (every frame)") +
                  f"; {describe_speller(speller)}")
         if isinstance(guide, HandRoi):
             log.info(f"finding the hand with {guide.finder.name}; the {guide.fallback.fraction:g} guide box "
-                     "when none is found")
+                     f"when none is found; {threads.describe()}" + (", overlapped" if overlap else ""))
         try:
             stats = run_live(clf, source, speller, guide, top_k=opts.top_k, window=window,
                              max_frames=opts.max_frames, as_json=opts.as_json, overlap=overlap)

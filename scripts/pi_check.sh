@@ -157,31 +157,38 @@ PY
 fi
 
 # --- the camera loop: asl-run --camera on a video, the shipped model, each hand landmark model in LOOP_HANDS,
-# overlapped (the hand finder of frame t+1 beside the classifier of frame t), on both sides: the same letters
+# overlapped (the hand finder of frame t+1 beside the classifier of frame t), and the first hand model also
+# one after the other on one shared pool of 2 threads (a live camera's way), on both sides: the same letters
 # and the same typed text, frame by frame.
 if [[ ${LOOP:-1} == 1 && " ${names[*]} " == *" default "* ]]; then
   video=${LOOP_VIDEO:-scripts/demo_clip/hello_lolzorus.mp4}
   [[ -f $video ]] || die "LOOP_VIDEO not found: $video"
   cp "$video" "$ROOT/opt/models/loop.${video##*.}"
-  LARGS="--no-display --json --overlap --threads 1 --max-frames ${LOOP_FRAMES:-120}"
-  for hands in ${LOOP_HANDS:-full-int8 full}; do
-    log "camera loop, hand model $hands: arm64 (emulated), then x86"
+  hand_list=(${LOOP_HANDS:-full-int8 full})
+  runs=()
+  for hands in "${hand_list[@]}"; do runs+=("$hands:overlapped"); done
+  runs+=("${hand_list[0]}:shared-pool")
+  for run in "${runs[@]}"; do
+    hands=${run%%:*} mode=${run#*:}
+    if [[ $mode == overlapped ]]; then margs="--overlap --threads 1"; else margs="--no-overlap --threads 2"; fi
+    LARGS="--no-display --json $margs --max-frames ${LOOP_FRAMES:-120}"
+    log "camera loop, hand model $hands, $mode: arm64 (emulated), then x86"
     in_root "asl-run --camera /opt/models/loop.${video##*.} --model /opt/models/default.onnx --hand-model $hands $LARGS" \
-      > "$OUT/arm_loop_$hands.jsonl" 2> "$OUT/arm_loop_$hands.log" \
-      || { tail -5 "$OUT/arm_loop_$hands.log" >&2; die "asl-run --camera failed on arm64 ($hands)"; }
+      > "$OUT/arm_loop_${hands}_$mode.jsonl" 2> "$OUT/arm_loop_${hands}_$mode.log" \
+      || { tail -5 "$OUT/arm_loop_${hands}_$mode.log" >&2; die "asl-run --camera failed on arm64 ($hands, $mode)"; }
     "$X86_PY" -m asl_edge.runtime.cli --camera "$ROOT/opt/models/loop.${video##*.}" --model "$ROOT/opt/models/default.onnx" \
-      --hand-model "$hands" $LARGS > "$OUT/x86_loop_$hands.jsonl" 2> "$OUT/x86_loop_$hands.log" \
-      || die "asl-run --camera failed on x86 ($hands)"
-    "$X86_PY" - "$OUT" "$hands" <<'PY' | tee -a "$OUT/compare.txt"
+      --hand-model "$hands" $LARGS > "$OUT/x86_loop_${hands}_$mode.jsonl" 2> "$OUT/x86_loop_${hands}_$mode.log" \
+      || die "asl-run --camera failed on x86 ($hands, $mode)"
+    "$X86_PY" - "$OUT" "${hands}_$mode" <<'PY' | tee -a "$OUT/compare.txt"
 import json, sys
 from pathlib import Path
-out, hands = Path(sys.argv[1]), sys.argv[2]
-arm, x86 = ([json.loads(l) for l in (out / f"{side}_loop_{hands}.jsonl").read_text().splitlines() if l.startswith("{")]
+out, run = Path(sys.argv[1]), sys.argv[2]
+arm, x86 = ([json.loads(l) for l in (out / f"{side}_loop_{run}.jsonl").read_text().splitlines() if l.startswith("{")]
             for side in ("arm", "x86"))
 n = min(len(arm), len(x86))
 same = sum(a["label"] == b["label"] for a, b in zip(arm, x86))
 found = sum((a.get("hand") is not None) == (b.get("hand") is not None) for a, b in zip(arm, x86))
-print(f"camera loop ({hands}, overlapped): {len(arm)} arm64 / {len(x86)} x86 frames; top-1 the same on {same}/{n}, "
+print(f"camera loop ({run}): {len(arm)} arm64 / {len(x86)} x86 frames; top-1 the same on {same}/{n}, "
       f"hand found on both or neither {found}/{n}; typed arm64 {arm[-1]['text']!r}, x86 {x86[-1]['text']!r}")
 PY
   done
