@@ -25,8 +25,8 @@ DEFAULT_RUNS = 100
 @click.option("--loop-threads", default="1,2", show_default=True, metavar="N,N",
               help="--loop: the loop's onnxruntime threads (asl-run --threads), one run each.")
 @click.option("--hand-threads", default=None, type=click.IntRange(1, 64),
-              help="--loop: the hand finder on a pool of its own of N threads, the classifier on --loop-threads "
-                   "[default: as asl-run --threads plans them].")
+              help="--loop: the hand finder on N threads, the classifier on --loop-threads, each pool spinning "
+                   "as onnxruntime's do [default: as asl-run --threads plans them].")
 @click.option("--max-frames", default=None, type=click.IntRange(1), help="--loop: stop after N frames.")
 @click.option("--loop-overlap", is_flag=True,
               help="--loop: each run also with asl-run's --overlap (the hand finder of the next frame on its own "

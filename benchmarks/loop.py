@@ -4,15 +4,13 @@ The video is read frame by frame (every frame, video time) through runtime/live.
 finder, the classifier and the default speller; the loop's own counters split each frame's time into
 the frame source (decoding), palm detection, hand landmarks, the rest of the hand finder (colour
 conversion, the hand's square), crop and preprocessing, the classifier and the decoder (top-k, motion
-spotter, speller). Each run has a process of its own (its thread pools as asl-run's), one after the other.
+spotter, speller). Each thread count runs in a fresh classifier and hand finder, one after the other.
 """
 from __future__ import annotations
 
 import io
 import logging
-import multiprocessing
 import platform
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +37,13 @@ LABELS = {"read": "frame source (decode)", "palm": "palm detection", "landmarks"
 def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, hand_threads: int | None = None,
                  overlap: bool = False) -> dict:
     """hand_threads None: the threads as asl-run --threads plans them (runtime/live.LoopThreads); a number: the
-    hand finder on a pool of its own of that many threads, the classifier on `threads`."""
+    hand finder on that many threads and the classifier on `threads`, each pool spinning as onnxruntime's do."""
     plan = LoopThreads.plan(threads, overlap) if hand_threads is None else LoopThreads(threads, hand_threads)
-    clf = OnnxClassifier(model, provider="cpu", threads=plan.classifier)
+    clf = OnnxClassifier(model, provider="cpu", threads=plan.classifier, take_turns=plan.take_turns)
     clf.warmup()
     finder = HandFinder(clf.contract.crop_margin, video=True,
                         landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
-                        threads=plan.hand, zoom=True)
+                        threads=plan.hand, take_turns=plan.take_turns, zoom=True)
     source = VideoFileSource(Path(video))
     speller = make_speller("evidence")
     try:
@@ -61,29 +59,21 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, h
                "hand_other": stats.hand_s - tracker.palm_s - tracker.landmark_s,
                "preprocess": stats.preprocess_s, "classifier": stats.model_s, "decoder": stats.decoder_s}
     seconds["other"] = max(0.0, stats.seconds - sum(seconds.values()))
-    return {"threads": threads, "hand_threads": plan.hand, "shared_pool": plan.shared, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(), "latency_ms": 1000 * stats.latency_s / n,
+    return {"threads": threads, "hand_threads": plan.hand, "take_turns": plan.take_turns, "overlap": overlap, "frames": stats.frames, "seconds": stats.seconds, "fps": stats.fps(), "latency_ms": 1000 * stats.latency_s / n,
             "ms_per_frame": {k: 1000 * v / n for k, v in seconds.items()},
             "palm_runs": tracker.palm_runs, "landmark_runs": tracker.landmark_runs,
             "hand_frames": stats.hand_frames, "hand_model": tracker.landmark_model, "text": speller.text}
 
 
-def in_own_process(fn, *args):
-    """fn(*args) in a fresh interpreter, as asl-run starts: onnxruntime's shared thread pool is made once per
-    process (common/sessions.shared_pool), so each run plans its threads from scratch."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as worker:
-        return worker.submit(fn, *args).result()
-
-
 def loop_report(model, video, threads_list, max_frames=None, hand_models=(None,), hand_threads=None,
                 overlaps=(False,)) -> dict:
-    """One run per hand model, overlap setting and thread count, each in its own process, alternating within
-    each thread count (the VM's speed drifts); with two or more hand models, the others' parity against the
-    first."""
+    """One run per hand model, overlap setting and thread count, alternating within each thread count (the
+    VM's speed drifts); with two or more hand models, the others' parity against the first."""
     runs = []
     for t in threads_list:
         for hand_model in hand_models:
             for overlap in overlaps:
-                r = in_own_process(measure_loop, model, video, t, max_frames, hand_model, hand_threads, overlap)
+                r = measure_loop(model, video, t, max_frames, hand_model, hand_threads, overlap)
                 log.info(f"--loop {video}, {r['hand_model']}{', overlap' if overlap else ''}, {t} thread(s): {r['frames']} "
                          f"frames, {r['fps']:.1f} fps end to end; "
                          + ", ".join(f"{k} {v:.2f} ms" for k, v in r["ms_per_frame"].items()))
@@ -151,7 +141,7 @@ def loop_markdown(report: dict) -> str:
     runs = report["runs"]
     head = "| stage (ms per frame) | " + " | ".join(
         f"{r['hand_model']}{', overlap' if r.get('overlap') else ''}, " + (
-            f"one shared pool of {r['threads']} thread(s)" if r.get("shared_pool") else
+            f"both on {r['threads']} threads, taking turns" if r.get("take_turns") else
             f"classifier {r['threads']} thread(s), hand finder {r['hand_threads']}") for r in runs) + " |"
     lines = [f"Video `{report['video']}`, model `{report['model']}`, CPU {report['cpu']} ({report['int8_isa']})", "",
              head, "|---|" + "---|" * len(runs)]

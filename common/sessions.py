@@ -1,5 +1,6 @@
 """onnxruntime sessions as every room opens them: quiet (warnings off the terminal), a thread count when
-asked (or one thread pool shared by the models of a loop), and the execution providers by one rule."""
+asked (whose threads stop spinning after each run where models take turns), and the execution providers by
+one rule."""
 from __future__ import annotations
 
 import logging
@@ -11,38 +12,17 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 
-# the process's shared intra-op pool (its thread count), once onnxruntime has agreed to make it
-_shared_pool: int | None = None
-
-
-def shared_pool(threads: int | None = None) -> int | None:
-    """Make this process's one pool of `threads` intra-op threads, for models that run one after the other, and
-    give its size (None where this onnxruntime cannot share one; threads None: only the size of a pool already
-    made). Every session made after it runs on it: onnxruntime refuses sessions with threads of their own once
-    the pool exists, and makes it once per process, so a second size gets the first. Pools of their own
-    contend: each one's threads spin after its run, during the next model's (benchmarks/RESULTS.md, "One
-    thread pool for the loop")."""
-    global _shared_pool
-    if _shared_pool is None and threads:
-        try:
-            from onnxruntime.capi import _pybind_state  # the one Python entry to onnxruntime's global pools
-
-            _pybind_state.set_global_thread_pool_sizes(int(threads), 1)
-            _shared_pool = int(threads)
-        except Exception as e:  # an onnxruntime without it, or one whose pools were made elsewhere
-            log.debug(f"no shared thread pool: {e}")
-    return _shared_pool
-
-
-def session_options(threads: int | None = None, optimize: bool = True):
-    """threads: the session's own intra-op threads; on the process's shared pool where shared_pool() made one."""
+def session_options(threads: int | None = None, optimize: bool = True, take_turns: bool = False):
+    """take_turns: the session takes turns with others on the same cores (the camera loop's models), so its
+    threads stop spinning when its run ends instead of spinning on the cores the next model needs
+    (benchmarks/RESULTS.md, "Two models taking turns on two threads")."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    if _shared_pool is not None:
-        opts.use_per_session_threads = False
-    elif threads:
+    if take_turns:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
+    if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     if not optimize:  # e.g. to keep QuantizeLinear outputs as real tensors
@@ -68,11 +48,11 @@ def choose_providers(provider: str = "auto") -> list:
 
 
 def ort_session(model, threads: int | None = None, providers=("CPUExecutionProvider",), opts=None,
-                optimize: bool = True):
+                optimize: bool = True, take_turns: bool = False):
     """model: a path or the serialized bytes of an ONNX graph."""
     import onnxruntime as ort
 
-    opts = opts or session_options(threads, optimize)
+    opts = opts or session_options(threads, optimize, take_turns)
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), sess_options=opts,
                                 providers=list(providers))
 

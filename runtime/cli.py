@@ -29,8 +29,8 @@ from .options import FiniteFloat
 log = logging.getLogger(__spec__.name)  # its package name also when run with python -m
 
 
-def load_model(model, provider, threads, roi="hand", profile=None) -> tuple[OnnxClassifier, float]:
-    clf = OnnxClassifier(model, provider=provider, threads=threads)
+def load_model(model, provider, threads, roi="hand", profile=None, take_turns=False) -> tuple[OnnxClassifier, float]:
+    clf = OnnxClassifier(model, provider=provider, threads=threads, take_turns=take_turns)
     if profile is not None:
         p = clf.use_profile(profile)
         log.info(f"profile {profile}: {len(p.classes)} letters enrolled ({''.join(c for c in p.classes if len(c) == 1)}); "
@@ -60,9 +60,9 @@ def describe_model(clf, first) -> str:
               help="onnxruntime execution provider of the classifier and the hand finder; auto uses CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="onnxruntime intra-op threads (default: onnxruntime's choice; capped at 4 per core). Camera mode "
-                   "with the hand finder: the loop's threads (default: the cores, at most 4), one pool that the "
-                   "hand finder and the classifier share, or with overlap one for the hand finder and the rest "
-                   "for the classifier.")
+                   "with the hand finder: the loop's threads (default: the cores, at most 4), which the hand "
+                   "finder and the classifier take in turns, or with overlap one for the hand finder and the "
+                   "rest for the classifier.")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (summary goes to stderr).")
 @click.option("--no-display", is_flag=True, help="Camera mode: never open a window; print to the terminal.")
@@ -184,7 +184,7 @@ def parse_region(roi, hand_model="full", provider="cpu", zoom=True, margin=CROP_
     `threads`) that falls back to the default guide box."""
     if wants_hand(roi):
         return HandRoi(HandFinder(margin, video=True, landmark_model=hand_model, provider=provider, zoom=zoom,
-                                  threads=threads.hand),
+                                  threads=threads.hand, take_turns=threads.take_turns),
                        GuideBox())
     try:
         return GuideBox.parse(roi)
@@ -241,7 +241,8 @@ def run_camera_source(camera, opts: RunOptions, speller):
     overlap = camera_overlap(opts, source.live)
     threads = LoopThreads.plan(opts.threads, overlap) if wants_hand(opts.roi) else LoopThreads(opts.threads, 1)
     try:
-        clf, first = load_model(opts.model, opts.provider, threads.classifier, opts.roi, opts.profile)
+        clf, first = load_model(opts.model, opts.provider, threads.classifier, opts.roi, opts.profile,
+                                threads.take_turns)
         log.info(describe_model(clf, first))
         guide = parse_region(opts.roi, camera_hand_model(opts, clf), opts.provider, opts.zoom, clf.contract.crop_margin,
                              threads)

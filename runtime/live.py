@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from asl_edge.common.fileio import json_text
-from asl_edge.common.sessions import shared_pool
 from .camera import GuideBox, StreamStalled
 from .hands import HandRoi
 from .motion import MOTION_POSES, HandSpeed, MotionSpotter
@@ -22,31 +21,27 @@ DEFAULT_LOOP_THREADS = 4  # without --threads: the cores, at most this many (a P
 
 @dataclass(frozen=True)
 class LoopThreads:
-    """The camera loop's onnxruntime threads: the classifier's, the hand finder's, and whether the two share
-    one pool (common/sessions.shared_pool)."""
+    """The camera loop's onnxruntime threads: the classifier's, the hand finder's, and whether the two take
+    turns on the same cores (their threads then stop spinning after each run: common/sessions)."""
     classifier: int | None
     hand: int
-    shared: bool = False
+    take_turns: bool = False
 
     @classmethod
     def plan(cls, threads: int | None, overlap: bool) -> "LoopThreads":
         """threads: asl-run --threads (None: the cores, at most DEFAULT_LOOP_THREADS). Overlapped, the hand
         finder keeps one core of its own and the classifier the rest (more would only contend). One after the
-        other, both run on one shared pool of that many threads: faster than the classifier's pool and a
-        hand finder at one thread (benchmarks/RESULTS.md, "One thread pool for the loop"). Plan once per
-        process: the pool, once made, is the process's."""
+        other, each takes all of them in turn (benchmarks/RESULTS.md, "Two models taking turns on two
+        threads")."""
         cores = os.cpu_count() or 1
-        want = threads or min(cores, DEFAULT_LOOP_THREADS)
-        pool = shared_pool(None if overlap or want < 2 else want)
-        if pool:  # a pool this process already made takes every later session, overlapped or not
-            return cls(pool, pool, shared=True)
         if overlap:
             return cls(threads or max(1, cores - 1), 1)
-        return cls(threads, 1)
+        want = threads or min(cores, DEFAULT_LOOP_THREADS)
+        return cls(want, want, take_turns=True) if want >= 2 else cls(threads, 1)
 
     def describe(self) -> str:
-        if self.shared:
-            return f"one pool of {self.classifier} threads shared by the hand finder and the classifier"
+        if self.take_turns:
+            return f"the hand finder and the classifier take turns on {self.classifier} threads"
         classifier = self.classifier or "onnxruntime's default number of"
         return f"the classifier on {classifier} thread(s), the hand finder on {self.hand}"
 

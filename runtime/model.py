@@ -123,9 +123,10 @@ class Scores:
 class OnnxClassifier:
     """Loads an asl-edge ONNX file; classifies RGB images with the file's own contract."""
 
-    def __init__(self, path=None, provider: str = "auto", threads: int | None = None):
+    def __init__(self, path=None, provider: str = "auto", threads: int | None = None, take_turns: bool = False):
+        """take_turns: it takes turns with other models on the same cores (common/sessions.session_options)."""
         self.path = resolve_model_path(path)
-        opts = session_options(threads)
+        opts = session_options(threads, take_turns=take_turns)
         t0 = time.perf_counter()
         try:
             self.session = ort_session(self.path, opts=opts, providers=choose_providers(provider))

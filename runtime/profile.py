@@ -133,7 +133,7 @@ class Profile:
                           float(arrays["base_weight"]), counts, str(arrays["method"]), check)
         except UserError:
             raise
-        except (KeyError, ValueError, TypeError) as e:
+        except (KeyError, ValueError, TypeError, OverflowError) as e:  # OverflowError: int(inf)
             raise bad(f"missing or malformed field ({type(e).__name__}: {str(e)[:80]})") from None
         k = len(classes)
         if weights.ndim != 2 or weights.shape[0] != k or bias.shape != (k,) or len(counts) != k or k == 0 \

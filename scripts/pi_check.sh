@@ -158,8 +158,8 @@ fi
 
 # --- the camera loop: asl-run --camera on a video, the shipped model, each hand landmark model in LOOP_HANDS,
 # overlapped (the hand finder of frame t+1 beside the classifier of frame t), and the first hand model also
-# one after the other on one shared pool of 2 threads (a live camera's way), on both sides: the same letters
-# and the same typed text, frame by frame.
+# taking turns with the classifier on 2 threads (a live camera's way), on both sides: the same letters and
+# the same typed text, frame by frame.
 if [[ ${LOOP:-1} == 1 && " ${names[*]} " == *" default "* ]]; then
   video=${LOOP_VIDEO:-scripts/demo_clip/hello_lolzorus.mp4}
   [[ -f $video ]] || die "LOOP_VIDEO not found: $video"
@@ -167,7 +167,7 @@ if [[ ${LOOP:-1} == 1 && " ${names[*]} " == *" default "* ]]; then
   hand_list=(${LOOP_HANDS:-full-int8 full})
   runs=()
   for hands in "${hand_list[@]}"; do runs+=("$hands:overlapped"); done
-  runs+=("${hand_list[0]}:shared-pool")
+  runs+=("${hand_list[0]}:taking-turns")
   for run in "${runs[@]}"; do
     hands=${run%%:*} mode=${run#*:}
     if [[ $mode == overlapped ]]; then margs="--overlap --threads 1"; else margs="--no-overlap --threads 2"; fi

@@ -8,7 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from asl_edge.runtime.camera import GuideBox
@@ -118,6 +118,8 @@ FIELD_VALUES = st.one_of(
 @FAST
 @given(st.sampled_from(["version", "model_sha256", "classes", "parts", "weights", "bias", "base_weight", "counts",
                         "method", "check", None]), FIELD_VALUES)
+@example("version", np.array(np.inf))  # found by hypothesis: int(inf) overflowed past the one-line error
+@example("counts", np.array([np.inf, 1.0]))
 def test_a_profile_with_any_field_replaced_loads_or_is_one_user_error(tmp_path, field, value):
     from asl_edge.runtime.profile import Profile
 

@@ -85,6 +85,9 @@ def test_the_cache_key_follows_the_finders_own_settings(monkeypatch):
 
     before = hand_boxes.finder_key()
     assert hand_boxes.finder_settings()["min_presence"] == repr(0.5)
+    # how the finder runs (its threads, taking turns with a classifier) does not change what it finds: a
+    # training cache must outlive such options
+    assert not {"threads", "take_turns", "provider"} & set(hand_boxes.finder_settings())
     monkeypatch.setattr(geometry, "MIN_CROP_SIDE", geometry.MIN_CROP_SIDE + 1)
     assert hand_boxes.finder_key() != before
     monkeypatch.undo()

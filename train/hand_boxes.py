@@ -42,7 +42,7 @@ def finder_settings(border: float = BORDER) -> dict:
     prov = json.loads((MODELS / "hand_models_provenance.json").read_text())["models"]
     defaults = {k: p.default for k, p in inspect.signature(HandTracker.__init__).parameters.items()
                 if p.default is not inspect.Parameter.empty and k not in ("landmark_model", "video", "threads",
-                                                                          "provider", "border")}
+                                                                          "take_turns", "provider", "border")}
     return {"palm": prov[PALM_MODEL.name]["onnx_sha256"], "landmarks": prov[LANDMARK_MODELS[LANDMARK_MODEL].name]["onnx_sha256"],
             "pad": PAD, **{k: repr(v) for k, v in defaults.items()}, "zoom_min_side": ZOOM_MIN_SIDE,
             "min_crop_side": geometry.MIN_CROP_SIDE, "palm_to_crop": geometry.PALM_TO_CROP,

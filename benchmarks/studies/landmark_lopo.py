@@ -12,6 +12,7 @@ finder (train/hand_boxes.py, cached). The classifier is the shipped one, fitted 
 (FusionHead's landmark MLP, train/landmark_fit.py with the pose augmentation) on all sources but
 one, every source weighted to the same total, and scored on the hands found in the one left out
 (its classes that the others also have). A measurement, not shipped.
+With --ensemble: per layout, the --seed classifiers' mean probability as one more row (an ensemble's gain).
 With --bones B (repeat): more rows of the 66 layout, the pose augmentation also changing the hand's
 proportions by B (train/augment.py, POSE_BONES; measured, not shipped: benchmarks/RESULTS.md).
 """
@@ -39,8 +40,8 @@ def source_rows(path, index: int, max_per_class: int, log) -> tuple:
     return stack([s.hand for s in found], len(found)), np.array([s.label for s in found], int), len(samples)
 
 
-def left_out_predictions(sources: list, k: int, width: int, seed: int, num_classes: int) -> tuple:
-    """Fit the landmark classifier on every source but k (rows cut to `width`), -> (predicted,
+def left_out_probabilities(sources: list, k: int, width: int, seed: int, num_classes: int) -> tuple:
+    """Fit the landmark classifier on every source but k (rows cut to `width`), -> (probabilities,
     true) on k's rows whose class the others have."""
     import torch
 
@@ -57,22 +58,29 @@ def left_out_predictions(sources: list, k: int, width: int, seed: int, num_class
     rows_k, y_k, _ = sources[k]
     keep = np.isin(y_k, labels)
     with torch.no_grad():
-        pred = head.landmarks(torch.from_numpy(rows_k[keep, :width])).argmax(1).numpy()
-    return pred, y_k[keep]
+        probs = torch.softmax(head.landmarks(torch.from_numpy(rows_k[keep, :width])), 1).numpy()
+    return probs, y_k[keep]
 
 
 def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
-    """-> {"per_source": (seeds, sources) top-1 %, "per_class": (classes,) right / count over all}."""
+    """-> {"per_source": (seeds, sources) top-1 %, "per_class": (classes,) right / count over all,
+    "ensemble": (sources,) top-1 % of the seeds' classifiers' mean probability}."""
     per_source = np.zeros((len(seeds), len(sources)))
     right, count = np.zeros(num_classes), np.zeros(num_classes)
+    summed = [0.0] * len(sources)
+    truth = [None] * len(sources)
     for i, seed in enumerate(seeds):
         for k in range(len(sources)):
-            pred, y = left_out_predictions(sources, k, width, seed, num_classes)
+            probs, y = left_out_probabilities(sources, k, width, seed, num_classes)
+            pred = probs.argmax(1)
             per_source[i, k] = 100.0 * (pred == y).mean() if len(y) else float("nan")
             np.add.at(count, y, 1)
             np.add.at(right, y[pred == y], 1)
-    return {"per_source": per_source, "per_class": np.divide(right, count, out=np.full(num_classes, np.nan),
-                                                             where=count > 0)}
+            summed[k], truth[k] = summed[k] + probs, y
+    ensemble = np.array([100.0 * (np.argmax(p, 1) == y).mean() if len(y) else float("nan")
+                         for p, y in zip(summed, truth)])
+    return {"per_source": per_source, "ensemble": ensemble,
+            "per_class": np.divide(right, count, out=np.full(num_classes, np.nan), where=count > 0)}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,8 +89,10 @@ def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
 @click.option("--seed", "seeds", multiple=True, type=int, default=(0,), show_default=True, help="Repeat for more.")
 @click.option("--bones", "bones", multiple=True, type=click.FloatRange(0, 1, min_open=True),
               help="Also the 66 layout with the hand's proportions changed by this much (repeat).")
+@click.option("--ensemble", is_flag=True,
+              help="Also a row per layout for the mean probability of the --seed classifiers (one per seed).")
 @cli_errors
-def main(paths, max_per_class, seeds, bones):
+def main(paths, max_per_class, seeds, bones, ensemble):
     """Leave-one-source-out top-1 of the landmark classifier alone, per row layout."""
     from asl_edge.runtime.contract import KAGGLE_CLASSES
     from asl_edge.train import augment
@@ -104,6 +114,9 @@ def main(paths, max_per_class, seeds, bones):
         cells = " | ".join(f"{v:.1f}%" for v in s["per_source"].mean(0))
         print(f"| {name} | {cells} | {s['per_source'].mean():.1f}% | "
               f"{' / '.join(f'{v:.1f}' for v in s['per_source'].mean(1))} |")
+        if ensemble:
+            print(f"| {name}, the {len(seeds)} seeds' classifiers averaged | "
+                  + " | ".join(f"{v:.1f}%" for v in s["ensemble"]) + f" | {s['ensemble'].mean():.1f}% | |")
     augment.POSE_BONES = 0.0
     print("\n| letter | " + " | ".join(per_class) + " |")
     print("|---|" + "---|" * len(per_class))

@@ -53,10 +53,10 @@ class HandFinder:
 
     def __init__(self, margin: float = CROP_MARGIN, *, video: bool = False, landmark_model: str = "full",
                  threads: int = 1, pad: float = 0.15, tracker: HandTracker | None = None, provider: str = "cpu",
-                 zoom: bool = True):
+                 zoom: bool = True, take_turns: bool = False):
         self.margin, self.pad = margin, pad
         self.tracker = tracker or HandTracker(landmark_model, video=video, threads=threads, provider=provider,
-                                              zoom=zoom)
+                                              zoom=zoom, take_turns=take_turns)
         self.name = f"hand landmarks (ONNX, {self.tracker.landmark_model}" + (", zoomed search)" if self.tracker.zoom else ")")
         self.hand: Hand | None = None  # the last frame's hand (for the overlay)
 

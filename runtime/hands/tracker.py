@@ -15,13 +15,13 @@ from .geometry import (LANDMARK_MODELS, LANDMARK_SIZE, LANDMARKS_TO_CROP, MIDDLE
                        PALM_TO_CROP, TRACK_JOINTS, WRIST, ZOOM_TILES, BORDER, Crop, Hand, Palm, as_rgb,
                        outer_square, rotation_from, search_tiles, ssd_anchors, transform_rect, weighted_nms)
 
-def _session(path: Path, threads: int, provider: str = "cpu"):
+def _session(path: Path, threads: int, provider: str = "cpu", take_turns: bool = False):
     if not path.is_file():
         raise UserError(f"hand model missing: {path} (reinstall asl-edge)")
     # the classifier's rule (auto = CUDA where this onnxruntime has it); its fallback note is said once, there
     providers = choose_providers(provider)
     try:
-        return ort_session(path, threads, providers)
+        return ort_session(path, threads, providers, take_turns=take_turns)
     except Exception as e:
         raise UserError(f"cannot load hand model {path}: {first_line(e)}") from None
 
@@ -29,7 +29,7 @@ def _session(path: Path, threads: int, provider: str = "cpu"):
 class HandTracker:
     """One hand, frame after frame (video=True tracks; video=False detects on every call)."""
 
-    def __init__(self, landmark_model: str = "full", *, video: bool = True, threads: int = 1,
+    def __init__(self, landmark_model: str = "full", *, video: bool = True, threads: int = 1, take_turns: bool = False,
                  min_score: float = 0.5, min_presence: float = 0.5, provider: str = "cpu", zoom: bool = True,
                  zoom_tiles: tuple = ZOOM_TILES, border: float = BORDER):
         if landmark_model not in LANDMARK_MODELS:
@@ -38,8 +38,8 @@ class HandTracker:
         self.zoom_tiles = tuple(zoom_tiles)
         self.border = float(border)  # 0: no step 4
         self._next_tile = 0  # camera mode: the square the next frame without a hand searches
-        self._palm = _session(PALM_MODEL, threads, provider)
-        self._landmarks = _session(LANDMARK_MODELS[landmark_model], threads, provider)
+        self._palm = _session(PALM_MODEL, threads, provider, take_turns)
+        self._landmarks = _session(LANDMARK_MODELS[landmark_model], threads, provider, take_turns)
         self._lm_outputs = ["landmarks", "presence", "handedness"]
         self.landmark_model = landmark_model
         self.anchors = ssd_anchors()
