@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from asl_edge.runtime.camera import GuideBox, VideoFileSource
+from asl_edge.runtime.camera import VideoFileSource
 from asl_edge.common.cpu import int8_isa
 from asl_edge.common.fileio import atomic_write, json_text
-from asl_edge.runtime.hands import HandFinder, HandRoi, default_landmark_model
+from asl_edge.runtime.hands import default_landmark_model
 from asl_edge.runtime.hands.geometry import iou_xyxy
 from asl_edge.runtime.live import LoopThreads, run_live
 from asl_edge.runtime.cli import parse_region
@@ -41,14 +41,13 @@ def measure_loop(model, video, threads: int, max_frames=None, hand_model=None, h
     plan = LoopThreads.plan(threads, overlap) if hand_threads is None else LoopThreads(threads, hand_threads)
     clf = OnnxClassifier(model, provider="cpu", threads=plan.classifier, take_turns=plan.take_turns)
     clf.warmup()
-    finder = HandFinder(clf.contract.crop_margin, video=True,
-                        landmark_model=hand_model or default_landmark_model(clf.uses_landmarks),
-                        threads=plan.hand, take_turns=plan.take_turns, zoom=True)
+    region = parse_region("hand", hand_model or default_landmark_model(clf.uses_landmarks),
+                          margin=clf.contract.crop_margin, threads=plan)
+    finder = region.finder
     source = VideoFileSource(Path(video))
     speller = make_speller("evidence")
     try:
-        stats = run_live(clf, source, speller, HandRoi(finder, GuideBox()), max_frames=max_frames, out=io.StringIO(),
-                         overlap=overlap)
+        stats = run_live(clf, source, speller, region, max_frames=max_frames, out=io.StringIO(), overlap=overlap)
     finally:
         source.close()
     if stats.interrupted:
