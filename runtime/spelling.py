@@ -174,8 +174,10 @@ class EvidenceSpeller(Speller):
 
     def __init__(self, threshold: float = 0.7, window: Hold | str = "0.9s", margin: float = 0.5,
                  disagree_weight: float = 0.5, release: float | None = None, still_speed: float | None = None,
-                 motion_veto: bool = True):
-        for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight)):
+                 motion_veto: bool = True, letter_thresholds: dict | None = None):
+        self.letter_thresholds = dict(letter_thresholds or {})
+        for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight),
+                        *((f"threshold of {k}", v) for k, v in self.letter_thresholds.items())):
             if not 0 <= float(v) <= 1:  # also rejects nan
                 raise ValueError(f"{name} must be in [0, 1], not {v!r}")
         if still_speed is not None and not 0 < float(still_speed) < float("inf"):
@@ -223,7 +225,8 @@ class EvidenceSpeller(Speller):
         if self._blocked is not None and (self._blocked not in classes
                                           or mean[list(classes).index(self._blocked)] < self.release):
             self._blocked = None
-        ready = lead != NOTHING and mean[order[0]] >= self.threshold and ahead >= self.margin
+        ready = (lead != NOTHING and mean[order[0]] >= self.letter_thresholds.get(lead, self.threshold)
+                 and ahead >= self.margin)
         self._lead = (lead, float(mean[order[0]])) if lead != NOTHING else None
         self._candidate = lead if ready else None
         if not (full and ready) or lead == self._blocked:
@@ -252,7 +255,7 @@ DECODERS = ("evidence", "hold")
 
 def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
                  require_agreement: bool = True, margin: float | None = None, weight: float | None = None,
-                 still: float | None = None, veto: bool | None = None) -> Speller:
+                 still: float | None = None, veto: bool | None = None, letter_thresholds: dict | None = None) -> Speller:
     """asl-run's --decoder with its options; None leaves a decoder's own default. `weight`: what a
     frame where the two classifiers disagree counts in the evidence decoder's mean."""
     if decoder == "hold":
@@ -260,7 +263,8 @@ def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str 
                        require_agreement=require_agreement)
     if decoder == "evidence":
         kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
-                                ("disagree_weight", weight), ("still_speed", still), ("motion_veto", veto))
+                                ("disagree_weight", weight), ("still_speed", still), ("motion_veto", veto),
+                                ("letter_thresholds", letter_thresholds))
               if v is not None}
         if not require_agreement:
             kw["disagree_weight"] = 1.0

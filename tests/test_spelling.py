@@ -199,6 +199,16 @@ def test_evidence_double_letter_after_a_gap_and_release():
     assert [o for o in (ev.update_probs(p, CLASSES) for p in steady) if o] == ["L"]
 
 
+@pytest.mark.parametrize("gap_s, text", [(0.3, "L"), (0.8, "LL")])
+def test_evidence_defaults_type_a_double_after_the_gap_docs_run_md_gives(gap_s, text):
+    """docs/run.md tells a user to drop the hand for about 0.8 s between the two letters of a double."""
+    sp, fps = make_speller("evidence"), 30
+    seq = [probs(L=0.95)] * 45 + [probs()] * round(gap_s * fps) + [probs(L=0.95)] * 45
+    for i, p in enumerate(seq):
+        sp.update_probs(p, CLASSES, now=i / fps)
+    assert sp.text == text
+
+
 def test_evidence_motion_letters_replace_their_start_pose():
     ev = EvidenceSpeller(threshold=0.6, window=Hold(2, "frames"))
     for p in [probs(A=0.9)] * 3:
@@ -226,7 +236,19 @@ def test_evidence_a_motion_is_not_typed_over_another_letter_held_clearly():
     assert unclear.type_motion("Z", replaces=("Z",), within=1.0, now=1.5) == "Z"
 
 
-@pytest.mark.parametrize("kw", [dict(threshold=float("nan")), dict(margin=2), dict(disagree_weight=-1)])
+def test_evidence_a_letter_of_its_own_threshold():
+    """A per-letter threshold (benchmarks/studies/letter_thresholds.py) moves only that letter's bar."""
+    seq = [(probs(A=0.75), True)] * 10
+    assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.3), seq) == ["A"]
+    assert feed_probs(make_speller("evidence", threshold=0.7, margin=0.3, letter_thresholds={"A": 0.8}), seq) == []
+    assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.3, letter_thresholds={"B": 0.9}), seq) == ["A"]
+    low = [(probs(B=0.6), True)] * 10
+    assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.1), low) == []
+    assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.1, letter_thresholds={"B": 0.55}), low) == ["B"]
+
+
+@pytest.mark.parametrize("kw", [dict(threshold=float("nan")), dict(margin=2), dict(disagree_weight=-1),
+                                dict(letter_thresholds={"A": 1.5}), dict(letter_thresholds={"A": float("nan")})])
 def test_evidence_rejects_bad_settings(kw):
     with pytest.raises(ValueError):
         EvidenceSpeller(**kw)

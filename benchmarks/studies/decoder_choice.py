@@ -10,6 +10,8 @@ The setting chosen on everyone is the one to ship; the nested figures are what t
 Decision and figures: benchmarks/RESULTS.md, "The stranger speller".
 
     python -m asl_edge.benchmarks.studies.decoder_choice runs/speller/lopo/traces/*.npz
+    python -m asl_edge.benchmarks.studies.decoder_choice runs/speller/{folds,hold1.0,hold1.5,hold2.0}/traces/*.npz
+(traces of one person, PERSON.npz in several folders, are pooled)
 """
 from __future__ import annotations
 
@@ -91,7 +93,10 @@ def calibration(people, stored_t: float):
 
 
 def main(paths, stored_t: float = 2.78):
-    people = {Path(p).stem: load_trace(Path(p)) for p in paths}
+    people = {}  # a person's traces from every folder given (e.g. runs at several hold lengths) are pooled
+    for p in paths:
+        classes, traces = load_trace(Path(p))
+        people.setdefault(Path(p).stem, (classes, []))[1].extend(traces)
     calibration(people, stored_t)
     for decoder in GRIDS:
         table = {}
