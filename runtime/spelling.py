@@ -168,7 +168,8 @@ class EvidenceSpeller(Speller):
     """Types the letter whose mean probability over the last `window` (frames or seconds) reaches
     `threshold` and leads the runner-up by `margin`. Frames where the two classifiers disagree
     weigh `disagree_weight` in the mean; with `still_speed`, a frame where the hand moves at v hand
-    sizes per second weighs 1 / (1 + (v / still_speed)^2) more (letters are held still). The typed letter is then blocked until its mean falls
+    sizes per second weighs 1 / (1 + (v / still_speed)^2) more (letters are held still); `letter_thresholds`
+    gives some letters a threshold of their own (measured, not a default). The typed letter is then blocked until its mean falls
     under `release` (or another letter is typed), so a held hand types it once. The defaults are
     chosen on people left out of training (benchmarks/RESULTS.md, "The stranger speller")."""
 
@@ -247,7 +248,8 @@ class EvidenceSpeller(Speller):
     def progress(self, now: float | None = None) -> float:
         if self._lead is None or self._lead[0] == self._blocked:
             return 0.0
-        return min(1.0, self._lead[1] / self.threshold) if self.threshold > 0 else 1.0
+        bar = self.letter_thresholds.get(self._lead[0], self.threshold)
+        return min(1.0, self._lead[1] / bar) if bar > 0 else 1.0
 
 
 DECODERS = ("evidence", "hold")

@@ -242,6 +242,9 @@ def test_evidence_a_letter_of_its_own_threshold():
     assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.3), seq) == ["A"]
     assert feed_probs(make_speller("evidence", threshold=0.7, margin=0.3, letter_thresholds={"A": 0.8}), seq) == []
     assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.3, letter_thresholds={"B": 0.9}), seq) == ["A"]
+    own = EvidenceSpeller(threshold=0.7, margin=0.3, letter_thresholds={"A": 0.8})
+    feed_probs(own, seq)
+    assert own.progress() == pytest.approx(0.75 / 0.8)
     low = [(probs(B=0.6), True)] * 10
     assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.1), low) == []
     assert feed_probs(EvidenceSpeller(threshold=0.7, margin=0.1, letter_thresholds={"B": 0.55}), low) == ["B"]
