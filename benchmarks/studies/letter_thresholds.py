@@ -21,10 +21,9 @@ from pathlib import Path
 
 import click
 
-from asl_edge.benchmarks.speller import load_trace, replay, total_score
-from asl_edge.runtime.spelling import make_speller
+from asl_edge.benchmarks.speller import load_trace
+from asl_edge.benchmarks.studies.decoder_choice import TARGET, counts as person_counts
 
-TARGET = 0.97
 CANDIDATES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 PASSES = 2
 
@@ -32,12 +31,8 @@ PASSES = 2
 def counts(runs, thresholds: dict) -> tuple:
     """(right, signed, typed) of the shipped evidence decoder with these per-letter thresholds, over runs
     [(classes, traces)]."""
-    right = signed = typed = 0
-    for classes, traces in runs:
-        texts = [replay(t, classes, make_speller("evidence", letter_thresholds=thresholds)) for t in traces]
-        s = total_score([t["signed"] for t in traces], texts, 0.0)
-        right, signed, typed = right + s["right"], signed + s["signed"], typed + s["typed"]
-    return right, signed, typed
+    per_run = [person_counts(traces, classes, "evidence", {"letter_thresholds": thresholds}) for classes, traces in runs]
+    return tuple(sum(c[i] for c in per_run) for i in range(3))
 
 
 def better(a, b) -> bool:
@@ -61,7 +56,7 @@ def choose(runs, letters) -> tuple:
                     chosen, best, moved = trial, c, True
         if not moved:
             break
-    return {k: v for k, v in chosen.items()}, best
+    return chosen, best
 
 
 def line(name, c) -> str:
