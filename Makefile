@@ -44,8 +44,9 @@ test: setup
 # The shipped default model (runtime/models/default.onnx): seven image sources (Kaggle's signer, Roboflow's many
 # people, two close-up signers, three people at a laptop webcam as videos) plus one more person's hand landmark rows,
 # each image cropped to the hand asl-run's hand finder finds, up to 100 images (or frames, or rows) per class and
-# source, weighted; EfficientNet-Lite0 with its last 5 blocks fine-tuned on cached augmented views, plus the hand's
-# landmarks and direction (late fusion, --landmarks); INT8 with pair-safe weights. Needs the data sets of
+# source, weighted; EfficientNet-Lite0 with its last 5 blocks fine-tuned on cached augmented views (the scene's
+# background, light and a far hand's resolution among them), plus the hand's landmarks and direction (late fusion,
+# --landmarks); INT8 with pair-safe weights. Needs the data sets of
 # ../shared/data (see runtime/models/MODEL_CARD.md). About 30 minutes on 2 idle CPU cores the first time (hand finder
 # ~15 min, views 7 min, 6 epochs of ~2 min, export 3 min).
 SHARED ?= ../shared/data
@@ -56,7 +57,7 @@ DEFAULT_SOURCES = --data $(SHARED)/asl_alphabet/train --data $(SHARED)/roboflow_
 	  --landmark-data $(SHARED)/borisgraudt_landmarks/landmarks.csv --landmark-weight 1
 default-model: setup
 	asl-train $(DEFAULT_SOURCES) --max-per-class 100 --arch efficientnet_lite0 \
-	  --augment default --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default --force
+	  --augment default,background,light,lowres --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default --force
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
 	# temperature fitted on signers it never saw (benchmarks/RESULTS.md, "The stranger speller")
