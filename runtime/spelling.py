@@ -226,13 +226,17 @@ class EvidenceSpeller(Speller):
         if self._blocked is not None and (self._blocked not in classes
                                           or mean[list(classes).index(self._blocked)] < self.release):
             self._blocked = None
-        ready = (lead != NOTHING and mean[order[0]] >= self.letter_thresholds.get(lead, self.threshold)
+        ready = (lead != NOTHING and mean[order[0]] >= self.threshold_of(lead)
                  and ahead >= self.margin)
         self._lead = (lead, float(mean[order[0]])) if lead != NOTHING else None
         self._candidate = lead if ready else None
         if not (full and ready) or lead == self._blocked:
             return None
         return self._type(lead, now)
+
+    def threshold_of(self, letter: str) -> float:
+        """The mean probability `letter` must reach: its own threshold where it has one."""
+        return self.letter_thresholds.get(letter, self.threshold)
 
     def update(self, label: str, prob: float, now: float | None = None, agree: bool = True) -> str | None:
         raise TypeError("EvidenceSpeller reads whole probability vectors: call update_probs")
@@ -248,7 +252,7 @@ class EvidenceSpeller(Speller):
     def progress(self, now: float | None = None) -> float:
         if self._lead is None or self._lead[0] == self._blocked:
             return 0.0
-        bar = self.letter_thresholds.get(self._lead[0], self.threshold)
+        bar = self.threshold_of(self._lead[0])
         return min(1.0, self._lead[1] / bar) if bar > 0 else 1.0
 
 
