@@ -112,11 +112,17 @@ def checkpoint_contract(ckpt: dict) -> ModelContract:
     return ModelContract.from_dict(ckpt["contract"])
 
 
+def landmark_geometry(ckpt: dict) -> bool:
+    """Whether the checkpoint's landmark classifier reads the hand's geometry (train/hand_geometry.py);
+    checkpoints from before it have no such key."""
+    return bool(ckpt.get("config", {}).get("landmark_geometry", False))
+
+
 def model_from_checkpoint(ckpt: dict):
     """Rebuild the network of a checkpoint (no pretrained download: weights come from the file)."""
     contract = checkpoint_contract(ckpt)
     model = build_model(ckpt["arch"], contract.num_classes, weights="none", input_size=contract.input_size,
-                        landmarks=contract.landmarks)
+                        landmarks=contract.landmarks, landmark_geometry=landmark_geometry(ckpt))
     try:
         model.load_state_dict(ckpt["model_state_dict"])
     except RuntimeError as e:

@@ -75,6 +75,9 @@ def _unfreeze(value: str) -> int:
                    "landmark classifier of --landmarks; repeatable. Assumptions: train/landmark_rows.py.")
 @click.option("--landmark-weight", default=1.0, show_default=True, type=NUMBERS["landmark_weight"],
               help="Loss weight of each --landmark-data row (as --source-weights for images).")
+@click.option("--landmark-geometry/--no-landmark-geometry", default=False, show_default=True,
+              help="The landmark classifier also reads how bent each finger is and how far apart the fingertips are "
+                   "(train/hand_geometry.py).")
 @click.option("--force", is_flag=True, help="Replace the run an --out already holds (a fresh run, or --resume into another run's folder).")
 @click.option("--max-megapixels", type=FiniteFloat(0, limits.LIMIT_CEILING, min_open=True), default=None,
               help="Skip images with more pixels (default 50; checked from the header before decoding).")
@@ -90,7 +93,7 @@ def main(**params):
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
                  feature_engine, cache_dir, resume, hand_boxes=True, val_source=None, force=False,
-                 max_megapixels=None, landmarks=False, landmark_data=(), landmark_weight=1.0):
+                 max_megapixels=None, landmarks=False, landmark_data=(), landmark_weight=1.0, landmark_geometry=False):
     from asl_edge.common.limits import set_max_megapixels
 
     from .engine import TrainConfig
@@ -128,7 +131,8 @@ def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, 
                        random_split=random_split, max_per_class=max_per_class, source_weights=sw,
                        feature_engine=feature_engine, cache_dir=cache_dir, resume=resume, hand_boxes=hand_boxes,
                        val_source=val_source, force=force, landmarks=landmarks,
-                       landmark_data=list(landmark_data), landmark_weight=landmark_weight)
+                       landmark_data=list(landmark_data), landmark_weight=landmark_weight,
+                       landmark_geometry=landmark_geometry)
 
 
 def config_from_args(args):

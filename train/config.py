@@ -55,6 +55,9 @@ class TrainConfig:
     # Landmark-only sources (train/landmark_rows.py): rows for the landmark classifier, no images.
     landmark_data: list = field(default_factory=list)
     landmark_weight: float = 1.0
+    # The landmark classifier also reads the fingers' flexion and spread (train/hand_geometry.py). A
+    # checkpoint without this key predates it (False); --init and --resume keep the checkpoint's own.
+    landmark_geometry: bool = False
 
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10

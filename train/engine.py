@@ -16,7 +16,7 @@ from asl_edge.common.errors import UserError, first_line
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, for_width, stack
 from asl_edge.common.fileio import ensure_dir, sweep_temps
 
-from .checkpoint import carry_best, checkpoint_contract, load_checkpoint, save_checkpoint, saved_epoch
+from .checkpoint import carry_best, checkpoint_contract, landmark_geometry, load_checkpoint, save_checkpoint, saved_epoch
 from .features import FeatureStore, ImageDataset, ViewDataset
 from .landmark_fit import fit_landmark_classifier, freeze
 from .landmark_rows import load_landmark_rows
@@ -70,6 +70,8 @@ class Trainer:
             log.info(f"note: --init {cfg.init} is {'a landmark' if self.contract.landmarks else 'an image-only'} model; "
                      "training it as one")
         cfg.landmarks = bool(self.contract.landmarks)  # --init and --resume keep the checkpoint's own
+        if init_ckpt is not None or resume_ckpt is not None:
+            cfg.landmark_geometry = landmark_geometry(init_ckpt if init_ckpt is not None else resume_ckpt)
         if cfg.landmarks and not cfg.hand_boxes:
             raise UserError("--landmarks needs the hand finder's landmarks: drop --no-hand-boxes")
         classes = list(self.contract.classes)
@@ -83,7 +85,7 @@ class Trainer:
         self.data = load_run_data(cfg, classes, resume_ckpt)
         self.samples, self.val_samples = self.data.train, self.data.val
         self.model = build_model(cfg.arch, len(classes), "none" if init_ckpt else cfg.weights, self.contract.input_size,
-                                 landmarks=self.contract.landmarks)
+                                 landmarks=self.contract.landmarks, landmark_geometry=cfg.landmark_geometry)
         if init_ckpt is not None:
             self.model.load_state_dict(init_ckpt["model_state_dict"])
         set_trainable(self.model, cfg.unfreeze)

