@@ -57,7 +57,8 @@ DEFAULT_SOURCES = --data $(SHARED)/asl_alphabet/train --data $(SHARED)/roboflow_
 	  --landmark-data $(SHARED)/borisgraudt_landmarks/landmarks.csv --landmark-weight 1
 default-model: setup
 	asl-train $(DEFAULT_SOURCES) --max-per-class 100 --arch efficientnet_lite0 \
-	  --augment default,background,light,lowres --unfreeze 5 --epochs 6 --seed 0 --landmarks --out runs/default --force
+	  --augment default,background,light,lowres --unfreeze 5 --epochs 6 --seed 0 --landmarks --landmark-geometry \
+	  --out runs/default --force
 	asl-export runs/default/best.ckpt --quantize int8 --calib-count 300
 	cp runs/default/best.int8.onnx runtime/models/default.onnx
 	# temperature fitted on signers it never saw (benchmarks/RESULTS.md, "The stranger speller")

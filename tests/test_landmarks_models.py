@@ -27,6 +27,7 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
     ckpt = load_checkpoint(out / "best.ckpt")
     assert ckpt["contract"]["landmarks"] == 66 and ckpt["config"]["landmarks"] is True
     assert ckpt["config"]["augment"] == ["pose"]
+    assert ckpt["config"]["landmark_geometry"] is True  # asl-train's default: the classifier reads the hand's geometry
     assert summary["best_val_acc"] > 0.3  # 26 letters: chance is 4%
     fp32, int8 = out / "best.onnx", out / "best.int8.onnx"
     for path in (fp32, int8):

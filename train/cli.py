@@ -75,7 +75,7 @@ def _unfreeze(value: str) -> int:
                    "landmark classifier of --landmarks; repeatable. Assumptions: train/landmark_rows.py.")
 @click.option("--landmark-weight", default=1.0, show_default=True, type=NUMBERS["landmark_weight"],
               help="Loss weight of each --landmark-data row (as --source-weights for images).")
-@click.option("--landmark-geometry/--no-landmark-geometry", default=False, show_default=True,
+@click.option("--landmark-geometry/--no-landmark-geometry", default=True, show_default=True,
               help="The landmark classifier also reads how bent each finger is and how far apart the fingertips are "
                    "(train/hand_geometry.py).")
 @click.option("--force", is_flag=True, help="Replace the run an --out already holds (a fresh run, or --resume into another run's folder).")
@@ -93,7 +93,7 @@ def main(**params):
 def build_config(data, val_data, arch, weights, init, unfreeze, augment, views, epochs, lr, backbone_lr, batch_size,
                  workers, seed, device, out, img_size, val_fraction, random_split, max_per_class, source_weights,
                  feature_engine, cache_dir, resume, hand_boxes=True, val_source=None, force=False,
-                 max_megapixels=None, landmarks=False, landmark_data=(), landmark_weight=1.0, landmark_geometry=False):
+                 max_megapixels=None, landmarks=False, landmark_data=(), landmark_weight=1.0, landmark_geometry=True):
     from asl_edge.common.limits import set_max_megapixels
 
     from .engine import TrainConfig

@@ -57,7 +57,7 @@ class TrainConfig:
     landmark_weight: float = 1.0
     # The landmark classifier also reads the fingers' flexion and spread (train/hand_geometry.py). A
     # checkpoint without this key predates it (False); --init and --resume keep the checkpoint's own.
-    landmark_geometry: bool = False
+    landmark_geometry: bool = True
 
 
 DEFAULT_OUT, DEFAULT_EPOCHS = "runs/train", 10

@@ -13,6 +13,7 @@ finder (train/hand_boxes.py, cached). The classifier is the shipped one, fitted 
 one, every source weighted to the same total, and scored on the hands found in the one left out
 (its classes that the others also have). A measurement, not shipped.
 With --ensemble: per layout, the --seed classifiers' mean probability as one more row (an ensemble's gain).
+With --geometry: a row for the 66 layout with the hand's geometry (train/hand_geometry.py).
 With --bones B (repeat): more rows of the 66 layout, the pose augmentation also changing the hand's
 proportions by B (train/augment.py, POSE_BONES; measured, not shipped: benchmarks/RESULTS.md).
 """
@@ -40,7 +41,8 @@ def source_rows(path, index: int, max_per_class: int, log) -> tuple:
     return stack([s.hand for s in found], len(found)), np.array([s.label for s in found], int), len(samples)
 
 
-def left_out_probabilities(sources: list, k: int, width: int, seed: int, num_classes: int) -> tuple:
+def left_out_probabilities(sources: list, k: int, width: int, seed: int, num_classes: int,
+                           geometry: bool = False) -> tuple:
     """Fit the landmark classifier on every source but k (rows cut to `width`), -> (probabilities,
     true) on k's rows whose class the others have."""
     import torch
@@ -52,7 +54,7 @@ def left_out_probabilities(sources: list, k: int, width: int, seed: int, num_cla
     rows = np.concatenate([r for r, _, _ in rest])[:, :width]
     labels = np.concatenate([y for _, y, _ in rest])
     weights = np.concatenate([np.full(len(y), 1.0 / len(y)) for _, y, _ in rest])
-    head = FusionHead(1, num_classes, landmark_dim=width)
+    head = FusionHead(1, num_classes, landmark_dim=width, geometry=geometry)
     fit_landmark_classifier(head.landmarks, torch.from_numpy(rows), torch.from_numpy(labels),
                             torch.from_numpy(weights).float(), True, seed)
     rows_k, y_k, _ = sources[k]
@@ -62,7 +64,7 @@ def left_out_probabilities(sources: list, k: int, width: int, seed: int, num_cla
     return probs, y_k[keep]
 
 
-def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
+def layout_scores(sources: list, width: int, seeds, num_classes: int, geometry: bool = False) -> dict:
     """-> {"per_source": (seeds, sources) top-1 %, "per_class": (classes,) right / count over all,
     "ensemble": (sources,) top-1 % of the seeds' classifiers' mean probability}."""
     per_source = np.zeros((len(seeds), len(sources)))
@@ -71,7 +73,7 @@ def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
     truth = [None] * len(sources)
     for i, seed in enumerate(seeds):
         for k in range(len(sources)):
-            probs, y = left_out_probabilities(sources, k, width, seed, num_classes)
+            probs, y = left_out_probabilities(sources, k, width, seed, num_classes, geometry)
             pred = probs.argmax(1)
             per_source[i, k] = 100.0 * (pred == y).mean() if len(y) else float("nan")
             np.add.at(count, y, 1)
@@ -89,10 +91,12 @@ def layout_scores(sources: list, width: int, seeds, num_classes: int) -> dict:
 @click.option("--seed", "seeds", multiple=True, type=int, default=(0,), show_default=True, help="Repeat for more.")
 @click.option("--bones", "bones", multiple=True, type=click.FloatRange(0, 1, min_open=True),
               help="Also the 66 layout with the hand's proportions changed by this much (repeat).")
+@click.option("--geometry", is_flag=True,
+              help="Also the 66 layout with the hand's geometry (train/hand_geometry.py, asl-train --landmark-geometry).")
 @click.option("--ensemble", is_flag=True,
               help="Also a row per layout for the mean probability of the --seed classifiers (one per seed).")
 @cli_errors
-def main(paths, max_per_class, seeds, bones, ensemble):
+def main(paths, max_per_class, seeds, bones, geometry, ensemble):
     """Leave-one-source-out top-1 of the landmark classifier alone, per row layout."""
     from asl_edge.runtime.contract import KAGGLE_CLASSES
     from asl_edge.train import augment
@@ -106,10 +110,11 @@ def main(paths, max_per_class, seeds, bones, ensemble):
     print(f"\n| rows | {' | '.join(names)} | mean left-out | per seed |")
     print("|---|" + "---|" * (len(names) + 2))
     per_class = {}
-    rows = [(LAYOUT_NAMES[w], w, 0.0) for w in LAYOUTS] + [(f"66, proportions +-{b:g}", 66, b) for b in bones]
-    for name, width, bone in rows:
+    rows = [(LAYOUT_NAMES[w], w, 0.0, False) for w in LAYOUTS] + [(f"66, proportions +-{b:g}", 66, b, False) for b in bones]
+    rows += [("66 + the hand's geometry", 66, 0.0, True)] if geometry else []
+    for name, width, bone, with_geometry in rows:
         augment.POSE_BONES = bone
-        s = layout_scores(sources, width, list(seeds), len(KAGGLE_CLASSES))
+        s = layout_scores(sources, width, list(seeds), len(KAGGLE_CLASSES), with_geometry)
         per_class[name] = s["per_class"]
         cells = " | ".join(f"{v:.1f}%" for v in s["per_source"].mean(0))
         print(f"| {name} | {cells} | {s['per_source'].mean():.1f}% | "
