@@ -43,7 +43,8 @@ def test_landmark_model_trains_exports_and_takes_two_inputs(landmark_run):
     assert branch and not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node if n.name in branch)
     producer = {o: n for n in g.node for o in n.output}
     gemms = [n for n in g.node if n.op_type in ("Gemm", "MatMul")]
-    assert len(gemms) == 4  # image classifier + 3 landmark layers, all float: no DequantizeLinear feeds them
+    # image classifier + 3 landmark layers + the hand geometry's 4 matrix products, all float: no DequantizeLinear feeds them
+    assert len(gemms) == 4 + 4
     assert not any(producer[i].op_type == "DequantizeLinear" for n in gemms for i in n.input if i in producer)
     # the landmarks change the answer; a row with its presence flag off is the same as no hand
     rng = np.random.default_rng(0)
