@@ -24,7 +24,8 @@ if [ -z "$DATA" ] || [ ! -d "$DATA/train" ]; then
 fi
 
 echo "== 1/5 train: EfficientNet-Lite0 (ImageNet, frozen) + linear head, $PER_CLASS images per class from $DATA/train"
-asl-train --data "$DATA/train" --arch efficientnet_lite0 --max-per-class "$PER_CLASS" --epochs 10 --out "$OUT/run"
+# --force: the demo owns $OUT, so a second make demo trains it again instead of refusing
+asl-train --data "$DATA/train" --arch efficientnet_lite0 --max-per-class "$PER_CLASS" --epochs 10 --out "$OUT/run" --force
 
 echo "== 2/5 export: FP32 ONNX (verified against PyTorch) and INT8 (calibrated on real images)"
 asl-export "$OUT/run/best.ckpt" --quantize int8
