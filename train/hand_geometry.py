@@ -7,8 +7,8 @@ the wrist-to-middle-knuckle length):
 - flexion: the cosine of the angle between consecutive bones of each finger, 3 per finger (15);
   a bone's direction does not depend on how long it is, so another person's proportions leave it;
 - spread: the distance between every two fingertips (10) and from each fingertip to the wrist (5).
-An MLP could learn these from the points, but with a handful of signers it learns their proportions
-instead; given them it carried over to people left out (benchmarks/RESULTS.md, "The hand's geometry
+An MLP could in principle learn these from the points; given them outright, the classifier fitted on a
+handful of signers carried over better to people left out (benchmarks/RESULTS.md, "The hand's geometry
 for the landmark classifier"). The row's presence flag zeroes them for a row without a hand.
 """
 from __future__ import annotations
@@ -16,13 +16,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asl_edge.runtime.landmarks import PRESENCE
+from asl_edge.runtime.landmarks import PRESENCE, WRIST
 
 from .augment import PARENT
 
 FINGER_BASES = (1, 5, 9, 13, 17)  # each finger's first point; its four points follow
 FINGERTIPS = tuple(b + 3 for b in FINGER_BASES)
-WRIST = 0
 # (bone, next bone) of each finger, a bone named by the point it ends at
 JOINTS = tuple((b + k, b + k + 1) for b in FINGER_BASES for k in range(3))
 TIP_PAIRS = tuple((a, b) for i, a in enumerate(FINGERTIPS) for b in FINGERTIPS[i + 1:]) + tuple(
