@@ -20,10 +20,10 @@ from asl_edge.runtime.landmarks import PRESENCE, WRIST
 
 from .augment import PARENT
 
-FINGER_BASES = (1, 5, 9, 13, 17)  # each finger's first point; its four points follow
+FINGER_BASES = tuple(j for j in range(1, 21) if PARENT[j] == WRIST)  # each finger's first point; its four follow
 FINGERTIPS = tuple(b + 3 for b in FINGER_BASES)
-# (bone, next bone) of each finger, a bone named by the point it ends at
-JOINTS = tuple((b + k, b + k + 1) for b in FINGER_BASES for k in range(3))
+# (bone, next bone) of each finger, a bone named by the point it ends at: every bone not from the wrist, after its parent's
+JOINTS = tuple((int(PARENT[j]), j) for j in range(1, 21) if PARENT[j] != WRIST)
 TIP_PAIRS = tuple((a, b) for i, a in enumerate(FINGERTIPS) for b in FINGERTIPS[i + 1:]) + tuple(
     (t, WRIST) for t in FINGERTIPS)
 GEOMETRY_FEATURES = len(JOINTS) + len(TIP_PAIRS)  # 30

@@ -67,7 +67,7 @@ def views(videos: Path, fold: Path, step: int) -> dict:
             a.append(torch.log_softmax(image, 1))
             b.append(torch.log_softmax(landmarks, 1))
     return {"a": torch.cat(a).numpy(), "b": torch.cat(b).numpy(), "hand": lm[:, PRESENCE].numpy() > 0,
-            "y": np.array(labels), "rows": lm.numpy()}
+            "y": np.array(labels)}
 
 
 def rules(v: dict) -> dict:
