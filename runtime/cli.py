@@ -74,20 +74,21 @@ def describe_model(clf, first) -> str:
               help="Files mode: images per onnxruntime call.")
 @click.option("--decoder", type=click.Choice(DECODERS), default="evidence", show_default=True,
               help="Spelling: 'evidence' types the letter whose mean probability over the last --hold passes "
-                   "--threshold with --margin over the runner-up (frames where the model's two classifiers "
-                   "disagree count less); 'hold' (the earlier rule) types a letter that stays top-1 above "
-                   "--threshold for --hold on frames where they agree. benchmarks/RESULTS.md, \"The stranger speller\".")
+                   "--threshold with --margin over the runner-up; 'hold' (the earlier rule) types a letter that "
+                   "stays top-1 above --threshold for --hold on frames where the model's two classifiers agree. "
+                   "benchmarks/RESULTS.md, \"The decoder on the shipped recipe's folds\".")
 @click.option("--hold", default=None, show_default="0.9s for evidence, 0.6s for hold",
               help="Spelling: how long a letter must be shown: frames (8) or seconds (0.6s).")
 @click.option("--threshold", type=FiniteFloat(0, 1), default=None,
-              show_default="the decoder's own: 0.7 for evidence, 0.7 for hold",
+              show_default="the decoder's own: 0.6 for evidence, 0.7 for hold",
               help="Spelling: minimum (mean) probability for a letter to count.")
-@click.option("--margin", type=FiniteFloat(0, 1), default=None, show_default="0.5",
+@click.option("--margin", type=FiniteFloat(0, 1), default=None, show_default="0.3",
               help="Spelling with --decoder evidence: how far the letter's mean must lead the runner-up's.")
-@click.option("--agreement/--no-agreement", "require_agreement", default=True, show_default=True,
-              help="Spelling with a landmark model: frames where its image and hand-shape classifiers name "
-                   "different letters are skipped by --decoder hold and count half in --decoder evidence's mean "
-                   "(--no-agreement: every frame counts fully).")
+@click.option("--agreement/--no-agreement", "require_agreement", default=None,
+              show_default="the decoder's own: asked by hold, not by evidence",
+              help="Spelling with a landmark model: with --agreement, frames where its image and hand-shape "
+                   "classifiers name different letters are skipped by --decoder hold and count half in "
+                   "--decoder evidence's mean; with --no-agreement every frame counts fully.")
 @click.option("--roi", default="hand", show_default=True,
               help="What to classify. 'hand': find the hand (shipped ONNX hand models, onnxruntime only) "
                    "and classify a square around it; when none is found, the 0.6 guide box (camera mode) "
@@ -117,7 +118,7 @@ def describe_model(clf, first) -> str:
                    "on for a video file with 2 or more CPU cores, off for a live camera (a Pi's choice: --overlap).")
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
-        batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=True,
+        batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=None,
         decoder="evidence", margin=None, profile=None, overlap=None):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
@@ -164,7 +165,7 @@ class RunOptions:
     hand_model: str | None = None
     zoom: bool = True  # the hand finder's zoomed search for small, far hands (runtime/hands/)
     timeout: float = DEFAULT_TIMEOUT_S
-    require_agreement: bool = True
+    require_agreement: bool | None = None  # None: the decoder's own (spelling.make_speller)
     profile: Path | None = None  # asl-enroll's personal profile
     overlap: bool | None = None     # camera mode: None = on for a video file with 2+ cores (camera_overlap)
 

@@ -3,8 +3,8 @@
 Two decoders, both fed one frame's class probabilities at a time (update_probs):
 - EvidenceSpeller (the default, `--decoder evidence`): the calibrated probabilities averaged over a
   sliding window; a letter is typed when its mean passes a threshold with a margin over the
-  runner-up. A frame where the model's two classifiers disagree counts at a lower weight instead of
-  not at all, so a letter the classifier mostly gets right is typed even when some frames flicker.
+  runner-up, so a letter the classifier mostly gets right is typed even when some frames flicker.
+  A frame where the model's two classifiers disagree can be made to count less (`--agreement`).
 - Speller (`--decoder hold`, the earlier rule), described next.
 
 A letter is accepted when it stays top-1 above a probability threshold for a hold time
@@ -171,10 +171,10 @@ class EvidenceSpeller(Speller):
     sizes per second weighs 1 / (1 + (v / still_speed)^2) more (letters are held still); `letter_thresholds`
     gives some letters a threshold of their own (measured, not a default). The typed letter is then blocked until its mean falls
     under `release` (or another letter is typed), so a held hand types it once. The defaults are
-    chosen on people left out of training (benchmarks/RESULTS.md, "The stranger speller")."""
+    chosen on people left out of training (benchmarks/RESULTS.md, "The decoder on the shipped recipe's folds")."""
 
-    def __init__(self, threshold: float = 0.7, window: Hold | str = "0.9s", margin: float = 0.5,
-                 disagree_weight: float = 0.5, release: float | None = None, still_speed: float | None = None,
+    def __init__(self, threshold: float = 0.6, window: Hold | str = "0.9s", margin: float = 0.3,
+                 disagree_weight: float = 1.0, release: float | None = None, still_speed: float | None = None,
                  motion_veto: bool = True, letter_thresholds: dict | None = None):
         self.letter_thresholds = dict(letter_thresholds or {})
         for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight),
@@ -257,22 +257,25 @@ class EvidenceSpeller(Speller):
 
 
 DECODERS = ("evidence", "hold")
+AGREEMENT_WEIGHT = 0.5  # what a disagreeing frame counts in the evidence decoder's mean when agreement is asked for
 
 
 def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
-                 require_agreement: bool = True, margin: float | None = None, weight: float | None = None,
+                 require_agreement: bool | None = None, margin: float | None = None, weight: float | None = None,
                  still: float | None = None, veto: bool | None = None, letter_thresholds: dict | None = None) -> Speller:
-    """asl-run's --decoder with its options; None leaves a decoder's own default. `weight`: what a
-    frame where the two classifiers disagree counts in the evidence decoder's mean."""
+    """asl-run's --decoder with its options; None leaves a decoder's own default. `require_agreement`
+    (--agreement/--no-agreement): the hold rule skips frames where the two classifiers disagree (its
+    default), the evidence decoder counts them at AGREEMENT_WEIGHT (by default fully). `weight`: what such
+    a frame counts in the evidence decoder's mean, set directly."""
     if decoder == "hold":
         return Speller(threshold=0.7 if threshold is None else threshold, hold=hold or "0.6s",
-                       require_agreement=require_agreement)
+                       require_agreement=require_agreement is not False)
     if decoder == "evidence":
         kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
                                 ("disagree_weight", weight), ("still_speed", still), ("motion_veto", veto),
                                 ("letter_thresholds", letter_thresholds))
               if v is not None}
-        if not require_agreement:
-            kw["disagree_weight"] = 1.0
+        if require_agreement is not None and weight is None:
+            kw["disagree_weight"] = AGREEMENT_WEIGHT if require_agreement else 1.0
         return EvidenceSpeller(**kw)
     raise ValueError(f"unknown decoder {decoder!r}: use one of {', '.join(DECODERS)}")

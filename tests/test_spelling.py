@@ -1,7 +1,7 @@
 """The fingerspelling state machine, driven by label sequences (no model, no camera)."""
 import pytest
 
-from asl_edge.runtime.spelling import EvidenceSpeller, Hold, Speller, make_speller
+from asl_edge.runtime.spelling import AGREEMENT_WEIGHT, EvidenceSpeller, Hold, Speller, make_speller
 
 
 def feed(speller, seq, prob=0.95):
@@ -259,14 +259,33 @@ def test_evidence_rejects_bad_settings(kw):
 
 def test_make_speller_defaults_and_names():
     ev = make_speller("evidence")
-    assert isinstance(ev, EvidenceSpeller) and (ev.threshold, ev.margin, str(ev.hold)) == (0.7, 0.5, "0.9s")
-    assert ev.disagree_weight == 0.5 and ev.still_speed is None and ev.release == 0.35
-    assert make_speller("evidence", require_agreement=False).disagree_weight == 1.0
+    assert isinstance(ev, EvidenceSpeller) and (ev.threshold, ev.margin, str(ev.hold)) == (0.6, 0.3, "0.9s")
+    assert ev.disagree_weight == 1.0 and ev.still_speed is None and ev.release == 0.3
     hold = make_speller("hold")
-    assert type(hold) is Speller and hold.threshold == 0.7 and str(hold.hold) == "0.6s"
-    assert make_speller("evidence", weight=0.5).disagree_weight == 0.5
+    assert type(hold) is Speller and hold.threshold == 0.7 and str(hold.hold) == "0.6s" and hold.require_agreement
+    assert make_speller("evidence", weight=0.25).disagree_weight == 0.25
     with pytest.raises(ValueError):
         make_speller("vote")
+
+
+def test_agreement_asked_or_not_reaches_each_decoder_its_own_way():
+    """--agreement / --no-agreement / neither (None): the hold rule asks for agreement unless told not to;
+    the evidence decoder counts disagreeing frames fully unless asked, then at AGREEMENT_WEIGHT; an
+    explicit weight wins."""
+    assert make_speller("evidence", require_agreement=True).disagree_weight == AGREEMENT_WEIGHT < 1.0
+    assert make_speller("evidence", require_agreement=False).disagree_weight == 1.0
+    assert make_speller("evidence", require_agreement=True, weight=0.8).disagree_weight == 0.8
+    assert make_speller("hold", require_agreement=None).require_agreement
+    assert not make_speller("hold", require_agreement=False).require_agreement
+    # a letter read on every frame but agreed on by the two classifiers on only 2 frames of 6
+    seq = [(probs(A=0.8), i % 3 == 0) for i in range(6)]
+    assert feed_probs(EvidenceSpeller(threshold=0.6, window=Hold(6, "frames")), seq) == ["A"]
+    asked = make_speller("evidence", threshold=0.6, hold=Hold(6, "frames"), require_agreement=True)
+    assert feed_probs(asked, seq) == ["A"]  # evidence, not a veto: the weighted mean is still 0.8
+    mixed = [(probs(A=0.8), True)] * 3 + [(probs(B=0.8), False)] * 3
+    assert feed_probs(make_speller("evidence", threshold=0.5, margin=0.2, hold=Hold(6, "frames"),
+                                   require_agreement=True), mixed) == ["A"]
+    assert feed_probs(make_speller("evidence", threshold=0.5, margin=0.2, hold=Hold(6, "frames")), mixed) == []
 
 
 def test_evidence_weighs_a_moving_hand_less():
