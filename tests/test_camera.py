@@ -153,6 +153,14 @@ def test_hold_in_seconds_uses_video_time_and_max_frames(color_model, spelling_vi
     assert "summary: 20 frames" in r.stderr
 
 
+@pytest.mark.parametrize("flag, said", [((), "disagreeing frames weigh 1"), (("--agreement",), "disagreeing frames weigh 0.5"),
+                                         (("--no-agreement",), "disagreeing frames weigh 1")])
+def test_agreement_flag_reaches_the_evidence_decoder(color_model, spelling_video, flag, said):
+    r = run_cli("--model", color_model, "--camera", spelling_video, "--no-display", "--max-frames", "2", *flag)
+    assert r.returncode == 0, r.stderr
+    assert "decoder evidence: mean over 0.9s, threshold 0.6, margin 0.3, " + said in r.stdout + r.stderr
+
+
 def test_picam_without_picamera2(color_model):
     try:
         import picamera2  # noqa: F401
