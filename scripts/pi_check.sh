@@ -13,7 +13,9 @@
 # Environment: PI_DIR (/var/tmp/asl-pi), MODELS ("default runs/default/best.onnx": "default" is the
 # shipped INT8 model; missing files are skipped), PI_CPU (cortex-a76 = Pi 5; cortex-a72 = Pi 4, no
 # dot product), EVERY (take every N-th image, 5), THREADS (2), ROI (full, or hand), REBUILD=1 (new root), REINSTALL=1,
-# LOOP=0 (skip the camera loop), LOOP_VIDEO (the demo clip), LOOP_FRAMES (120), LOOP_HANDS ("full-int8 full").
+# LOOP=0 (skip the camera loop), LOOP_VIDEO (the demo clip), LOOP_FRAMES (120), LOOP_HANDS ("full-int8 full"),
+# ENROLL=0 (skip asl-enroll, which needs 4+ images with a hand per letter in the first folder), ENROLL_CLASSES (A,B,C,D,E),
+# ASL_EDGE_RUN_LIMIT_S (asl-run's 120 s guard on one inference: raise it when the machine is busy, qemu is slow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -128,7 +130,7 @@ if [[ ${ENROLL:-1} == 1 && " ${names[*]} " == *" default "* ]]; then
   EARGS="--data /data/$first --classes $CLASSES --model /opt/models/default.onnx"
   log "arm64: asl-enroll ($CLASSES) and asl-run --profile"
   in_root "asl-enroll $EARGS --out /opt/models/me.npz" > "$OUT/arm_enroll.log" 2>&1 \
-    || { tail -5 "$OUT/arm_enroll.log" >&2; die "asl-enroll failed on arm64"; }
+    || { tail -5 "$OUT/arm_enroll.log" >&2; die "asl-enroll failed on arm64 (ENROLL=0 skips this step)"; }
   # the profile applies on frames with a hand only: this run finds the hand whatever ROI says
   PARGS="--json --threads $THREADS --top-k 1000 --roi hand"
   in_root "cd /data && asl-run /data/$first --model /opt/models/default.onnx --profile /opt/models/me.npz $PARGS" \
