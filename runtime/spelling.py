@@ -271,11 +271,11 @@ def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str 
         return Speller(threshold=0.7 if threshold is None else threshold, hold=hold or "0.6s",
                        require_agreement=require_agreement is not False)
     if decoder == "evidence":
+        if weight is None and require_agreement is not None:
+            weight = AGREEMENT_WEIGHT if require_agreement else 1.0
         kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
                                 ("disagree_weight", weight), ("still_speed", still), ("motion_veto", veto),
                                 ("letter_thresholds", letter_thresholds))
               if v is not None}
-        if require_agreement is not None and weight is None:
-            kw["disagree_weight"] = AGREEMENT_WEIGHT if require_agreement else 1.0
         return EvidenceSpeller(**kw)
     raise ValueError(f"unknown decoder {decoder!r}: use one of {', '.join(DECODERS)}")
