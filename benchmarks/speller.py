@@ -44,7 +44,7 @@ class FanOut:
         self.spellers = spellers
         self.probs, self.agree, self.times, self.speeds, self.motions = [], [], [], [], []
 
-    def __getattr__(self, name):  # threshold, require_agreement, hold: the first decoder's (overlay only)
+    def __getattr__(self, name):  # threshold, weighs_agreement, hold: the first decoder's (overlay only)
         return getattr(self.spellers[0], name)
 
     @property

@@ -126,7 +126,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
             draw_overlay(frame, box, top, fps=stats.fps(), text=speller.text,
                          threshold=speller.threshold, progress=speller.progress(timestamp),
                          hand=r.hand, landmarks=r.landmarks,
-                         agree=agree or not speller.require_agreement,
+                         agree=agree or not speller.weighs_agreement,
                          profile=getattr(clf, "profile", None) is not None)
         go_on = window.show(frame) if window is not None else True
         stats.latency_s += time.perf_counter() - arrived

@@ -97,7 +97,8 @@ def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
     hand: None without hand finding; True when box is the found hand (drawn with a cyan
     frame around it), False when no hand was found and box is the guide box.
     landmarks: the hand's 21 points (frame pixels) to draw, or None.
-    agree: False when the model's image and hand-shape classifiers differ (the speller waits).
+    agree: False when the model's image and hand-shape classifiers differ and the speller counts such a frame
+    less (the hold rule skips it; the evidence decoder with --agreement weighs it half).
     profile: a personal profile (asl-run --profile) is fused into the scores."""
     h, w = frame_bgr.shape[:2]
     s = max(0.4, h / 480)  # scale everything with the frame height

@@ -68,6 +68,11 @@ class Speller:
             raise ValueError("hold and rearm must use the same unit (frames or seconds)")
         self.reset()
 
+    @property
+    def weighs_agreement(self) -> bool:
+        """Whether a frame where the two classifiers disagree counts less (here: not at all) toward typing."""
+        return self.require_agreement
+
     def reset(self):
         self.text = ""
         self._frame = 0
@@ -189,6 +194,10 @@ class EvidenceSpeller(Speller):
         self.release = self.threshold / 2 if release is None else float(release)
         self.motion_veto = bool(motion_veto)
         self._lead = None
+
+    @property
+    def weighs_agreement(self) -> bool:
+        return self.disagree_weight < 1.0
 
     def reset(self):
         super().reset()

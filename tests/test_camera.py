@@ -213,3 +213,45 @@ def test_overlap_is_on_for_video_files_and_asked_for_elsewhere(monkeypatch):
     assert not camera_overlap(RunOptions(threads=2), live=False)  # the classifier takes both cores
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert not camera_overlap(RunOptions(), live=False)
+
+
+def test_overlay_marks_disagreeing_frames_where_the_decoder_counts_them_less(monkeypatch):
+    """The overlay's "image and hand shape differ" follows what the decoder does with such a frame: the hold rule
+    skips it, the evidence decoder weighs it half with --agreement and fully by default."""
+    import io
+    from pathlib import Path
+
+    from asl_edge.runtime import live
+    from asl_edge.runtime.hands import HandFinder, HandRoi
+    from asl_edge.runtime.model import OnnxClassifier
+    from asl_edge.runtime.spelling import make_speller
+
+    clip = Path(__file__).resolve().parents[1] / "scripts" / "demo_clip" / "hello_lolzorus.mp4"
+    clf = OnnxClassifier(provider="cpu", threads=1)
+
+    class ShownWindow:
+        clear_requested = False
+
+        def show(self, frame):
+            return True
+
+    def frames(speller, **kw):
+        src = VideoFileSource(clip)
+        try:
+            live.run_live(clf, src, speller, HandRoi(HandFinder(video=True, landmark_model="full"), GuideBox()),
+                          max_frames=60, **kw)
+        finally:
+            src.close()
+
+    out = io.StringIO()
+    frames(make_speller("evidence"), as_json=True, out=out)
+    agree = [json.loads(line)["agree"] for line in out.getvalue().splitlines()]
+    assert len(agree) == 60 and not all(agree)  # the clip has frames where the two views differ
+    shown = []
+    monkeypatch.setattr(live, "draw_overlay", lambda frame, *a, **kw: shown.append(kw["agree"]))
+    for speller, expected in ((make_speller("evidence"), [True] * 60),
+                              (make_speller("evidence", require_agreement=True), agree),
+                              (make_speller("hold"), agree)):
+        shown.clear()
+        frames(speller, window=ShownWindow())
+        assert shown == expected
