@@ -20,12 +20,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import torch
 
-from asl_edge.benchmarks.studies.webcam_fusion import tracked_letter_frames
+from asl_edge.benchmarks.studies.webcam_fusion import fold_command, image_log_probs, tracked_letter_frames
 from asl_edge.runtime.cli import load_model
 from asl_edge.train.augment import hand_mask, random_background
 from asl_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -66,18 +65,12 @@ def person_scores(videos: Path, fold: Path, step: int) -> dict:
         b = torch.log_softmax(net.head.landmarks(torch.from_numpy(np.stack(rows)).float()), 1).numpy()
         out = {"frames": len(y), "landmarks": 100 * float((b.argmax(1) == y).mean())}
         for v in VARIANTS:
-            x = torch.from_numpy(np.stack(xs[v]))
-            a = torch.cat([torch.log_softmax(net.head.image(net.backbone(x[k:k + 64])), 1)
-                           for k in range(0, len(x), 64)]).numpy()
+            a = image_log_probs(net, np.stack(xs[v]))
             out[v] = (100 * float((a.argmax(1) == y).mean()), 100 * float(((a + b).argmax(1) == y).mean()))
     return out
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("recordings", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--fold", "folds", multiple=True, required=True, metavar="PERSON=RUN_DIR",
-              help="A person and the run (last.ckpt, last.int8.onnx) that left them out.")
-@click.option("--step", default=4, show_default=True, type=click.IntRange(1, 100), help="Every Nth frame.")
+@fold_command(step=4)
 def main(recordings, folds, step):
     print("| person (frames) | landmarks | " + " | ".join(f"{v}: image / fused" for v in VARIANTS) + " |")
     print("|---|---|" + "---|" * len(VARIANTS))

@@ -59,15 +59,28 @@ def views(videos: Path, fold: Path, step: int) -> dict:
         xs.append(p.x[0])
         rows.append(p.landmarks[0] if p.landmarks is not None else np.zeros(LANDMARK_FEATURES, np.float32))
         labels.append(classes.index(letter))
-    x, lm = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(rows)).float()
-    a, b = [], []
+    lm = torch.from_numpy(np.stack(rows)).float()
     with torch.no_grad():
-        for k in range(0, len(x), 64):
-            image, landmarks = net.head.branches(net.backbone(x[k:k + 64]), lm[k:k + 64])
-            a.append(torch.log_softmax(image, 1))
-            b.append(torch.log_softmax(landmarks, 1))
-    return {"a": torch.cat(a).numpy(), "b": torch.cat(b).numpy(), "hand": lm[:, PRESENCE].numpy() > 0,
-            "y": np.array(labels)}
+        b = torch.log_softmax(net.head.landmarks(lm), 1).numpy()
+    return {"a": image_log_probs(net, np.stack(xs)), "b": b, "hand": lm[:, PRESENCE].numpy() > 0, "y": np.array(labels)}
+
+
+def image_log_probs(net, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The checkpoint's image view on preprocessed crops (N, ...), in batches."""
+    with torch.no_grad():
+        return torch.cat([torch.log_softmax(net.head.image(net.backbone(torch.from_numpy(x[k:k + batch]))), 1)
+                          for k in range(0, len(x), batch)]).numpy()
+
+
+def fold_command(step: int):
+    """The command line of a study over webcam people, each scored by the fold that left them out."""
+    def wrap(f):
+        f = click.option("--step", default=step, show_default=True, type=click.IntRange(1, 100), help="Every Nth frame.")(f)
+        f = click.option("--fold", "folds", multiple=True, required=True, metavar="PERSON=RUN_DIR",
+                         help="A person and the run (last.ckpt, last.int8.onnx) that left them out.")(f)
+        f = click.argument("recordings", type=click.Path(exists=True, file_okay=False, path_type=Path))(f)
+        return click.command(context_settings={"help_option_names": ["-h", "--help"]})(f)
+    return wrap
 
 
 def rules(v: dict) -> dict:
@@ -85,11 +98,7 @@ def rules(v: dict) -> dict:
     return out
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("recordings", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--fold", "folds", multiple=True, required=True, metavar="PERSON=RUN_DIR",
-              help="A person and the run (last.ckpt, last.int8.onnx) that left them out.")
-@click.option("--step", default=2, show_default=True, type=click.IntRange(1, 100), help="Every Nth frame.")
+@fold_command(step=2)
 def main(recordings, folds, step):
     table = {}
     for spec in folds:
