@@ -98,7 +98,7 @@ def draw_overlay(frame_bgr: np.ndarray, box, top_k, *, fps: float, text: str,
     frame around it), False when no hand was found and box is the guide box.
     landmarks: the hand's 21 points (frame pixels) to draw, or None.
     agree: False when the model's image and hand-shape classifiers differ and the speller counts such a frame
-    less (the hold rule skips it; the evidence decoder with --agreement weighs it half).
+    less (the hold rule skips it; the evidence decoder with --agreement gives it a lower weight).
     profile: a personal profile (asl-run --profile) is fused into the scores."""
     h, w = frame_bgr.shape[:2]
     s = max(0.4, h / 480)  # scale everything with the frame height

@@ -171,27 +171,32 @@ def test_picam_without_picamera2(color_model):
                           "sudo apt install python3-picamera2")
 
 
-def test_overlap_gives_the_same_frames_letters_and_text_one_stage_apart():
-    """Finding the hand in frame t+1 while frame t is classified changes when a result is ready, not what it is."""
-    import io
+def _run_demo_clip(clf, speller, **kw):
+    """The shipped demo clip through asl-run's camera loop with the hand finder; -> run_live's stats."""
     from pathlib import Path
 
     from asl_edge.runtime.hands import HandFinder, HandRoi
     from asl_edge.runtime.live import run_live
+
+    src = VideoFileSource(Path(__file__).resolve().parents[1] / "scripts" / "demo_clip" / "hello_lolzorus.mp4")
+    try:
+        return run_live(clf, src, speller, HandRoi(HandFinder(video=True, landmark_model="full"), GuideBox()), **kw)
+    finally:
+        src.close()
+
+
+def test_overlap_gives_the_same_frames_letters_and_text_one_stage_apart():
+    """Finding the hand in frame t+1 while frame t is classified changes when a result is ready, not what it is."""
+    import io
+
     from asl_edge.runtime.model import OnnxClassifier
     from asl_edge.runtime.spelling import make_speller
 
-    clip = Path(__file__).resolve().parents[1] / "scripts" / "demo_clip" / "hello_lolzorus.mp4"
     clf = OnnxClassifier(provider="cpu", threads=1)
     runs = {}
     for overlap in (False, True):
         out, speller = io.StringIO(), make_speller("evidence")
-        src = VideoFileSource(clip)
-        try:
-            stats = run_live(clf, src, speller, HandRoi(HandFinder(video=True, landmark_model="full"), GuideBox()),
-                             as_json=True, out=out, overlap=overlap, max_frames=120)
-        finally:
-            src.close()
+        stats = _run_demo_clip(clf, speller, as_json=True, out=out, overlap=overlap, max_frames=120)
         runs[overlap] = ([json.loads(line) for line in out.getvalue().splitlines()], speller.text, stats.frames)
     plain, overlapped = runs[False], runs[True]
     assert overlapped[2] == plain[2] == 120 and overlapped[1] == plain[1] and plain[1]
@@ -219,14 +224,11 @@ def test_overlay_marks_disagreeing_frames_where_the_decoder_counts_them_less(mon
     """The overlay's "image and hand shape differ" follows what the decoder does with such a frame: the hold rule
     skips it, the evidence decoder weighs it half with --agreement and fully by default."""
     import io
-    from pathlib import Path
 
     from asl_edge.runtime import live
-    from asl_edge.runtime.hands import HandFinder, HandRoi
     from asl_edge.runtime.model import OnnxClassifier
     from asl_edge.runtime.spelling import make_speller
 
-    clip = Path(__file__).resolve().parents[1] / "scripts" / "demo_clip" / "hello_lolzorus.mp4"
     clf = OnnxClassifier(provider="cpu", threads=1)
 
     class ShownWindow:
@@ -235,16 +237,8 @@ def test_overlay_marks_disagreeing_frames_where_the_decoder_counts_them_less(mon
         def show(self, frame):
             return True
 
-    def frames(speller, **kw):
-        src = VideoFileSource(clip)
-        try:
-            live.run_live(clf, src, speller, HandRoi(HandFinder(video=True, landmark_model="full"), GuideBox()),
-                          max_frames=60, **kw)
-        finally:
-            src.close()
-
     out = io.StringIO()
-    frames(make_speller("evidence"), as_json=True, out=out)
+    _run_demo_clip(clf, make_speller("evidence"), as_json=True, out=out, max_frames=60)
     agree = [json.loads(line)["agree"] for line in out.getvalue().splitlines()]
     assert len(agree) == 60 and not all(agree)  # the clip has frames where the two views differ
     shown = []
@@ -253,5 +247,5 @@ def test_overlay_marks_disagreeing_frames_where_the_decoder_counts_them_less(mon
                               (make_speller("evidence", require_agreement=True), agree),
                               (make_speller("hold"), agree)):
         shown.clear()
-        frames(speller, window=ShownWindow())
+        _run_demo_clip(clf, speller, window=ShownWindow(), max_frames=60)
         assert shown == expected
