@@ -42,7 +42,7 @@ class FanOut:
 
     def __init__(self, spellers: list):
         self.spellers = spellers
-        self.probs, self.agree, self.times, self.speeds, self.motions = [], [], [], [], []
+        self.probs, self.agree, self.times, self.speeds, self.places, self.motions = [], [], [], [], [], []
 
     def __getattr__(self, name):  # threshold, weighs_agreement, hold: the first decoder's (overlay only)
         return getattr(self.spellers[0], name)
@@ -58,12 +58,13 @@ class FanOut:
     def progress(self, now=None):
         return self.spellers[0].progress(now)
 
-    def update_probs(self, probs, classes, now=None, agree=True, speed=None):
+    def update_probs(self, probs, classes, now=None, agree=True, speed=None, place=None):
         self.probs.append(np.asarray(probs, np.float32))
         self.agree.append(bool(agree))
         self.times.append(float(now))
         self.speeds.append(np.nan if speed is None else float(speed))
-        return [s.update_probs(probs, classes, now, agree, speed) for s in self.spellers][0]
+        self.places.append((np.nan,) * 3 if place is None else tuple(map(float, place)))
+        return [s.update_probs(probs, classes, now, agree, speed, place) for s in self.spellers][0]
 
     def type_motion(self, letter, replaces=(), within=0.0, now=None):
         self.motions.append((len(self.probs) - 1, letter, float(within)))
@@ -73,11 +74,12 @@ class FanOut:
 def replay(trace: dict, classes, speller) -> str:
     """A recorded run's frames through another decoder (the same step as run_live)."""
     motions = {int(i): (m, float(w)) for i, m, w in trace["motions"]}
-    speeds = trace.get("speeds")
+    speeds, places = trace.get("speeds"), trace.get("places")
     for i, (p, a, t) in enumerate(zip(trace["probs"], trace["agree"], trace["times"])):
         m, w = motions.get(i, (None, 0.0))
         v = None if speeds is None or not np.isfinite(speeds[i]) else float(speeds[i])
-        spell_frame(speller, p, classes, float(t), bool(a), m, w, v)
+        at = None if places is None or not np.isfinite(places[i]).all() else tuple(map(float, places[i]))
+        spell_frame(speller, p, classes, float(t), bool(a), m, w, v, at)
     return speller.text
 
 
@@ -118,7 +120,7 @@ def parse_decoder(spec: str):
     for item in filter(None, rest.split(",")):
         k, _, v = item.partition("=")
         try:
-            if k in ("threshold", "margin", "weight", "still"):
+            if k in ("threshold", "margin", "weight", "still", "slide"):
                 kw[k] = float(v)
             elif k == "hold":
                 kw[k] = Hold.parse(v)
@@ -129,7 +131,7 @@ def parse_decoder(spec: str):
             else:
                 raise ValueError
         except ValueError:
-            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, still, hold, agreement, veto)") from None
+            raise UserError(f"--decoder {spec!r}: bad setting {item!r} (threshold, margin, weight, still, slide, hold, agreement, veto)") from None
     try:
         make_speller(name, **kw)
     except ValueError as e:
@@ -163,7 +165,7 @@ def run_person(clf, region_factory, folder: Path, decoders: list, opts: dict) ->
             results[name]["text"].append(sp.text)
             results[name]["signed"].append(signed)
         traces.append({"probs": np.stack(fan.probs), "agree": np.array(fan.agree), "times": np.array(fan.times),
-                       "speeds": np.array(fan.speeds, np.float32),
+                       "speeds": np.array(fan.speeds, np.float32), "places": np.array(fan.places, np.float32).reshape(-1, 3),
                        "motions": fan.motions, "signed": signed, "truth": [t or "" for t in src.truth]})
     out = {"frames": n_frames, "hand_found": hands / max(n_frames, 1), "frame_top1": frames_right / max(frames_held, 1),
            "seconds": seconds, "decoders": {name: total_score(r["signed"], r["text"], seconds)
@@ -219,7 +221,7 @@ def save_trace(path: Path, traces: list, classes):
     arrays = {"classes": np.array(classes)}
     for k, t in enumerate(traces):
         arrays.update({f"{k}_probs": t["probs"], f"{k}_agree": t["agree"], f"{k}_times": t["times"],
-                       f"{k}_speeds": t["speeds"],
+                       f"{k}_speeds": t["speeds"], f"{k}_places": t["places"],
                        f"{k}_signed": np.array(t["signed"]), f"{k}_truth": np.array(t["truth"]),
                        f"{k}_motions": np.array([(i, m, w) for i, m, w in t["motions"]], dtype=object).astype(str)
                        if t["motions"] else np.zeros((0, 3), str)})
@@ -232,6 +234,7 @@ def load_trace(path: Path):
         n = len({k.split("_")[0] for k in z.files if k != "classes"})
         traces = [{"probs": z[f"{k}_probs"], "agree": z[f"{k}_agree"], "times": z[f"{k}_times"],
                    "speeds": z[f"{k}_speeds"] if f"{k}_speeds" in z.files else None,
+                   "places": z[f"{k}_places"] if f"{k}_places" in z.files else None,
                    "signed": [str(c) for c in z[f"{k}_signed"]], "truth": [str(c) for c in z[f"{k}_truth"]],
                    "motions": [(int(i), m, float(w)) for i, m, w in z[f"{k}_motions"]]} for k in range(n)]
     return classes, traces
@@ -263,6 +266,9 @@ def replay_person(path: Path, decoders: list) -> dict:
 @click.option("--transition-s", default=0.3, show_default=True, type=FiniteFloat(0, 2),
               help="Seconds of cross-fade between letters.")
 @click.option("--doubles", default=4, show_default=True, type=click.IntRange(0, 26), help="Letters signed twice in a row.")
+@click.option("--slide", default=0.0, show_default=True, type=FiniteFloat(-0.5, 0.5),
+              help="The second of a doubled letter slid aside by this fraction of the frame's width (as a person "
+                   "signs LL), moving over the transition; 0: held in place.")
 @click.option("--letters", default="", metavar="ABC...", help="Only these letters [default: every recorded one].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31))
 @click.option("--threads", default=None, type=click.IntRange(1, 64), help="onnxruntime threads.")
@@ -272,8 +278,8 @@ def replay_person(path: Path, decoders: list) -> dict:
               help="The hand landmark model [default: asl-run --camera's for the model].")
 @click.option("--replay", is_flag=True, help="Re-decode the traces in --out (no model, no video): for decoder settings.")
 @cli_errors
-def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, doubles, letters, seed, threads, out,
-         hand_model, replay):
+def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, doubles, slide, letters, seed, threads,
+         out, hand_model, replay):
     """Score what asl-run --camera types for PEOPLE (folders of letter videos) left out of training."""
     import shlex
     import sys
@@ -302,7 +308,7 @@ def main(people, model, folds, decoder_specs, sequences, hold_s, transition_s, d
             hands = hand_model or default_landmark_model(clf.uses_landmarks)
             r, traces = run_person(clf, lambda: parse_region("hand", hands, "cpu", True, clf.contract.crop_margin), folder, decoders,
                                    dict(seed=seed, sequences=sequences, hold_s=hold_s, transition_s=transition_s,
-                                        doubles=doubles, letters=letters))
+                                        doubles=doubles, letters=letters, slide=slide))
             results[folder.name] = {**r, "model": str(clf.path.name)}
             trace_path.parent.mkdir(parents=True, exist_ok=True)
             save_trace(trace_path, traces, clf.classes)

@@ -84,6 +84,9 @@ def describe_model(clf, first) -> str:
               help="Spelling: minimum (mean) probability for a letter to count.")
 @click.option("--margin", type=FiniteFloat(0, 1), default=None, show_default="0.3",
               help="Spelling with --decoder evidence: how far the letter's mean must lead the runner-up's.")
+@click.option("--slide", type=FiniteFloat(0, 10), default=None, show_default="the decoder's own",
+              help="Spelling with --decoder evidence: a doubled letter (LL) is typed again when the hand slides this "
+                   "many hand sizes (wrist to middle knuckle) aside and holds it there; 0: never.")
 @click.option("--agreement/--no-agreement", "require_agreement", default=None,
               show_default="the decoder's own: asked by hold, not by evidence",
               help="Spelling with a landmark model: with --agreement, frames where its image and hand-shape "
@@ -119,7 +122,7 @@ def describe_model(clf, first) -> str:
 @cli_errors
 def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, max_frames, every,
         batch_size, hold, threshold, roi, hand_model, zoom, timeout, max_megapixels, require_agreement=None,
-        decoder="evidence", margin=None, profile=None, overlap=None):
+        decoder="evidence", margin=None, profile=None, overlap=None, slide=None):
     """Classify INPUTS (images, folders, videos), or spell from --camera.
 
     In files mode, images inside a folder named after a class (A/, B/, space/ ...) are
@@ -133,7 +136,7 @@ def cli(inputs, model, camera, provider, threads, top_k, as_json, no_display, ma
                       as_json=as_json, no_display=no_display, max_frames=max_frames, every=every,
                       batch_size=batch_size, hold=hold, threshold=threshold, roi=roi, timeout=timeout,
                       hand_model=hand_model, zoom=zoom, require_agreement=require_agreement, decoder=decoder,
-                      margin=margin, profile=profile, overlap=overlap)
+                      margin=margin, profile=profile, overlap=overlap, slide=slide)
     if inputs:
         run_files(inputs, opts)
     else:
@@ -159,6 +162,7 @@ class RunOptions:
     threshold: float | None = None
     decoder: str = "evidence"
     margin: float | None = None
+    slide: float | None = None      # None: the decoder's own
     roi: str = "hand"
     # the landmark model of --roi hand; None: full in files mode; in camera mode full for a model that
     # reads landmarks (it was trained on full's), else lite (about half the time per frame)
@@ -211,7 +215,7 @@ def run_files(inputs, opts: RunOptions):
 def run_camera(camera, opts: RunOptions):
     try:
         speller = make_speller(opts.decoder, opts.threshold, Hold.parse(opts.hold) if opts.hold else None,
-                               opts.require_agreement, opts.margin)
+                               opts.require_agreement, opts.margin, slide=opts.slide)
     except ValueError as e:
         raise UserError(f"--hold: {e}") from None
     if not wants_hand(opts.roi):

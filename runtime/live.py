@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from asl_edge.common.fileio import json_text
 from .camera import GuideBox, StreamStalled
 from .hands import HandRoi
-from .motion import MOTION_POSES, HandSpeed, MotionSpotter
+from .motion import MOTION_POSES, HandSpeed, MotionSpotter, hand_place
 from .overlay import Window, draw_overlay
 from .pipeline import FramePipeline
 from .spelling import Speller
@@ -106,7 +106,7 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
         motion = spotter.update(r.landmarks, timestamp) if spotter else None
         speed = speed_meter.update(r.landmarks, timestamp) if speed_meter and timestamp is not None else None
         accepted = spell_frame(speller, probs, clf.classes, timestamp, agree,
-                               motion, spotter.window_s if spotter else 0.0, speed)
+                               motion, spotter.window_s if spotter else 0.0, speed, hand_place(r.landmarks))
         stats.decoder_s += time.perf_counter() - t_decode
 
         if as_json:
@@ -187,11 +187,11 @@ def run_live(clf, source, speller: Speller, guide: GuideBox | HandRoi, *, top_k=
     return stats
 
 
-def spell_frame(speller, probs, classes, timestamp, agree, motion=None, motion_window_s=0.0, speed=None):
-    """One frame's step of the speller: its probabilities (and how fast the hand moves), then a J or
-    Z the motion spotter saw (which replaces the still letter its start pose typed just before).
+def spell_frame(speller, probs, classes, timestamp, agree, motion=None, motion_window_s=0.0, speed=None, place=None):
+    """One frame's step of the speller: its probabilities (and how fast the hand moves, and where it is),
+    then a J or Z the motion spotter saw (which replaces the still letter its start pose typed just before).
     -> the label typed, or None."""
-    accepted = speller.update_probs(probs, classes, timestamp, agree, speed)
+    accepted = speller.update_probs(probs, classes, timestamp, agree, speed, place)
     if motion is not None:
         accepted = speller.type_motion(motion, MOTION_POSES[motion], motion_window_s, timestamp)
     return accepted

@@ -33,6 +33,7 @@ from collections import deque
 import numpy as np
 
 WRIST, MIDDLE_MCP = 0, 9
+PALM = (0, 5, 9, 13, 17)  # the wrist and the four knuckles: where the hand is, whatever its fingers do
 # (pip, tip) landmark indices per finger.
 FINGERS = {"index": (6, 8), "middle": (10, 12), "ring": (14, 16), "pinky": (18, 20)}
 # The finger whose tip draws the letter, which fingers must be out and which curled.
@@ -208,6 +209,19 @@ class MotionSpotter:
         smooth = np.stack([np.convolve(path[:, k], np.ones(3) / 3, mode="valid") for k in (0, 1)], 1)
         length = float(np.hypot(*np.diff(smooth, axis=0).T).sum())
         return length <= self.max_wander * sum(float(np.hypot(*v)) for v in found)
+
+
+def hand_place(landmarks) -> tuple | None:
+    """(x, y, size): the palm's centre in frame pixels and the hand's size (wrist -> middle knuckle, pixels),
+    or None without a hand. The speller measures how far the hand slid from where it typed a letter."""
+    if landmarks is None:
+        return None
+    lm = np.asarray(landmarks, float)[:, :2]
+    size = float(np.linalg.norm(lm[MIDDLE_MCP] - lm[WRIST]))
+    if not size > 1e-6:
+        return None
+    x, y = lm[list(PALM)].mean(0)
+    return float(x), float(y), size
 
 
 class HandSpeed:

@@ -135,8 +135,8 @@ class Speller:
         return label
 
     def update_probs(self, probs, classes, now: float | None = None, agree: bool = True,
-                     speed: float | None = None) -> str | None:
-        """One frame's probabilities over `classes`: the hold rule reads only its top-1 (not the speed)."""
+                     speed: float | None = None, place: tuple | None = None) -> str | None:
+        """One frame's probabilities over `classes`: the hold rule reads only its top-1 (not the speed or place)."""
         top = int(np.argmax(probs))
         return self.update(classes[top], float(probs[top]), now, agree)
 
@@ -175,12 +175,14 @@ class EvidenceSpeller(Speller):
     weigh `disagree_weight` in the mean; with `still_speed`, a frame where the hand moves at v hand
     sizes per second weighs 1 / (1 + (v / still_speed)^2) more (letters are held still); `letter_thresholds`
     gives some letters a threshold of their own (measured, not a default). The typed letter is then blocked until its mean falls
-    under `release` (or another letter is typed), so a held hand types it once. The defaults are
+    under `release` (or another letter is typed), so a held hand types it once; with `slide`, also when the hand
+    has moved that many hand sizes from where it typed the letter (ASL signs a doubled letter, LL, by sliding the
+    hand aside): the window then starts afresh, and the letter held there is typed again. The defaults are
     chosen on people left out of training (benchmarks/RESULTS.md, "The decoder on the shipped recipe's folds")."""
 
     def __init__(self, threshold: float = 0.6, window: Hold | str = "0.9s", margin: float = 0.3,
                  disagree_weight: float = 1.0, release: float | None = None, still_speed: float | None = None,
-                 motion_veto: bool = True, letter_thresholds: dict | None = None):
+                 motion_veto: bool = True, letter_thresholds: dict | None = None, slide: float | None = None):
         self.letter_thresholds = dict(letter_thresholds or {})
         for name, v in (("threshold", threshold), ("margin", margin), ("disagree_weight", disagree_weight),
                         *((f"threshold of {k}", v) for k, v in self.letter_thresholds.items())):
@@ -188,6 +190,9 @@ class EvidenceSpeller(Speller):
                 raise ValueError(f"{name} must be in [0, 1], not {v!r}")
         if still_speed is not None and not 0 < float(still_speed) < float("inf"):
             raise ValueError(f"still_speed must be a positive number of hand sizes per second, not {still_speed!r}")
+        if slide is not None and not 0 <= float(slide) < float("inf"):
+            raise ValueError(f"slide must be a number of hand sizes (0: never), not {slide!r}")
+        self.slide = float(slide) if slide else None
         super().__init__(threshold=threshold, hold=window, require_agreement=False)
         self.margin, self.disagree_weight = float(margin), float(disagree_weight)
         self.still_speed = None if still_speed is None else float(still_speed)
@@ -203,6 +208,7 @@ class EvidenceSpeller(Speller):
         super().reset()
         self._window = deque()  # (clock, weighted probabilities, weight)
         self._lead = None
+        self._anchor = None  # (letter, x, y): where the hand was when the blocked letter was typed
 
     def _evidence(self, clock):
         """Mean probabilities over the window, and whether the window is full."""
@@ -220,9 +226,13 @@ class EvidenceSpeller(Speller):
         return mean, full
 
     def update_probs(self, probs, classes, now: float | None = None, agree: bool = True,
-                     speed: float | None = None) -> str | None:
+                     speed: float | None = None, place: tuple | None = None) -> str | None:
+        """place: the hand's (x, y, size) in this frame (runtime/motion.py hand_place), or None."""
         self._frame += 1
         clock = self._clock(now)
+        if self._slid(place):
+            self._blocked, self._anchor = None, None
+            self._window.clear()
         weight = 1.0 if agree else self.disagree_weight
         if self.still_speed is not None and speed is not None:  # a hand moving fast is between letters
             weight /= 1.0 + (speed / self.still_speed) ** 2
@@ -241,7 +251,15 @@ class EvidenceSpeller(Speller):
         self._candidate = lead if ready else None
         if not (full and ready) or lead == self._blocked:
             return None
+        self._anchor = (lead, place[0], place[1]) if place is not None else None
         return self._type(lead, now)
+
+    def _slid(self, place) -> bool:
+        """The hand moved `slide` hand sizes away from where it typed the letter still blocked."""
+        if self.slide is None or place is None or self._anchor is None or self._anchor[0] != self._blocked:
+            return False
+        letter, x, y = self._anchor
+        return float(np.hypot(place[0] - x, place[1] - y)) >= self.slide * place[2]
 
     def threshold_of(self, letter: str) -> float:
         """The mean probability `letter` must reach: its own threshold where it has one."""
@@ -256,6 +274,7 @@ class EvidenceSpeller(Speller):
         still is not drawing Z or J, whatever its fingertip's path looked like. -> the letter, or None."""
         if self.motion_veto and self._candidate is not None and self._candidate not in (letter, *replaces):
             return None
+        self._anchor = None
         return super().type_motion(letter, replaces, within, now)
 
     def progress(self, now: float | None = None) -> float:
@@ -271,7 +290,8 @@ AGREEMENT_WEIGHT = 0.5  # what a disagreeing frame counts in the evidence decode
 
 def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str | None = None,
                  require_agreement: bool | None = None, margin: float | None = None, weight: float | None = None,
-                 still: float | None = None, veto: bool | None = None, letter_thresholds: dict | None = None) -> Speller:
+                 still: float | None = None, veto: bool | None = None, letter_thresholds: dict | None = None,
+                 slide: float | None = None) -> Speller:
     """asl-run's --decoder with its options; None leaves a decoder's own default. `require_agreement`
     (--agreement/--no-agreement): the hold rule skips frames where the two classifiers disagree (its
     default), the evidence decoder counts them at AGREEMENT_WEIGHT (by default fully). `weight`: what such
@@ -284,7 +304,7 @@ def make_speller(decoder: str, threshold: float | None = None, hold: Hold | str 
             weight = AGREEMENT_WEIGHT if require_agreement else 1.0
         kw = {k: v for k, v in (("threshold", threshold), ("window", hold), ("margin", margin),
                                 ("disagree_weight", weight), ("still_speed", still), ("motion_veto", veto),
-                                ("letter_thresholds", letter_thresholds))
+                                ("letter_thresholds", letter_thresholds), ("slide", slide))
               if v is not None}
         return EvidenceSpeller(**kw)
     raise ValueError(f"unknown decoder {decoder!r}: use one of {', '.join(DECODERS)}")

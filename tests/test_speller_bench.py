@@ -45,6 +45,28 @@ def test_sequence_source_frames_truth_and_crossfades():
     assert min(a_end, b_start) < fade[0] < fade[1] < fade[2] < max(a_end, b_start)
 
 
+
+def test_a_slid_double_moves_its_second_hold_and_the_transition_aside():
+    """--slide: the second of a doubled letter is the frame moved sideways, and the transition travels there."""
+    plan = plan_sequence({c: 100 for c in "ABCDEF"}, {c: c for c in "ABCDEF"}, random.Random(3), 10, doubles=2, slide=0.25)
+    unslid = plan_sequence({c: 100 for c in "ABCDEF"}, {c: c for c in "ABCDEF"}, random.Random(3), 10, doubles=2)
+    assert [(h.letter, h.start) for h in plan] == [(h.letter, h.start) for h in unslid]  # the same draw
+    seconds = [k for k in range(1, len(plan)) if plan[k].letter == plan[k - 1].letter]
+    assert sorted(abs(plan[k].shift) for k in range(len(plan))) == [0.0] * 6 + [0.25] * 2
+    assert {plan[k].shift for k in seconds} == {0.25, -0.25}  # right, then left
+    # a bright column at x = 2 of an 8-pixel-wide frame: where is it on each frame?
+    frame = np.zeros((2, 8, 3), np.uint8)
+    frame[:, 2] = 255
+    frames = {c: [frame] * 100 for c in "ABCDEF"}
+    k = seconds[0]
+    src = SequenceSource(plan[k - 1:k + 1], frames, transition=3, name="x")
+    column = [int(np.argmax(f[0, :, 0].astype(int))) for f in src._frames]
+    step = 2 * int(np.sign(plan[k].shift))  # a quarter of 8 pixels
+    assert column[:10] == [2] * 10 and column[-10:] == [2 + step] * 10
+    travelled = [c - 2 for c in column[10:13]]
+    assert all(abs(a) <= abs(b) for a, b in zip(travelled, travelled[1:])) and 0 < abs(travelled[-1]) <= abs(step)
+
+
 @pytest.mark.parametrize("signed, typed, right", [
     ("HELLO", "HELLO", 5), ("HELLO", "HELO", 4), ("HELLO", "HXELLO", 5), ("HELLO", "", 0), ("AB", "BA", 1),
 ])
@@ -74,8 +96,9 @@ def test_live_run_and_replay_agree_on_a_real_person(tmp_path):
     frames through the same decoders types."""
     person = need(WEBCAM) / "gunsai75"
     out = tmp_path / "sp"
-    args = [person, "--letters", "ABLY", "--sequences", "1", "--doubles", "1", "--out", out,
-            "--decoder", "evidence", "--decoder", "hold", "--decoder", "hold:agreement=0"]
+    args = [person, "--letters", "ABLY", "--sequences", "1", "--doubles", "1", "--slide", "0.15", "--out", out,
+            "--decoder", "evidence", "--decoder", "hold", "--decoder", "hold:agreement=0",
+            "--decoder", "evidence:slide=0.3"]
     run_cli("asl_edge.benchmarks.speller", *args, check=True)
     live = json.loads((out / "speller.json").read_text())["results"]["gunsai75"]
     assert live["frames"] == 5 * 45 + 4 * 9 and live["hand_found"] > 0.9
@@ -85,7 +108,7 @@ def test_live_run_and_replay_agree_on_a_real_person(tmp_path):
     strict = dict(parse_constant=lambda c: pytest.fail(f"speller.json holds a bare {c}: not JSON"))
     again = json.loads((out / "speller.json").read_text(), **strict)["results"]["gunsai75"]
     assert again["hand_found"] is None  # not stored in a trace: null, not NaN
-    for name in ("evidence", "hold", "hold:agreement=0"):
+    for name in ("evidence", "hold", "hold:agreement=0", "evidence:slide=0.3"):  # the hand's places stored too
         assert again["decoders"][name]["text"] == live["decoders"][name]["text"]
     assert again["frame_top1"] == pytest.approx(live["frame_top1"])
     assert "| gunsai75 |" in (out / "speller.md").read_text()

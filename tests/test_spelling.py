@@ -304,6 +304,43 @@ def test_evidence_weighs_a_moving_hand_less():
         EvidenceSpeller(still_speed=0)
 
 
+def test_evidence_types_a_doubled_letter_when_the_hand_slides_aside():
+    """LL is signed by sliding the hand aside: with `slide`, moving that many hand sizes from where L was
+    typed lets the L held there be typed again; a hand that stays (or drifts less) types it once."""
+    def run(path, slide=0.5):
+        ev = EvidenceSpeller(threshold=0.6, window=Hold(4, "frames"), margin=0.2, slide=slide)
+        for x in path:
+            ev.update_probs(probs(L=0.9), CLASSES, place=None if x is None else (x, 50.0, 100.0))
+        return ev.text
+
+    still = [10.0] * 20
+    slid = [10.0] * 8 + [30.0, 50.0, 70.0] + [70.0] * 9  # 60 pixels = 0.6 hand sizes of 100 pixels
+    drift = [10.0 + 2 * i for i in range(20)]  # 38 pixels over the hold
+    assert run(still) == "L" and run(drift) == "L"
+    assert run(slid) == "LL"
+    assert run(slid, slide=None) == "L" and run(slid, slide=0.7) == "L"
+    assert run([None] * 8 + [70.0] * 12) == "L"  # without the hand's place, nothing to measure
+    # the slide's frames start the window afresh: L is typed again only after a full window there
+    ev = EvidenceSpeller(threshold=0.6, window=Hold(4, "frames"), margin=0.2, slide=0.5)
+    typed = [ev.update_probs(probs(L=0.9), CLASSES, place=(x, 50.0, 100.0)) for x in slid]
+    assert [i for i, t in enumerate(typed) if t] == [3, 13]  # slid at frame 10: frames 10-13
+    with pytest.raises(ValueError):
+        EvidenceSpeller(slide=-1)
+    assert make_speller("evidence", slide=0.5).slide == 0.5 and make_speller("evidence", slide=0).slide is None
+
+
+def test_hand_place_is_the_palm_centre_and_the_hand_size():
+    import numpy as np
+
+    from asl_edge.runtime.motion import hand_place
+
+    lm = np.zeros((21, 3))
+    lm[[5, 9, 13, 17], 0] = 10.0  # the knuckles 10 pixels right of the wrist
+    lm[9] = (0.0, -20.0, 0.0)     # the middle knuckle 20 pixels above it
+    assert hand_place(lm) == pytest.approx((6.0, -4.0, 20.0))
+    assert hand_place(None) is None and hand_place(np.zeros((21, 2))) is None
+
+
 def test_hand_speed_in_hand_sizes_per_second():
     import numpy as np
 
