@@ -278,7 +278,8 @@ def run_camera_source(camera, opts: RunOptions, speller):
 def describe_speller(speller) -> str:
     if isinstance(speller, EvidenceSpeller):
         return (f"decoder evidence: mean over {speller.hold}, threshold {speller.threshold:g}, margin {speller.margin:g}"
-                f", disagreeing frames weigh {speller.disagree_weight:g}")
+                f", disagreeing frames weigh {speller.disagree_weight:g}"
+                + (f", a letter typed again after a {speller.slide:g} hand-size slide" if speller.slide else ""))
     return (f"decoder hold: {speller.hold}, threshold {speller.threshold:g}"
             + ("" if speller.require_agreement else ", agreement not required"))
 

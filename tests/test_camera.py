@@ -161,6 +161,15 @@ def test_agreement_flag_reaches_the_evidence_decoder(color_model, spelling_video
     assert "decoder evidence: mean over 0.9s, threshold 0.6, margin 0.3, " + said in r.stdout + r.stderr
 
 
+def test_slide_reaches_the_evidence_decoder(color_model, spelling_video):
+    r = run_cli("--model", color_model, "--camera", spelling_video, "--no-display", "--max-frames", "2", "--slide", "0.8")
+    assert r.returncode == 0, r.stderr
+    assert "a letter typed again after a 0.8 hand-size slide" in r.stdout + r.stderr
+    r = run_cli("--model", color_model, "--camera", spelling_video, "--no-display", "--max-frames", "2")
+    assert "slide" not in r.stdout + r.stderr  # off unless asked
+    assert_one_line_error(run_cli("--model", color_model, "--camera", spelling_video, "--slide", "-1"), "--slide")
+
+
 def test_picam_without_picamera2(color_model):
     try:
         import picamera2  # noqa: F401
