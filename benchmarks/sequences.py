@@ -67,9 +67,9 @@ def plan_sequence(lengths: dict, videos: dict, rng: random.Random, hold_frames: 
     return plan
 
 
-def plan_word(word: str, lengths: dict, videos: dict, hold_frames: int, slide: float = 0.0) -> list:
+def plan_word(word: str, lengths: dict, videos: dict, hold_frames: int) -> list:
     """The letters of `word` in order, each from the middle of its video (doubled letters from
-    its first and last part, so the two are not the same frames; the second `slide` aside)."""
+    its first and last part, so the two are not the same frames)."""
     plan = []
     for i, letter in enumerate(word.upper()):
         if letter not in lengths:
@@ -78,7 +78,7 @@ def plan_word(word: str, lengths: dict, videos: dict, hold_frames: int, slide: f
         count = min(hold_frames, n)
         repeat = i > 0 and word.upper()[i - 1] == letter
         start = (n - count) if repeat else (0 if i + 1 < len(word) and word.upper()[i + 1] == letter else (n - count) // 2)
-        plan.append(Held(letter, str(videos[letter]), start, count, slide if repeat else 0.0))
+        plan.append(Held(letter, str(videos[letter]), start, count))
     return plan
 
 

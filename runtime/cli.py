@@ -84,7 +84,7 @@ def describe_model(clf, first) -> str:
               help="Spelling: minimum (mean) probability for a letter to count.")
 @click.option("--margin", type=FiniteFloat(0, 1), default=None, show_default="0.3",
               help="Spelling with --decoder evidence: how far the letter's mean must lead the runner-up's.")
-@click.option("--slide", type=FiniteFloat(0, 10), default=None, show_default="the decoder's own",
+@click.option("--slide", type=FiniteFloat(0, 10), default=None, show_default="0: off",
               help="Spelling with --decoder evidence: a doubled letter (LL) is typed again when the hand slides this "
                    "many hand sizes (wrist to middle knuckle) aside and holds it there; 0: never.")
 @click.option("--agreement/--no-agreement", "require_agreement", default=None,

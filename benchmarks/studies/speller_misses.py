@@ -34,13 +34,13 @@ class Rearm(EvidenceSpeller):
         super().__init__(**kw)
         self.rearm_speed, self._speeds = speed, deque(maxlen=frames)
 
-    def update_probs(self, probs, classes, now=None, agree=True, speed=None):
+    def update_probs(self, probs, classes, now=None, agree=True, speed=None, place=None):
         self._speeds.append(speed if speed is not None and np.isfinite(speed) else 0.0)
         if self._blocked is not None and len(self._speeds) == self._speeds.maxlen \
                 and min(self._speeds) >= self.rearm_speed:
             self._blocked = None
             self._window.clear()
-        return super().update_probs(probs, classes, now, agree, speed)
+        return super().update_probs(probs, classes, now, agree, speed, place)
 
 
 class Vote(EvidenceSpeller):
@@ -51,8 +51,8 @@ class Vote(EvidenceSpeller):
         super().__init__(**kw)
         self.vote, self.low = vote, low
 
-    def update_probs(self, probs, classes, now=None, agree=True, speed=None):
-        typed = super().update_probs(probs, classes, now, agree, speed)
+    def update_probs(self, probs, classes, now=None, agree=True, speed=None, place=None):
+        typed = super().update_probs(probs, classes, now, agree, speed, place)
         if typed is not None or self._lead is None:
             return typed
         mean, full = self._evidence(self._clock(now))
