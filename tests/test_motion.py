@@ -4,7 +4,7 @@ import pytest
 
 from asl_edge.runtime.contract import ModelContract
 from asl_edge.runtime.model import Scores
-from asl_edge.runtime.motion import finger_states
+from asl_edge.runtime.motion import finger_states, hand_place
 from asl_edge.runtime.spelling import Hold, Speller
 
 from asl_edge.benchmarks.hand_tracks import (FPS, J_HAND, OPEN, STILL, Z_HAND, Z_PATH, j_path,
@@ -198,3 +198,11 @@ def test_the_vectorised_search_finds_what_the_one_start_at_a_time_search_finds(s
         if got is not None:
             fast.reset()
     assert any(answers), "the drawn letter was never seen: the comparison tested nothing"
+
+
+def test_hand_place_is_the_palm_centre_and_the_hand_size():
+    lm = np.zeros((21, 3))
+    lm[[5, 9, 13, 17], 0] = 10.0  # the knuckles 10 pixels right of the wrist
+    lm[9] = (0.0, -20.0, 0.0)     # the middle knuckle 20 pixels above it
+    assert hand_place(lm) == pytest.approx((6.0, -4.0, 20.0))
+    assert hand_place(None) is None and hand_place(np.zeros((21, 2))) is None

@@ -329,18 +329,6 @@ def test_evidence_types_a_doubled_letter_when_the_hand_slides_aside():
     assert make_speller("evidence", slide=0.5).slide == 0.5 and make_speller("evidence", slide=0).slide is None
 
 
-def test_hand_place_is_the_palm_centre_and_the_hand_size():
-    import numpy as np
-
-    from asl_edge.runtime.motion import hand_place
-
-    lm = np.zeros((21, 3))
-    lm[[5, 9, 13, 17], 0] = 10.0  # the knuckles 10 pixels right of the wrist
-    lm[9] = (0.0, -20.0, 0.0)     # the middle knuckle 20 pixels above it
-    assert hand_place(lm) == pytest.approx((6.0, -4.0, 20.0))
-    assert hand_place(None) is None and hand_place(np.zeros((21, 2))) is None
-
-
 def test_hand_speed_in_hand_sizes_per_second():
     import numpy as np
 
