@@ -211,14 +211,20 @@ class MotionSpotter:
         return length <= self.max_wander * sum(float(np.hypot(*v)) for v in found)
 
 
+def hand_size(lm: np.ndarray) -> float | None:
+    """The hand's size in one frame's (21, 2) landmarks: wrist -> middle knuckle, or None when degenerate."""
+    size = float(np.linalg.norm(lm[MIDDLE_MCP] - lm[WRIST]))
+    return size if size > 1e-6 else None
+
+
 def hand_place(landmarks) -> tuple | None:
-    """(x, y, size): the palm's centre in frame pixels and the hand's size (wrist -> middle knuckle, pixels),
+    """(x, y, size): the palm's centre in frame pixels and the hand's size (hand_size, pixels),
     or None without a hand. The speller measures how far the hand slid from where it typed a letter."""
     if landmarks is None:
         return None
     lm = np.asarray(landmarks, float)[:, :2]
-    size = float(np.linalg.norm(lm[MIDDLE_MCP] - lm[WRIST]))
-    if not size > 1e-6:
+    size = hand_size(lm)
+    if size is None:
         return None
     x, y = lm[list(PALM)].mean(0)
     return float(x), float(y), size
@@ -244,8 +250,8 @@ class HandSpeed:
         last, self._last = self._last, (float(now), lm)
         if last is None or not float(now) > last[0]:
             return None
-        size = float(np.linalg.norm(lm[MIDDLE_MCP] - lm[WRIST]))
-        if not size > 1e-6:
+        size = hand_size(lm)
+        if size is None:
             return None
         moved = float(np.median(np.linalg.norm(lm - last[1], axis=1)))
         return moved / size / (float(now) - last[0])

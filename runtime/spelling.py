@@ -258,7 +258,7 @@ class EvidenceSpeller(Speller):
         """The hand moved `slide` hand sizes away from where it typed the letter still blocked."""
         if self.slide is None or place is None or self._anchor is None or self._anchor[0] != self._blocked:
             return False
-        letter, x, y = self._anchor
+        _, x, y = self._anchor
         return float(np.hypot(place[0] - x, place[1] - y)) >= self.slide * place[2]
 
     def threshold_of(self, letter: str) -> float:
